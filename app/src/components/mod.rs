@@ -1,0 +1,5 @@
+//! Building blocks shared by every page.
+
+pub mod layout;
+pub mod state;
+pub mod theme;

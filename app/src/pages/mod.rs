@@ -1,0 +1,8 @@
+//! One module per page; each owns its server functions and components.
+
+pub mod activity;
+pub mod deployments;
+pub mod not_found;
+pub mod overview;
+pub mod projects;
+pub mod status;

@@ -1,0 +1,52 @@
+import { test, expect } from "@playwright/test";
+
+test("the dashboard shell renders on the server and hydrates", async ({ page }, info) => {
+  const response = await page.goto("/");
+  expect(response?.status()).toBe(200);
+  await expect(page).toHaveTitle("Overview · Enclii");
+  await expect(page.getByRole("heading", { level: 1, name: "Overview" })).toBeVisible();
+  // Set by an effect, which only runs in the browser once the wasm has hydrated the page.
+  await expect(page.locator("#app")).toHaveAttribute("data-hydrated", "true");
+  await page.screenshot({ path: `screenshots/overview-${info.project.name}.png`, fullPage: true });
+});
+
+test("navigation reaches every section and marks the current one", async ({ page, isMobile }) => {
+  await page.goto("/");
+  await expect(page.locator("#app")).toHaveAttribute("data-hydrated", "true");
+  for (const name of ["Projects", "Deployments", "Activity", "Status"]) {
+    if (isMobile) await page.getByRole("button", { name: "Menu" }).click();
+    await page.getByRole("navigation", { name: "Primary" }).getByRole("link", { name }).click();
+    await expect(page.getByRole("heading", { level: 1, name })).toBeVisible();
+    await expect(page.getByRole("link", { name, exact: true })).toHaveAttribute("aria-current", "page");
+  }
+});
+
+test("dark mode toggles in the browser and survives a reload", async ({ page }) => {
+  await page.goto("/");
+  await expect(page.locator("#app")).toHaveAttribute("data-hydrated", "true");
+  const html = page.locator("html");
+  const toggle = page.getByRole("button", { name: "Dark mode" });
+  const wasDark = (await html.getAttribute("class"))?.includes("dark") ?? false;
+  await toggle.click();
+  await expect(toggle).toHaveAttribute("aria-pressed", String(!wasDark));
+  if (wasDark) await expect(html).not.toHaveClass(/dark/);
+  else await expect(html).toHaveClass(/dark/);
+  await page.reload();
+  // The server rendered the saved choice: no script needed to get it right.
+  if (wasDark) await expect(html).not.toHaveClass(/dark/);
+  else await expect(html).toHaveClass(/dark/);
+});
+
+test("an unknown page answers 404 with a way back", async ({ page }) => {
+  const response = await page.goto("/no/such/page");
+  expect(response?.status()).toBe(404);
+  await expect(page.getByRole("heading", { name: "Page not found" })).toBeVisible();
+  await page.getByRole("link", { name: "Back to the overview" }).click();
+  await expect(page).toHaveURL(/\/$/);
+});
+
+test("the dashboard health alias reports the database", async ({ request }) => {
+  const response = await request.get("/api/health");
+  expect(response.status()).toBe(200);
+  expect(await response.json()).toMatchObject({ status: "ok", checks: { database: "ok" } });
+});

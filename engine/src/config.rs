@@ -1,0 +1,290 @@
+//! Typed configuration, layered: built-in defaults < a TOML file < `ENCLII_*` environment variables.
+//!
+//! Nested keys use a double underscore in the environment (`ENCLII_DATABASE__URL`). Secrets are held
+//! in `secrecy` types so that they cannot be logged or serialized by accident.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The file read when `ENCLII_CONFIG` does not name one; its absence is not an error.
+pub const DEFAULT_CONFIG_FILE: &str = "enclii.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Address the HTTP server binds.
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    /// The origin users reach the dashboard at; cookies are `Secure` unless it is loopback http.
+    #[serde(default = "defaults::public_url")]
+    pub public_url: String,
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub http: HttpSettings,
+    #[serde(default)]
+    pub site: SiteSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SiteSettings {
+    /// Folder cargo-leptos writes the site to (`pkg/` with the wasm, JS and CSS, plus `public/`).
+    #[serde(default = "defaults::site_root")]
+    pub root: String,
+}
+
+impl Default for SiteSettings {
+    fn default() -> Self {
+        Self { root: defaults::site_root() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// `postgres://` URL. Required: there is no sensible default for where the data lives.
+    pub url: SecretString,
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: u32,
+    /// Apply pending migrations at start-up.
+    #[serde(default = "defaults::yes")]
+    pub migrate: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter directive, e.g. `info,switchyard=debug`. `RUST_LOG` wins when set.
+    #[serde(default = "defaults::log_filter")]
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    /// Requests that take longer are answered 408, so a stuck handler cannot pin a connection.
+    #[serde(default = "defaults::request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "defaults::body_limit_bytes")]
+    pub body_limit_bytes: usize,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: LogFormat::default(), filter: defaults::log_filter() }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout_secs: defaults::request_timeout_secs(),
+            body_limit_bytes: defaults::body_limit_bytes(),
+        }
+    }
+}
+
+mod defaults {
+    use std::net::SocketAddr;
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 3000))
+    }
+    pub fn public_url() -> String {
+        "http://127.0.0.1:3000".into()
+    }
+    pub fn max_connections() -> u32 {
+        10
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn log_filter() -> String {
+        "info".into()
+    }
+    pub fn request_timeout_secs() -> u64 {
+        30
+    }
+    pub fn site_root() -> String {
+        "target/site".into()
+    }
+    pub fn body_limit_bytes() -> usize {
+        2 * 1024 * 1024
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path} does not exist (named by ENCLII_CONFIG)")]
+    MissingFile { path: PathBuf },
+    /// figment's message names the key and where the bad value came from (file or variable).
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Loads from `ENCLII_CONFIG` (or `enclii.toml` if present) and the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let named = std::env::var_os("ENCLII_CONFIG").map(PathBuf::from);
+        Self::load_from(named.as_deref(), Env::prefixed("ENCLII_").ignore(&["config"]).split("__"))
+    }
+
+    /// The layering itself, with the environment provider injectable for tests.
+    pub fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError::MissingFile { path: path.to_owned() });
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE)),
+        }
+        let settings: Settings =
+            figment.merge(env).extract().map_err(|e| ConfigError::Invalid(flatten(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Built-in defaults with only the database named: for tests and tools that embed the server.
+    pub fn with_database_url(url: &str) -> Result<Self, ConfigError> {
+        let figment = Figment::new().merge(figment::providers::Serialized::default("database.url", url));
+        figment.extract().map_err(|e| ConfigError::Invalid(flatten(e)))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "public_url must start with http:// or https://, got {:?}",
+                self.public_url
+            )));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::Invalid("database.max_connections must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Cookies may only drop `Secure` when the dashboard is served over plain http on loopback.
+    pub fn is_loopback_http(&self) -> bool {
+        let rest = match self.public_url.strip_prefix("http://") {
+            Some(rest) => rest,
+            None => return false,
+        };
+        let host = rest.split(['/', ':']).next().unwrap_or_default();
+        matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+    }
+}
+
+/// figment reports every problem it found; keep them all, one per line.
+fn flatten(error: figment::Error) -> String {
+    error.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::io::Write;
+
+    fn env(vars: &[(&str, &str)]) -> Env {
+        // figment's Env reads the real environment; give each call a prefix no other test uses.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("ENCLII_TEST{n}_");
+        for (k, v) in vars {
+            // SAFETY: each test uses its own prefix, so concurrent tests never touch these keys.
+            unsafe { std::env::set_var(format!("{prefix}{k}"), v) };
+        }
+        Env::prefixed(&prefix).split("__")
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let mut file = tempfile("listen = \"127.0.0.1:4000\"\n[database]\nurl = \"postgres://file\"\nmax_connections = 3\n");
+        file.flush().unwrap();
+        let settings =
+            Settings::load_from(Some(&file.path), env(&[("DATABASE__URL", "postgres://env")])).unwrap();
+        assert_eq!(settings.listen.port(), 4000);
+        assert_eq!(settings.database.url.expose_secret(), "postgres://env");
+        assert_eq!(settings.database.max_connections, 3);
+        assert_eq!(settings.http.request_timeout_secs, 30);
+    }
+
+    #[test]
+    fn missing_database_url_is_reported_by_name() {
+        let err = Settings::load_from(None, env(&[])).unwrap_err().to_string();
+        assert!(err.contains("url") && err.contains("database"), "{err}");
+    }
+
+    #[test]
+    fn malformed_value_names_the_key() {
+        let err = Settings::load_from(
+            None,
+            env(&[("DATABASE__URL", "postgres://x"), ("DATABASE__MAX_CONNECTIONS", "many")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("max_connections"), "{err}");
+    }
+
+    #[test]
+    fn a_named_file_that_does_not_exist_is_an_error() {
+        let err = Settings::load_from(Some(Path::new("/nonexistent/enclii.toml")), env(&[]))
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::MissingFile { .. }));
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_debug_output() {
+        let settings = Settings::load_from(None, env(&[("DATABASE__URL", "postgres://u:hunter2@h/db")]))
+            .unwrap();
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn only_plain_http_on_loopback_counts_as_loopback() {
+        let mut s = Settings::load_from(None, env(&[("DATABASE__URL", "postgres://x")])).unwrap();
+        assert!(s.is_loopback_http());
+        s.public_url = "https://app.enclii.io".into();
+        assert!(!s.is_loopback_http());
+        s.public_url = "http://localhost.evil.example".into();
+        assert!(!s.is_loopback_http());
+    }
+
+    struct TempFile {
+        path: PathBuf,
+        file: std::fs::File,
+    }
+    impl Write for TempFile {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.file.write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.file.flush()
+        }
+    }
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+    fn tempfile(contents: &str) -> TempFile {
+        let path = std::env::temp_dir()
+            .join(format!("enclii-config-{}-{:p}.toml", std::process::id(), contents));
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(contents.as_bytes()).unwrap();
+        TempFile { path, file }
+    }
+}

@@ -1,0 +1,39 @@
+//! The PostgreSQL pool and the schema migrations (the `migrations/` folder at the workspace root).
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::config::DatabaseSettings;
+
+/// Every migration, embedded at compile time; tests hand it to `#[sqlx::test(migrator = ..)]`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    // The URL is never part of the message: it may carry a password.
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(settings.url.expose_secret())
+        .await
+        .map_err(DbError::Connect)
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    MIGRATOR.run(pool).await.map_err(DbError::Migrate)
+}
+
+/// Readiness: the database answers a trivial query within the pool's acquire timeout.
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool).await.map(|_| ())
+}

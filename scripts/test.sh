@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every test: unit and integration tests (each integration test gets its own fresh PostgreSQL
+# database), then the Playwright end-to-end suite in Chromium against a freshly built server.
+# Installs whatever is missing first.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+ensure_toolchain
+ensure_chromium
+pg_start pg-test fast
+# sqlx::test creates (and drops) one database per test from this connection.
+export DATABASE_URL="$PG_URL_BASE/postgres"
+
+say "unit and integration tests"
+# The frontend crate is excluded: its `hydrate` feature must never be unified with the server's `ssr`.
+cargo test --workspace --exclude switchyard-frontend --no-fail-fast
+
+say "building the site for the end-to-end tests"
+cargo leptos build
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+
+E2E_DB="e2e_$(date +%s)_$$"
+pg_create_db "$E2E_DB"
+PORT="$(free_port)"
+LOG="$STATE/e2e-server.log"
+say "starting switchyard on 127.0.0.1:$PORT (log: .enclii/e2e-server.log)"
+ENCLII_LISTEN="127.0.0.1:$PORT" \
+ENCLII_PUBLIC_URL="http://127.0.0.1:$PORT" \
+ENCLII_DATABASE__URL="$PG_URL_BASE/$E2E_DB" \
+ENCLII_SITE__ROOT="$ROOT/target/site" \
+  "$TARGET_DIR/debug/switchyard" >"$LOG" 2>&1 &
+SERVER_PID=$!
+cleanup() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  "$(pg_bin)/dropdb" -h 127.0.0.1 -p "${PG_URL_BASE##*:}" -U enclii --if-exists "$E2E_DB" 2>/dev/null || true
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$PORT/health/live" >/dev/null 2>&1 && break
+  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$LOG"; echo "switchyard exited before it was ready" >&2; exit 1; }
+  sleep 0.2
+done
+
+say "end-to-end tests (Playwright, Chromium)"
+cd "$ROOT/end2end"
+BASE_URL="http://127.0.0.1:$PORT" npx playwright test

@@ -1,0 +1,98 @@
+//! The HTTP surface: the dashboard and its server functions, health, metrics and static files,
+//! under one stack of cross-cutting layers.
+
+pub mod health;
+pub mod metrics;
+pub mod static_files;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use leptos::prelude::{LeptosOptions, provide_context};
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use switchyard_app::{App, shell};
+use switchyard_engine::Engine;
+use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// The router's state; leptos reads its options from it, handlers their `Engine`.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub engine: Engine,
+}
+
+pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
+    let http = engine.settings.http.clone();
+    let hsts = !engine.settings.is_loopback_http();
+    let state = AppState { leptos_options, engine };
+    let context = {
+        let engine = state.engine.clone();
+        move || provide_context(engine.clone())
+    };
+    let app_shell = {
+        let options = state.leptos_options.clone();
+        move || shell(options.clone())
+    };
+
+    let router = Router::new()
+        .merge(health::routes())
+        .merge(metrics::routes())
+        .nest_service("/pkg", static_files::pkg(&state.leptos_options))
+        .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), app_shell)
+        .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
+        .with_state(state);
+
+    let x_request_id = HeaderName::from_static("x-request-id");
+    let layers = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let request_id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            // The path only: query strings are never logged, whatever they carry.
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id)
+        }))
+        .layer(PropagateRequestIdLayer::new(x_request_id))
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(security_headers(hsts))
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(http.request_timeout_secs),
+        ))
+        .layer(RequestBodyLimitLayer::new(http.body_limit_bytes));
+    router.layer(layers)
+}
+
+/// Headers every response carries unless a handler set its own.
+fn security_headers(hsts: bool) -> ServiceBuilder<impl Clone> {
+    let set = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
+    // Leptos hydrates through an inline module script and wasm; everything else is same-origin.
+    const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
+        style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws://127.0.0.1:*; \
+        object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
+    ServiceBuilder::new()
+        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(set(header::REFERRER_POLICY, "strict-origin-when-cross-origin"))
+        .layer(set(header::CONTENT_SECURITY_POLICY, CSP))
+        .layer(set(
+            HeaderName::from_static("permissions-policy"),
+            "camera=(), microphone=(), geolocation=()",
+        ))
+        .layer(tower::util::option_layer(hsts.then(|| {
+            set(header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains")
+        })))
+}

@@ -1,0 +1,87 @@
+//! Wiring only: configuration in, a served router out. Behaviour lives in `switchyard-engine`
+//! (platform) and `switchyard-app` (pages and server functions).
+
+pub mod http;
+pub mod telemetry;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use leptos::prelude::LeptosOptions;
+use switchyard_engine::{Engine, Settings, db};
+
+/// A built application: its router and the engine behind it (tests use the pool directly).
+pub struct Switchyard {
+    pub router: Router,
+    pub engine: Engine,
+}
+
+/// Connects to the database, applies migrations and assembles the router.
+pub async fn build(settings: Settings) -> anyhow::Result<Switchyard> {
+    let pool = db::connect(&settings.database).await.context("Failed to open the database pool")?;
+    build_with_pool(settings, pool).await
+}
+
+/// As [`build`], on a pool the caller opened (tests get theirs from `#[sqlx::test]`).
+pub async fn build_with_pool(settings: Settings, pool: sqlx::PgPool) -> anyhow::Result<Switchyard> {
+    if settings.database.migrate {
+        db::migrate(&pool).await.context("Failed to migrate the database")?;
+    }
+    let engine = Engine { pool, settings: Arc::new(settings) };
+    let leptos_options = leptos_options(&engine.settings);
+    let router = http::router(engine.clone(), leptos_options);
+    Ok(Switchyard { router, engine })
+}
+
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Switchyard,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, app.router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")?;
+    app.engine.pool.close().await;
+    tracing::info!("switchyard stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM; in-flight requests then finish before the process exits.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested; draining connections");
+}
+
+/// Leptos' site options, from our settings rather than its own environment variables, so the binary
+/// runs the same whether cargo-leptos started it or not.
+pub fn leptos_options(settings: &Settings) -> LeptosOptions {
+    // cargo-leptos writes hash.txt beside the binary when it built the site with hashed file names.
+    let hash_files = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt").exists()))
+        .unwrap_or(false);
+    LeptosOptions::builder()
+        .output_name(option_env!("LEPTOS_OUTPUT_NAME").unwrap_or("switchyard"))
+        .site_root(settings.site.root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(settings.listen)
+        .hash_files(hash_files)
+        .build()
+}

@@ -1,0 +1,23 @@
+//! `switchyard`: the control plane and dashboard server.
+
+use anyhow::Context;
+use switchyard_engine::Settings;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(error) => {
+            // Logging is not set up yet (its settings are part of what failed to load).
+            eprintln!("switchyard: {error}");
+            std::process::exit(2);
+        }
+    };
+    switchyard_server::telemetry::init(&settings.log);
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("Failed to bind {}", settings.listen))?;
+    let app = switchyard_server::build(settings).await?;
+    tracing::info!(addr = %listener.local_addr()?, "switchyard listening");
+    switchyard_server::serve(listener, app, switchyard_server::shutdown_signal()).await
+}

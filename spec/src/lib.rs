@@ -1,0 +1,175 @@
+//! The Enclii service spec: one truth for the server and the `enclii` CLI.
+//!
+//! [`parse`] turns a spec file (YAML, possibly several documents) into a typed [`ServiceSpec`] plus
+//! the extra Kubernetes objects that travel with it, or into every problem it has, each with its
+//! line and column. Nothing here does I/O.
+
+pub mod diagnostic;
+pub mod model;
+pub mod rules;
+mod structure;
+pub mod yaml;
+
+pub use diagnostic::{Diagnostic, Pos, Severity};
+pub use model::*;
+
+use std::sync::OnceLock;
+
+use yaml::{Node, Value};
+
+/// Specs larger than this are refused before parsing: real ones are a few kilobytes.
+pub const MAX_SPEC_BYTES: usize = 256 * 1024;
+
+/// Kinds that may accompany a service in its file. Namespaced, and scoped to the service's own
+/// namespace at deploy time, so that a spec cannot reach beyond its environment.
+pub const EXTRA_KINDS: [(&str, &str); 5] = [
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("v1", "ConfigMap"),
+    ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+];
+
+/// A parsed spec file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecFile {
+    pub service: ServiceSpec,
+    pub extra_objects: Vec<ExtraObject>,
+    /// Problems that do not stop the import (the spec means something, perhaps not what was meant).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// A Kubernetes object from the same file, kept as written apart from its namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtraObject {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub pos: Pos,
+    pub body: serde_json::Value,
+}
+
+impl SpecFile {
+    /// The rollout to use: the spec's own, or the platform default (canary 10 → 50 → 100, 2%).
+    pub fn rollout(&self) -> Rollout {
+        self.service.spec.rollout.clone().unwrap_or_default()
+    }
+}
+
+/// Parses and validates a spec file. On failure, returns every diagnostic (errors and warnings),
+/// ordered by position.
+pub fn parse(text: &str) -> Result<SpecFile, Vec<Diagnostic>> {
+    if text.len() > MAX_SPEC_BYTES {
+        return Err(vec![Diagnostic::error(
+            Pos { line: 1, col: 1 },
+            format!("the file is {} bytes; specs are limited to {} KiB", text.len(), MAX_SPEC_BYTES / 1024),
+        )]);
+    }
+    let docs = yaml::load(text)?;
+    let mut diagnostics = Vec::new();
+    let mut service: Option<ServiceSpec> = None;
+    let mut service_seen = false;
+    let mut extra_objects = Vec::new();
+
+    for doc in &docs {
+        let Some(root) = &doc.root else { continue }; // only comments
+        let api_version = root.get("apiVersion").and_then(Node::as_str).unwrap_or_default();
+        if api_version.starts_with("enclii.dev/") {
+            if service_seen {
+                diagnostics.push(Diagnostic::error(root.pos, "only one Enclii service per file; put the others in files of their own"));
+                continue;
+            }
+            service_seen = true;
+            service = service_document(root, &mut diagnostics);
+        } else {
+            if let Some(obj) = extra_object(root, &mut diagnostics) {
+                extra_objects.push(obj);
+            }
+        }
+    }
+    if !service_seen {
+        diagnostics.push(Diagnostic::error(
+            Pos { line: 1, col: 1 },
+            "no service found: a spec needs a document with `apiVersion: enclii.dev/v1` and `kind: Service`",
+        ));
+    }
+    diagnostics.sort_by_key(|d| d.pos);
+    match service {
+        Some(service) if !diagnostics.iter().any(Diagnostic::is_error) => {
+            Ok(SpecFile { service, extra_objects, warnings: diagnostics })
+        }
+        _ => Err(diagnostics),
+    }
+}
+
+fn service_document(root: &Node, diagnostics: &mut Vec<Diagnostic>) -> Option<ServiceSpec> {
+    let schema = schema();
+    let mut checker = structure::Checker::new(schema);
+    checker.check(root, schema, &mut Vec::new());
+    if !checker.errors.is_empty() {
+        diagnostics.extend(checker.errors);
+        return None;
+    }
+    match serde_json::from_value::<ServiceSpec>(root.to_json()) {
+        Ok(spec) => {
+            diagnostics.extend(rules::check(&spec, root));
+            Some(spec)
+        }
+        Err(e) => {
+            // The schema check passed, so this is a value format (a duration, say) serde refused.
+            diagnostics.push(Diagnostic::error(root.pos, e.to_string()));
+            None
+        }
+    }
+}
+
+fn extra_object(root: &Node, diagnostics: &mut Vec<Diagnostic>) -> Option<ExtraObject> {
+    if !matches!(root.value, Value::Map(_)) {
+        diagnostics.push(Diagnostic::error(root.pos, format!("expected a Kubernetes object (a mapping), found {}", root.kind())));
+        return None;
+    }
+    let field = |name: &str| root.get(name).and_then(Node::as_str);
+    let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
+        diagnostics.push(Diagnostic::error(root.pos, "a Kubernetes object needs `apiVersion` and `kind`"));
+        return None;
+    };
+    let kind_pos = root.get("kind").map(|n| n.pos).unwrap_or(root.pos);
+    if !EXTRA_KINDS.contains(&(api_version, kind)) {
+        let allowed: Vec<String> = EXTRA_KINDS.iter().map(|(a, k)| format!("{k} ({a})")).collect();
+        diagnostics.push(Diagnostic::error(
+            kind_pos,
+            format!("{kind} ({api_version}) cannot accompany a service; allowed: {}", allowed.join(", ")),
+        ));
+        return None;
+    }
+    let metadata = root.get("metadata");
+    let Some(name_node) = metadata.and_then(|m| m.get("name")) else {
+        diagnostics.push(Diagnostic::error(metadata.map(|m| m.pos).unwrap_or(root.pos), format!("the {kind} needs `metadata.name`")));
+        return None;
+    };
+    let name = name_node.as_str().unwrap_or_default().to_owned();
+    if let Err(why) = rules::dns_label(&name) {
+        diagnostics.push(Diagnostic::error(name_node.pos, format!("`metadata.name` {why}")));
+        return None;
+    }
+    if let Some(ns) = metadata.and_then(|m| m.get("namespace")) {
+        diagnostics.push(Diagnostic::warning(
+            ns.pos,
+            format!("namespace `{}` is replaced by the environment's namespace when deployed", ns.as_str().unwrap_or_default()),
+        ));
+    }
+    let mut body = root.to_json();
+    if let Some(meta) = body.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        meta.remove("namespace");
+    }
+    Some(ExtraObject { api_version: api_version.to_owned(), kind: kind.to_owned(), name, pos: root.pos, body })
+}
+
+/// The JSON Schema of the service document, generated from [`ServiceSpec`].
+pub fn schema() -> &'static serde_json::Value {
+    static SCHEMA: OnceLock<serde_json::Value> = OnceLock::new();
+    SCHEMA.get_or_init(|| schemars::schema_for!(ServiceSpec).to_value())
+}
+
+#[cfg(test)]
+mod tests;
