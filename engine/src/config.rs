@@ -40,7 +40,9 @@ pub struct SiteSettings {
 
 impl Default for SiteSettings {
     fn default() -> Self {
-        Self { root: defaults::site_root() }
+        Self {
+            root: defaults::site_root(),
+        }
     }
 }
 
@@ -84,7 +86,10 @@ pub struct HttpSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { format: LogFormat::default(), filter: defaults::log_filter() }
+        Self {
+            format: LogFormat::default(),
+            filter: defaults::log_filter(),
+        }
     }
 }
 
@@ -127,7 +132,7 @@ mod defaults {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration file {path} does not exist (named by ENCLII_CONFIG)")]
+    #[error("configuration file {} does not exist (named by ENCLII_CONFIG)", path.display())]
     MissingFile { path: PathBuf },
     /// figment's message names the key and where the bad value came from (file or variable).
     #[error("invalid configuration: {0}")]
@@ -137,30 +142,41 @@ pub enum ConfigError {
 impl Settings {
     /// Loads from `ENCLII_CONFIG` (or `enclii.toml` if present) and the process environment.
     pub fn load() -> Result<Self, ConfigError> {
-        let named = std::env::var_os("ENCLII_CONFIG").map(PathBuf::from);
-        Self::load_from(named.as_deref(), Env::prefixed("ENCLII_").ignore(&["config"]).split("__"))
+        let file = std::env::var_os("ENCLII_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()));
+        Self::load_from(
+            file.as_deref(),
+            Env::prefixed("ENCLII_").ignore(&["config"]).split("__"),
+        )
     }
 
-    /// The layering itself, with the environment provider injectable for tests.
+    /// The layering itself: `file` (which must exist when named) under the environment provider.
     pub fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
         let mut figment = Figment::new();
-        match file {
-            Some(path) if !path.exists() => {
-                return Err(ConfigError::MissingFile { path: path.to_owned() });
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile {
+                    path: path.to_owned(),
+                });
             }
-            Some(path) => figment = figment.merge(Toml::file_exact(path)),
-            None => figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE)),
+            figment = figment.merge(Toml::file_exact(path));
         }
-        let settings: Settings =
-            figment.merge(env).extract().map_err(|e| ConfigError::Invalid(flatten(e)))?;
+        let settings: Settings = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Invalid(flatten(e)))?;
         settings.validate()?;
         Ok(settings)
     }
 
     /// Built-in defaults with only the database named: for tests and tools that embed the server.
     pub fn with_database_url(url: &str) -> Result<Self, ConfigError> {
-        let figment = Figment::new().merge(figment::providers::Serialized::default("database.url", url));
-        figment.extract().map_err(|e| ConfigError::Invalid(flatten(e)))
+        let figment =
+            Figment::new().merge(figment::providers::Serialized::default("database.url", url));
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(flatten(e)))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -171,7 +187,9 @@ impl Settings {
             )));
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError::Invalid("database.max_connections must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "database.max_connections must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -189,7 +207,11 @@ impl Settings {
 
 /// figment reports every problem it found; keep them all, one per line.
 fn flatten(error: figment::Error) -> String {
-    error.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+    error
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -212,10 +234,15 @@ mod tests {
 
     #[test]
     fn environment_overrides_file_which_overrides_defaults() {
-        let mut file = tempfile("listen = \"127.0.0.1:4000\"\n[database]\nurl = \"postgres://file\"\nmax_connections = 3\n");
+        let mut file = tempfile(
+            "listen = \"127.0.0.1:4000\"\n[database]\nurl = \"postgres://file\"\nmax_connections = 3\n",
+        );
         file.flush().unwrap();
-        let settings =
-            Settings::load_from(Some(&file.path), env(&[("DATABASE__URL", "postgres://env")])).unwrap();
+        let settings = Settings::load_from(
+            Some(&file.path),
+            env(&[("DATABASE__URL", "postgres://env")]),
+        )
+        .unwrap();
         assert_eq!(settings.listen.port(), 4000);
         assert_eq!(settings.database.url.expose_secret(), "postgres://env");
         assert_eq!(settings.database.max_connections, 3);
@@ -225,31 +252,42 @@ mod tests {
     #[test]
     fn missing_database_url_is_reported_by_name() {
         let err = Settings::load_from(None, env(&[])).unwrap_err().to_string();
-        assert!(err.contains("url") && err.contains("database"), "{err}");
+        assert!(
+            err.contains("missing field") && err.contains("database"),
+            "{err}"
+        );
     }
 
     #[test]
     fn malformed_value_names_the_key() {
         let err = Settings::load_from(
             None,
-            env(&[("DATABASE__URL", "postgres://x"), ("DATABASE__MAX_CONNECTIONS", "many")]),
+            env(&[
+                ("DATABASE__URL", "postgres://x"),
+                ("DATABASE__MAX_CONNECTIONS", "many"),
+            ]),
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("max_connections"), "{err}");
+        assert!(
+            err.to_lowercase().contains("database.max_connections"),
+            "{err}"
+        );
+        assert!(err.contains("\"many\""), "{err}");
     }
 
     #[test]
     fn a_named_file_that_does_not_exist_is_an_error() {
-        let err = Settings::load_from(Some(Path::new("/nonexistent/enclii.toml")), env(&[]))
-            .unwrap_err();
+        let err =
+            Settings::load_from(Some(Path::new("/nonexistent/enclii.toml")), env(&[])).unwrap_err();
         assert!(matches!(err, ConfigError::MissingFile { .. }));
     }
 
     #[test]
     fn secrets_do_not_appear_in_debug_output() {
-        let settings = Settings::load_from(None, env(&[("DATABASE__URL", "postgres://u:hunter2@h/db")]))
-            .unwrap();
+        let settings =
+            Settings::load_from(None, env(&[("DATABASE__URL", "postgres://u:hunter2@h/db")]))
+                .unwrap();
         assert!(!format!("{settings:?}").contains("hunter2"));
     }
 
@@ -281,8 +319,11 @@ mod tests {
         }
     }
     fn tempfile(contents: &str) -> TempFile {
-        let path = std::env::temp_dir()
-            .join(format!("enclii-config-{}-{:p}.toml", std::process::id(), contents));
+        let path = std::env::temp_dir().join(format!(
+            "enclii-config-{}-{:p}.toml",
+            std::process::id(),
+            contents
+        ));
         let mut file = std::fs::File::create(&path).unwrap();
         file.write_all(contents.as_bytes()).unwrap();
         TempFile { path, file }

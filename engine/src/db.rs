@@ -35,5 +35,8 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
 
 /// Readiness: the database answers a trivial query within the pool's acquire timeout.
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool).await.map(|_| ())
+    sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(pool)
+        .await
+        .map(|_| ())
 }

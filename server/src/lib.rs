@@ -20,16 +20,23 @@ pub struct Switchyard {
 
 /// Connects to the database, applies migrations and assembles the router.
 pub async fn build(settings: Settings) -> anyhow::Result<Switchyard> {
-    let pool = db::connect(&settings.database).await.context("Failed to open the database pool")?;
+    let pool = db::connect(&settings.database)
+        .await
+        .context("Failed to open the database pool")?;
     build_with_pool(settings, pool).await
 }
 
 /// As [`build`], on a pool the caller opened (tests get theirs from `#[sqlx::test]`).
 pub async fn build_with_pool(settings: Settings, pool: sqlx::PgPool) -> anyhow::Result<Switchyard> {
     if settings.database.migrate {
-        db::migrate(&pool).await.context("Failed to migrate the database")?;
+        db::migrate(&pool)
+            .await
+            .context("Failed to migrate the database")?;
     }
-    let engine = Engine { pool, settings: Arc::new(settings) };
+    let engine = Engine {
+        pool,
+        settings: Arc::new(settings),
+    };
     let leptos_options = leptos_options(&engine.settings);
     let router = http::router(engine.clone(), leptos_options);
     Ok(Switchyard { router, engine })

@@ -36,11 +36,19 @@ async fn the_overview_is_rendered_on_the_server_with_navigation(pool: PgPool) {
     let app = spawn_app(pool).await;
     let response = app.get("/").await;
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let html = response.text().await.unwrap();
     assert!(html.contains("<title>Overview · Enclii</title>"), "{html}");
     for label in ["Overview", "Projects", "Deployments", "Activity", "Status"] {
-        assert!(html.contains(&format!(">{label}</a>")), "nav link {label} missing");
+        assert!(
+            html.contains(&format!(">{label}</a>")),
+            "nav link {label} missing"
+        );
     }
     // The hydration bootstrap names the wasm bundle.
     assert!(html.contains("/pkg/switchyard"), "no hydration script");
@@ -51,10 +59,19 @@ async fn every_response_carries_a_request_id_and_security_headers(pool: PgPool) 
     let app = spawn_app(pool).await;
     let response = app.get("/health/live").await;
     let headers = response.headers();
-    assert_eq!(headers["x-request-id"].to_str().unwrap().len(), 36, "a UUID");
+    assert_eq!(
+        headers["x-request-id"].to_str().unwrap().len(),
+        36,
+        "a UUID"
+    );
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["x-frame-options"], "DENY");
-    assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
     // Plain http on loopback: HSTS would be wrong here.
     assert!(headers.get("strict-transport-security").is_none());
 
@@ -79,8 +96,13 @@ async fn an_unknown_path_is_a_404_page(pool: PgPool) {
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn pages_are_compressed_for_clients_that_accept_it(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let response =
-        app.client.get(app.url("/")).header("accept-encoding", "gzip").send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["content-encoding"], "gzip");
 }
 
@@ -96,20 +118,34 @@ async fn metrics_count_requests_by_route_pattern_and_show_the_pool(pool: PgPool)
         .lines()
         .find(|l| l.starts_with("http_requests_total{") && l.contains("route=\"/health/live\""))
         .unwrap_or_else(|| panic!("no counter for /health/live in:\n{text}"));
-    assert!(live.contains("status=\"200\"") && live.contains("method=\"GET\""), "{live}");
-    assert!(text.contains("route=\"unmatched\""), "unknown paths share one label");
-    assert!(!text.contains("/no/such/page"), "raw paths must not become labels");
+    assert!(
+        live.contains("status=\"200\"") && live.contains("method=\"GET\""),
+        "{live}"
+    );
+    assert!(
+        text.contains("route=\"unmatched\""),
+        "unknown paths share one label"
+    );
+    assert!(
+        !text.contains("/no/such/page"),
+        "raw paths must not become labels"
+    );
     assert!(text.contains("http_request_duration_seconds_bucket"));
     assert!(text.contains("db_pool_connections{state=\"idle\"}"));
     assert_eq!(app.get("/api/metrics").await.status(), 200);
 }
 
 fn site_with_css(hash_files: bool) -> (LeptosOptions, std::path::PathBuf) {
-    let root = std::env::temp_dir().join(format!("enclii-site-{}-{hash_files}", std::process::id()));
+    let root =
+        std::env::temp_dir().join(format!("enclii-site-{}-{hash_files}", std::process::id()));
     let pkg = root.join("pkg");
     std::fs::create_dir_all(&pkg).unwrap();
     std::fs::write(pkg.join("switchyard.css"), "body{color:red}").unwrap();
-    std::fs::write(pkg.join("switchyard.css.br"), b"\x0b\x07\x80body{color:red}\x03").unwrap();
+    std::fs::write(
+        pkg.join("switchyard.css.br"),
+        b"\x0b\x07\x80body{color:red}\x03",
+    )
+    .unwrap();
     let options = LeptosOptions::builder()
         .output_name("switchyard")
         .site_root(root.to_str().unwrap())
@@ -131,8 +167,16 @@ async fn hashed_assets_are_served_precompressed_and_cached_for_a_year(pool: PgPo
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-encoding"], "br");
-    assert_eq!(response.headers()["cache-control"], "public, max-age=31536000, immutable");
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
+    assert_eq!(
+        response.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
     let plain = app.get("/pkg/switchyard.css").await;
     assert!(plain.headers().get("content-encoding").is_none());
     assert_eq!(plain.text().await.unwrap(), "body{color:red}");
@@ -152,6 +196,9 @@ async fn unhashed_assets_must_be_revalidated(pool: PgPool) {
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn migrations_create_the_audit_log(pool: PgPool) {
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events").fetch_one(&pool).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(count, 0);
 }

@@ -2,7 +2,18 @@
 
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Pos {
     pub line: usize,
     pub col: usize,
@@ -24,11 +35,19 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(pos: Pos, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Error, pos, message: message.into() }
+        Self {
+            severity: Severity::Error,
+            pos,
+            message: message.into(),
+        }
     }
 
     pub fn warning(pos: Pos, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Warning, pos, message: message.into() }
+        Self {
+            severity: Severity::Warning,
+            pos,
+            message: message.into(),
+        }
     }
 
     pub fn is_error(&self) -> bool {
@@ -37,7 +56,10 @@ impl Diagnostic {
 
     /// `file:line:col: message`, the form editors and compilers use.
     pub fn located<'a>(&'a self, file: &'a str) -> Located<'a> {
-        Located { file, diagnostic: self }
+        Located {
+            file,
+            diagnostic: self,
+        }
     }
 }
 
@@ -49,8 +71,16 @@ pub struct Located<'a> {
 impl fmt::Display for Located<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.diagnostic;
-        let prefix = if d.severity == Severity::Warning { "warning: " } else { "" };
-        write!(f, "{}:{}:{}: {prefix}{}", self.file, d.pos.line, d.pos.col, d.message)
+        let prefix = if d.severity == Severity::Warning {
+            "warning: "
+        } else {
+            ""
+        };
+        write!(
+            f,
+            "{}:{}:{}: {prefix}{}",
+            self.file, d.pos.line, d.pos.col, d.message
+        )
     }
 }
 

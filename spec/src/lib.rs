@@ -62,7 +62,11 @@ pub fn parse(text: &str) -> Result<SpecFile, Vec<Diagnostic>> {
     if text.len() > MAX_SPEC_BYTES {
         return Err(vec![Diagnostic::error(
             Pos { line: 1, col: 1 },
-            format!("the file is {} bytes; specs are limited to {} KiB", text.len(), MAX_SPEC_BYTES / 1024),
+            format!(
+                "the file is {} bytes; specs are limited to {} KiB",
+                text.len(),
+                MAX_SPEC_BYTES / 1024
+            ),
         )]);
     }
     let docs = yaml::load(text)?;
@@ -73,10 +77,16 @@ pub fn parse(text: &str) -> Result<SpecFile, Vec<Diagnostic>> {
 
     for doc in &docs {
         let Some(root) = &doc.root else { continue }; // only comments
-        let api_version = root.get("apiVersion").and_then(Node::as_str).unwrap_or_default();
+        let api_version = root
+            .get("apiVersion")
+            .and_then(Node::as_str)
+            .unwrap_or_default();
         if api_version.starts_with("enclii.dev/") {
             if service_seen {
-                diagnostics.push(Diagnostic::error(root.pos, "only one Enclii service per file; put the others in files of their own"));
+                diagnostics.push(Diagnostic::error(
+                    root.pos,
+                    "only one Enclii service per file; put the others in files of their own",
+                ));
                 continue;
             }
             service_seen = true;
@@ -95,9 +105,11 @@ pub fn parse(text: &str) -> Result<SpecFile, Vec<Diagnostic>> {
     }
     diagnostics.sort_by_key(|d| d.pos);
     match service {
-        Some(service) if !diagnostics.iter().any(Diagnostic::is_error) => {
-            Ok(SpecFile { service, extra_objects, warnings: diagnostics })
-        }
+        Some(service) if !diagnostics.iter().any(Diagnostic::is_error) => Ok(SpecFile {
+            service,
+            extra_objects,
+            warnings: diagnostics,
+        }),
         _ => Err(diagnostics),
     }
 }
@@ -125,44 +137,74 @@ fn service_document(root: &Node, diagnostics: &mut Vec<Diagnostic>) -> Option<Se
 
 fn extra_object(root: &Node, diagnostics: &mut Vec<Diagnostic>) -> Option<ExtraObject> {
     if !matches!(root.value, Value::Map(_)) {
-        diagnostics.push(Diagnostic::error(root.pos, format!("expected a Kubernetes object (a mapping), found {}", root.kind())));
+        diagnostics.push(Diagnostic::error(
+            root.pos,
+            format!(
+                "expected a Kubernetes object (a mapping), found {}",
+                root.kind()
+            ),
+        ));
         return None;
     }
     let field = |name: &str| root.get(name).and_then(Node::as_str);
     let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
-        diagnostics.push(Diagnostic::error(root.pos, "a Kubernetes object needs `apiVersion` and `kind`"));
+        diagnostics.push(Diagnostic::error(
+            root.pos,
+            "a Kubernetes object needs `apiVersion` and `kind`",
+        ));
         return None;
     };
     let kind_pos = root.get("kind").map(|n| n.pos).unwrap_or(root.pos);
     if !EXTRA_KINDS.contains(&(api_version, kind)) {
-        let allowed: Vec<String> = EXTRA_KINDS.iter().map(|(a, k)| format!("{k} ({a})")).collect();
+        let allowed: Vec<String> = EXTRA_KINDS
+            .iter()
+            .map(|(a, k)| format!("{k} ({a})"))
+            .collect();
         diagnostics.push(Diagnostic::error(
             kind_pos,
-            format!("{kind} ({api_version}) cannot accompany a service; allowed: {}", allowed.join(", ")),
+            format!(
+                "{kind} ({api_version}) cannot accompany a service; allowed: {}",
+                allowed.join(", ")
+            ),
         ));
         return None;
     }
     let metadata = root.get("metadata");
     let Some(name_node) = metadata.and_then(|m| m.get("name")) else {
-        diagnostics.push(Diagnostic::error(metadata.map(|m| m.pos).unwrap_or(root.pos), format!("the {kind} needs `metadata.name`")));
+        diagnostics.push(Diagnostic::error(
+            metadata.map(|m| m.pos).unwrap_or(root.pos),
+            format!("the {kind} needs `metadata.name`"),
+        ));
         return None;
     };
     let name = name_node.as_str().unwrap_or_default().to_owned();
     if let Err(why) = rules::dns_label(&name) {
-        diagnostics.push(Diagnostic::error(name_node.pos, format!("`metadata.name` {why}")));
+        diagnostics.push(Diagnostic::error(
+            name_node.pos,
+            format!("`metadata.name` {why}"),
+        ));
         return None;
     }
     if let Some(ns) = metadata.and_then(|m| m.get("namespace")) {
         diagnostics.push(Diagnostic::warning(
             ns.pos,
-            format!("namespace `{}` is replaced by the environment's namespace when deployed", ns.as_str().unwrap_or_default()),
+            format!(
+                "namespace `{}` is replaced by the environment's namespace when deployed",
+                ns.as_str().unwrap_or_default()
+            ),
         ));
     }
     let mut body = root.to_json();
     if let Some(meta) = body.get_mut("metadata").and_then(|m| m.as_object_mut()) {
         meta.remove("namespace");
     }
-    Some(ExtraObject { api_version: api_version.to_owned(), kind: kind.to_owned(), name, pos: root.pos, body })
+    Some(ExtraObject {
+        api_version: api_version.to_owned(),
+        kind: kind.to_owned(),
+        name,
+        pos: root.pos,
+        body,
+    })
 }
 
 /// The JSON Schema of the service document, generated from [`ServiceSpec`].

@@ -260,7 +260,11 @@ pub struct Autoscaling {
     pub enabled: bool,
     pub min_replicas: u32,
     pub max_replicas: u32,
-    #[serde(default, rename = "targetCPUUtilizationPercentage", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "targetCPUUtilizationPercentage",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization_percentage: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -349,9 +353,18 @@ impl Default for Rollout {
 
 fn default_steps() -> Vec<CanaryStep> {
     vec![
-        CanaryStep { weight: 10, pause: Duration::from_secs(60) },
-        CanaryStep { weight: 50, pause: Duration::from_secs(60) },
-        CanaryStep { weight: 100, pause: Duration::from_secs(0) },
+        CanaryStep {
+            weight: 10,
+            pause: Duration::from_secs(60),
+        },
+        CanaryStep {
+            weight: 50,
+            pause: Duration::from_secs(60),
+        },
+        CanaryStep {
+            weight: 100,
+            pause: Duration::from_secs(0),
+        },
     ]
 }
 

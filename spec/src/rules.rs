@@ -18,7 +18,11 @@ struct Findings<'a> {
 impl Findings<'_> {
     /// Position of the node at `path`, or of its nearest ancestor that exists (defaults are absent).
     fn pos(&self, path: &[Seg]) -> Pos {
-        (0..=path.len()).rev().find_map(|n| self.root.at(&path[..n])).map(|n| n.pos).unwrap_or_default()
+        (0..=path.len())
+            .rev()
+            .find_map(|n| self.root.at(&path[..n]))
+            .map(|n| n.pos)
+            .unwrap_or_default()
     }
     fn error(&mut self, path: &[Seg], message: impl Into<String>) {
         let pos = self.pos(path);
@@ -35,14 +39,20 @@ macro_rules! p {
 }
 
 pub fn check(spec: &ServiceSpec, root: &Node) -> Vec<Diagnostic> {
-    let mut f = Findings { root, out: Vec::new() };
+    let mut f = Findings {
+        root,
+        out: Vec::new(),
+    };
     let m = &spec.metadata;
     if let Err(why) = dns_label(&m.name) {
         f.error(p!("metadata", "name"), format!("`metadata.name` {why}"));
     }
     if let Some(project) = &m.project {
         if let Err(why) = dns_label(project) {
-            f.error(p!("metadata", "project"), format!("`metadata.project` {why}"));
+            f.error(
+                p!("metadata", "project"),
+                format!("`metadata.project` {why}"),
+            );
         }
     }
     build(&mut f, &spec.spec.build);
@@ -54,15 +64,24 @@ pub fn check(spec: &ServiceSpec, root: &Node) -> Vec<Diagnostic> {
         for (i, header) in c.headers.iter().enumerate() {
             match header.split_once(':') {
                 Some((name, value)) if is_token(name.trim()) && !value.trim().is_empty() => {}
-                _ => f.error(p!("spec", "caching", "headers", i), format!("`{header}` is not a header line; write `Name: value`")),
+                _ => f.error(
+                    p!("spec", "caching", "headers", i),
+                    format!("`{header}` is not a header line; write `Name: value`"),
+                ),
             }
         }
     }
     if let Some(slo) = &spec.spec.slo {
-        for (key, value) in [("availability", slo.availability), ("errorRate", slo.error_rate)] {
+        for (key, value) in [
+            ("availability", slo.availability),
+            ("errorRate", slo.error_rate),
+        ] {
             if let Some(v) = value {
                 if !(0.0..=100.0).contains(&v) {
-                    f.error(p!("spec", "slo", key), format!("`spec.slo.{key}` is a percentage between 0 and 100, found {v}"));
+                    f.error(
+                        p!("spec", "slo", key),
+                        format!("`spec.slo.{key}` is a percentage between 0 and 100, found {v}"),
+                    );
                 }
             }
         }
@@ -71,16 +90,28 @@ pub fn check(spec: &ServiceSpec, root: &Node) -> Vec<Diagnostic> {
         let mut names = HashSet::new();
         for (i, t) in mon.targets.iter().enumerate() {
             if !names.insert(t.name.as_str()) {
-                f.error(p!("spec", "monitoring", "targets", i, "name"), format!("monitoring target `{}` is listed twice", t.name));
+                f.error(
+                    p!("spec", "monitoring", "targets", i, "name"),
+                    format!("monitoring target `{}` is listed twice", t.name),
+                );
             }
             if http_url_host(&t.url).is_none() {
-                f.error(p!("spec", "monitoring", "targets", i, "url"), format!("`{}` is not an http:// or https:// URL", t.url));
+                f.error(
+                    p!("spec", "monitoring", "targets", i, "url"),
+                    format!("`{}` is not an http:// or https:// URL", t.url),
+                );
             }
             if !(100..=599).contains(&t.expected_status) {
-                f.error(p!("spec", "monitoring", "targets", i, "expectedStatus"), format!("{} is not an HTTP status code", t.expected_status));
+                f.error(
+                    p!("spec", "monitoring", "targets", i, "expectedStatus"),
+                    format!("{} is not an HTTP status code", t.expected_status),
+                );
             }
             if t.interval.0 < std::time::Duration::from_secs(5) {
-                f.error(p!("spec", "monitoring", "targets", i, "interval"), "probe interval must be at least 5s");
+                f.error(
+                    p!("spec", "monitoring", "targets", i, "interval"),
+                    "probe interval must be at least 5s",
+                );
             }
         }
     }
@@ -92,32 +123,60 @@ pub fn check(spec: &ServiceSpec, root: &Node) -> Vec<Diagnostic> {
 
 fn build(f: &mut Findings, b: &Build) {
     if b.dockerfile.is_some() && b.kind != BuildType::Dockerfile {
-        f.warn(p!("spec", "build", "dockerfile"), "`dockerfile` is only used with `type: dockerfile`");
+        f.warn(
+            p!("spec", "build", "dockerfile"),
+            "`dockerfile` is only used with `type: dockerfile`",
+        );
     }
     for (key, value) in [("dockerfile", &b.dockerfile), ("context", &b.context)] {
         if let Some(v) = value {
             if let Err(why) = relative_path(v) {
-                f.error(p!("spec", "build", key), format!("`spec.build.{key}` {why}"));
+                f.error(
+                    p!("spec", "build", key),
+                    format!("`spec.build.{key}` {why}"),
+                );
             }
         }
     }
     let mut seen = HashSet::new();
     for (i, arg) in b.build_args.iter().enumerate() {
         if !seen.insert(arg.name.as_str()) {
-            f.error(p!("spec", "build", "buildArgs", i, "name"), format!("build argument `{}` is set twice", arg.name));
+            f.error(
+                p!("spec", "build", "buildArgs", i, "name"),
+                format!("build argument `{}` is set twice", arg.name),
+            );
         }
     }
     if let Some(src) = &b.source {
         let g = &src.git;
-        if !(g.repository.starts_with("https://") || g.repository.starts_with("git@") || g.repository.starts_with("ssh://")) {
-            f.error(p!("spec", "build", "source", "git", "repository"), format!("`{}` is not a git URL (https://…, ssh://… or git@host:owner/repo)", g.repository));
+        if !(g.repository.starts_with("https://")
+            || g.repository.starts_with("git@")
+            || g.repository.starts_with("ssh://"))
+        {
+            f.error(
+                p!("spec", "build", "source", "git", "repository"),
+                format!(
+                    "`{}` is not a git URL (https://…, ssh://… or git@host:owner/repo)",
+                    g.repository
+                ),
+            );
         }
-        if g.branch.is_empty() || g.branch.contains("..") || g.branch.contains(' ') || g.branch.starts_with('-') {
-            f.error(p!("spec", "build", "source", "git", "branch"), format!("`{}` is not a valid branch name", g.branch));
+        if g.branch.is_empty()
+            || g.branch.contains("..")
+            || g.branch.contains(' ')
+            || g.branch.starts_with('-')
+        {
+            f.error(
+                p!("spec", "build", "source", "git", "branch"),
+                format!("`{}` is not a valid branch name", g.branch),
+            );
         }
         if let Some(path) = &g.path {
             if let Err(why) = relative_path(path) {
-                f.error(p!("spec", "build", "source", "git", "path"), format!("`spec.build.source.git.path` {why}"));
+                f.error(
+                    p!("spec", "build", "source", "git", "path"),
+                    format!("`spec.build.source.git.path` {why}"),
+                );
             }
         }
     }
@@ -125,17 +184,32 @@ fn build(f: &mut Findings, b: &Build) {
 
 fn runtime(f: &mut Findings, r: &Runtime, autoscaling: Option<&Autoscaling>) {
     if r.replicas > MAX_REPLICAS {
-        f.error(p!("spec", "runtime", "replicas"), format!("`spec.runtime.replicas` is {}, above the maximum of {MAX_REPLICAS}", r.replicas));
+        f.error(
+            p!("spec", "runtime", "replicas"),
+            format!(
+                "`spec.runtime.replicas` is {}, above the maximum of {MAX_REPLICAS}",
+                r.replicas
+            ),
+        );
     }
     if let Some(path) = &r.health_check {
         if !path.starts_with('/') {
-            f.error(p!("spec", "runtime", "healthCheck"), format!("`{path}` must be an HTTP path starting with /"));
+            f.error(
+                p!("spec", "runtime", "healthCheck"),
+                format!("`{path}` must be an HTTP path starting with /"),
+            );
         }
     }
-    for (key, probe) in [("readinessProbe", &r.readiness_probe), ("livenessProbe", &r.liveness_probe)] {
+    for (key, probe) in [
+        ("readinessProbe", &r.readiness_probe),
+        ("livenessProbe", &r.liveness_probe),
+    ] {
         if let Some(probe) = probe {
             if !probe.path.starts_with('/') {
-                f.error(p!("spec", "runtime", key, "path"), format!("`{}` must be an HTTP path starting with /", probe.path));
+                f.error(
+                    p!("spec", "runtime", key, "path"),
+                    format!("`{}` must be an HTTP path starting with /", probe.path),
+                );
             }
             if probe.port == Some(0) {
                 f.error(p!("spec", "runtime", key, "port"), "port 0 is not a port");
@@ -148,17 +222,29 @@ fn runtime(f: &mut Findings, r: &Runtime, autoscaling: Option<&Autoscaling>) {
             for (key, q) in [("cpu", &list.cpu), ("memory", &list.memory)] {
                 if let Some(q) = q {
                     if parse_quantity(&q.0).is_none() {
-                        f.error(p!("spec", "runtime", "resources", group, key), format!("`{}` is not a Kubernetes quantity (such as 200m, 512Mi, 1Gi)", q.0));
+                        f.error(
+                            p!("spec", "runtime", "resources", group, key),
+                            format!(
+                                "`{}` is not a Kubernetes quantity (such as 200m, 512Mi, 1Gi)",
+                                q.0
+                            ),
+                        );
                     }
                 }
             }
         }
         if let (Some(req), Some(lim)) = (&res.requests, &res.limits) {
-            for (key, a, b) in [("cpu", &req.cpu, &lim.cpu), ("memory", &req.memory, &lim.memory)] {
+            for (key, a, b) in [
+                ("cpu", &req.cpu, &lim.cpu),
+                ("memory", &req.memory, &lim.memory),
+            ] {
                 if let (Some(a), Some(b)) = (a, b) {
                     if let (Some(x), Some(y)) = (parse_quantity(&a.0), parse_quantity(&b.0)) {
                         if x > y {
-                            f.error(p!("spec", "runtime", "resources", "requests", key), format!("requests.{key} {} is more than limits.{key} {}", a.0, b.0));
+                            f.error(
+                                p!("spec", "runtime", "resources", "requests", key),
+                                format!("requests.{key} {} is more than limits.{key} {}", a.0, b.0),
+                            );
                         }
                     }
                 }
@@ -171,12 +257,27 @@ fn runtime(f: &mut Findings, r: &Runtime, autoscaling: Option<&Autoscaling>) {
             f.error(&at("minReplicas"), "`minReplicas` must be at least 1");
         }
         if a.min_replicas > a.max_replicas {
-            f.error(&at("minReplicas"), format!("`minReplicas` ({}) is more than `maxReplicas` ({})", a.min_replicas, a.max_replicas));
+            f.error(
+                &at("minReplicas"),
+                format!(
+                    "`minReplicas` ({}) is more than `maxReplicas` ({})",
+                    a.min_replicas, a.max_replicas
+                ),
+            );
         }
         if a.max_replicas > MAX_REPLICAS {
-            f.error(&at("maxReplicas"), format!("`maxReplicas` is {}, above the maximum of {MAX_REPLICAS}", a.max_replicas));
+            f.error(
+                &at("maxReplicas"),
+                format!(
+                    "`maxReplicas` is {}, above the maximum of {MAX_REPLICAS}",
+                    a.max_replicas
+                ),
+            );
         }
-        if a.enabled && a.target_cpu_utilization_percentage.is_none() && a.target_memory_utilization_percentage.is_none() {
+        if a.enabled
+            && a.target_cpu_utilization_percentage.is_none()
+            && a.target_memory_utilization_percentage.is_none()
+        {
             f.error(&[Seg::from("spec"), Seg::from("autoscaling")], "autoscaling needs `targetCPUUtilizationPercentage` or `targetMemoryUtilizationPercentage`");
         }
         if a.enabled && (r.replicas < a.min_replicas || r.replicas > a.max_replicas) {
@@ -188,23 +289,64 @@ fn runtime(f: &mut Findings, r: &Runtime, autoscaling: Option<&Autoscaling>) {
 fn env(f: &mut Findings, vars: &[EnvVar]) {
     let mut seen = HashSet::new();
     for (i, var) in vars.iter().enumerate() {
-        let at = |k: &'static str| [Seg::from("spec"), Seg::from("env"), Seg::from(i), Seg::from(k)];
+        let at = |k: &'static str| {
+            [
+                Seg::from("spec"),
+                Seg::from("env"),
+                Seg::from(i),
+                Seg::from(k),
+            ]
+        };
         if !is_env_name(&var.name) {
             f.error(&at("name"), format!("`{}` is not a valid variable name (letters, digits, '_', '-', '.'; not starting with a digit)", var.name));
         }
         if !seen.insert(var.name.as_str()) {
-            f.error(&at("name"), format!("environment variable `{}` is set twice", var.name));
+            f.error(
+                &at("name"),
+                format!("environment variable `{}` is set twice", var.name),
+            );
         }
         match (&var.value, &var.value_from) {
-            (Some(_), Some(_)) => f.error(&at("valueFrom"), format!("`{}` has both `value` and `valueFrom`; keep one", var.name)),
-            (None, None) => f.error(&[Seg::from("spec"), Seg::from("env"), Seg::from(i)], format!("`{}` needs `value` or `valueFrom`", var.name)),
+            (Some(_), Some(_)) => f.error(
+                &at("valueFrom"),
+                format!("`{}` has both `value` and `valueFrom`; keep one", var.name),
+            ),
+            (None, None) => f.error(
+                &[Seg::from("spec"), Seg::from("env"), Seg::from(i)],
+                format!("`{}` needs `value` or `valueFrom`", var.name),
+            ),
             (None, Some(from)) => {
                 let r = &from.secret_key_ref;
                 if let Err(why) = dns_subdomain(&r.name) {
-                    f.error(&[Seg::from("spec"), Seg::from("env"), Seg::from(i), Seg::from("valueFrom"), Seg::from("secretKeyRef"), Seg::from("name")], format!("secret name {why}"));
+                    f.error(
+                        &[
+                            Seg::from("spec"),
+                            Seg::from("env"),
+                            Seg::from(i),
+                            Seg::from("valueFrom"),
+                            Seg::from("secretKeyRef"),
+                            Seg::from("name"),
+                        ],
+                        format!("secret name {why}"),
+                    );
                 }
-                if r.key.is_empty() || !r.key.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
-                    f.error(&[Seg::from("spec"), Seg::from("env"), Seg::from(i), Seg::from("valueFrom"), Seg::from("secretKeyRef"), Seg::from("key")], format!("`{}` is not a valid secret key", r.key));
+                if r.key.is_empty()
+                    || !r
+                        .key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+                {
+                    f.error(
+                        &[
+                            Seg::from("spec"),
+                            Seg::from("env"),
+                            Seg::from(i),
+                            Seg::from("valueFrom"),
+                            Seg::from("secretKeyRef"),
+                            Seg::from("key"),
+                        ],
+                        format!("`{}` is not a valid secret key", r.key),
+                    );
                 }
             }
             (Some(_), None) => {}
@@ -216,22 +358,41 @@ fn volumes(f: &mut Findings, vols: &[Volume]) {
     let mut names = HashSet::new();
     let mut mounts = HashSet::new();
     for (i, v) in vols.iter().enumerate() {
-        let at = |k: &'static str| [Seg::from("spec"), Seg::from("volumes"), Seg::from(i), Seg::from(k)];
+        let at = |k: &'static str| {
+            [
+                Seg::from("spec"),
+                Seg::from("volumes"),
+                Seg::from(i),
+                Seg::from(k),
+            ]
+        };
         if let Err(why) = dns_label(&v.name) {
             f.error(&at("name"), format!("volume name {why}"));
         }
         if !names.insert(v.name.as_str()) {
-            f.error(&at("name"), format!("volume `{}` is declared twice", v.name));
+            f.error(
+                &at("name"),
+                format!("volume `{}` is declared twice", v.name),
+            );
         }
         if !v.mount_path.starts_with('/') {
-            f.error(&at("mountPath"), format!("`{}` must be an absolute path", v.mount_path));
+            f.error(
+                &at("mountPath"),
+                format!("`{}` must be an absolute path", v.mount_path),
+            );
         }
         if !mounts.insert(v.mount_path.as_str()) {
-            f.error(&at("mountPath"), format!("two volumes are mounted at `{}`", v.mount_path));
+            f.error(
+                &at("mountPath"),
+                format!("two volumes are mounted at `{}`", v.mount_path),
+            );
         }
         match parse_quantity(&v.size.0) {
             Some(n) if n > 0 => {}
-            _ => f.error(&at("size"), format!("`{}` is not a storage size (such as 5Gi)", v.size.0)),
+            _ => f.error(
+                &at("size"),
+                format!("`{}` is not a storage size (such as 5Gi)", v.size.0),
+            ),
         }
     }
 }
@@ -239,16 +400,29 @@ fn volumes(f: &mut Findings, vols: &[Volume]) {
 fn domains(f: &mut Findings, domains: &[Domain]) {
     let mut seen = HashSet::new();
     for (i, d) in domains.iter().enumerate() {
-        let at = |k: &'static str| [Seg::from("spec"), Seg::from("domains"), Seg::from(i), Seg::from(k)];
+        let at = |k: &'static str| {
+            [
+                Seg::from("spec"),
+                Seg::from("domains"),
+                Seg::from(i),
+                Seg::from(k),
+            ]
+        };
         if let Err(why) = hostname(&d.domain) {
             f.error(&at("domain"), format!("`{}` {why}", d.domain));
         }
         if !seen.insert(d.domain.to_ascii_lowercase()) {
-            f.error(&at("domain"), format!("domain `{}` is listed twice", d.domain));
+            f.error(
+                &at("domain"),
+                format!("domain `{}` is listed twice", d.domain),
+            );
         }
         if let Some(issuer) = &d.tls_issuer {
             if !d.tls {
-                f.warn(&at("tlsIssuer"), "`tlsIssuer` has no effect with `tls: false`");
+                f.warn(
+                    &at("tlsIssuer"),
+                    "`tlsIssuer` has no effect with `tls: false`",
+                );
             }
             if let Err(why) = dns_subdomain(issuer) {
                 f.error(&at("tlsIssuer"), format!("issuer name {why}"));
@@ -259,20 +433,32 @@ fn domains(f: &mut Findings, domains: &[Domain]) {
 
 fn rollout(f: &mut Findings, r: &Rollout) {
     if r.steps.is_empty() {
-        f.error(p!("spec", "rollout", "steps"), "a rollout needs at least one step; the last is 100");
+        f.error(
+            p!("spec", "rollout", "steps"),
+            "a rollout needs at least one step; the last is 100",
+        );
     }
     let mut last = 0;
     for (i, s) in r.steps.iter().enumerate() {
         if s.weight <= last {
-            f.error(p!("spec", "rollout", "steps", i, "weight"), format!("step weights must increase: {} follows {last}", s.weight));
+            f.error(
+                p!("spec", "rollout", "steps", i, "weight"),
+                format!("step weights must increase: {} follows {last}", s.weight),
+            );
         }
         last = s.weight;
     }
     if r.steps.last().is_some_and(|s| s.weight != 100) {
-        f.error(p!("spec", "rollout", "steps"), "the last rollout step must send 100% of traffic");
+        f.error(
+            p!("spec", "rollout", "steps"),
+            "the last rollout step must send 100% of traffic",
+        );
     }
     if !(r.max_error_rate > 0.0 && r.max_error_rate <= 100.0) {
-        f.error(p!("spec", "rollout", "maxErrorRate"), "`maxErrorRate` is a percentage above 0 and at most 100");
+        f.error(
+            p!("spec", "rollout", "maxErrorRate"),
+            "`maxErrorRate` is a percentage above 0 and at most 100",
+        );
     }
 }
 
@@ -281,17 +467,27 @@ pub fn dns_label(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > 63 {
         return Err(format!("must be 1 to 63 characters, found {}", s.len()));
     }
-    let ok = s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    let ok = s
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-');
-    if ok { Ok(()) } else { Err(format!("`{s}` is not a DNS label (lowercase letters, digits and '-', starting and ending with a letter or digit)")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not a DNS label (lowercase letters, digits and '-', starting and ending with a letter or digit)"
+        ))
+    }
 }
 
 fn dns_subdomain(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > 253 {
         return Err(format!("must be 1 to 253 characters, found {}", s.len()));
     }
-    s.split('.').try_for_each(dns_label).map_err(|_| format!("`{s}` is not a valid Kubernetes name"))
+    s.split('.')
+        .try_for_each(dns_label)
+        .map_err(|_| format!("`{s}` is not a valid Kubernetes name"))
 }
 
 /// A public hostname: dot-separated labels, a top-level label that is not all digits.
@@ -306,7 +502,10 @@ pub fn hostname(s: &str) -> Result<(), String> {
             return Err(format!("is not a hostname: `{label}` is not a valid label"));
         }
     }
-    if labels.last().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit())) {
+    if labels
+        .last()
+        .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
+    {
         return Err("is an IP address, not a hostname".into());
     }
     Ok(())
@@ -325,28 +524,40 @@ fn relative_path(s: &str) -> Result<(), String> {
 fn is_env_name(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with(|c: char| c.is_ascii_digit())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
 
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
 }
 
 fn http_url_host(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
     let host = rest.split(['/', '?', '#']).next()?.split(':').next()?;
     (!host.is_empty()).then_some(host)
 }
 
 /// A quantity in its base unit times 1000 (millicores, millibytes), for comparisons.
 pub fn parse_quantity(s: &str) -> Option<u128> {
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, suffix) = s.split_at(split);
     let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
     if whole.is_empty() && frac.is_empty() {
         return None;
     }
-    if !whole.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) || frac.len() > 3 {
+    if !whole
+        .chars()
+        .chain(frac.chars())
+        .all(|c| c.is_ascii_digit())
+        || frac.len() > 3
+    {
         return None;
     }
     let milli: u128 = format!("{whole}{frac:0<3}").parse().ok()?;
@@ -399,7 +610,14 @@ mod tests {
     fn hostnames_need_a_dot_and_valid_labels() {
         assert!(hostname("api.enclii.io").is_ok());
         assert!(hostname("enclii.io").is_ok());
-        for bad in ["localhost", "a..b", "-x.io", "10.0.0.1", "has space.io", "x.io."] {
+        for bad in [
+            "localhost",
+            "a..b",
+            "-x.io",
+            "10.0.0.1",
+            "has space.io",
+            "x.io.",
+        ] {
             assert!(hostname(bad).is_err(), "{bad}");
         }
     }

@@ -14,20 +14,33 @@ pub struct Checker<'s> {
 
 impl<'s> Checker<'s> {
     pub fn new(root: &'s J) -> Self {
-        Self { root, errors: Vec::new() }
+        Self {
+            root,
+            errors: Vec::new(),
+        }
     }
 
     pub fn check(&mut self, node: &Node, schema: &'s J, path: &mut Vec<Seg>) {
         let schema = self.resolve(schema);
-        let Some(obj) = schema.as_object() else { return }; // `true`: anything goes
+        let Some(obj) = schema.as_object() else {
+            return;
+        }; // `true`: anything goes
 
-        if let Some(branches) = obj.get("anyOf").or_else(|| obj.get("oneOf")).and_then(J::as_array) {
+        if let Some(branches) = obj
+            .get("anyOf")
+            .or_else(|| obj.get("oneOf"))
+            .and_then(J::as_array)
+        {
             self.check_alternatives(node, branches, path);
             return;
         }
         if let Some(expected) = obj.get("const") {
             if &node.to_json() != expected {
-                self.error(node, path, format!("must be {expected}, found {}", preview(node)));
+                self.error(
+                    node,
+                    path,
+                    format!("must be {expected}, found {}", preview(node)),
+                );
             }
             return;
         }
@@ -39,7 +52,9 @@ impl<'s> Checker<'s> {
             if !type_matches(node, ty) {
                 let expected = describe_type(ty);
                 let mut message = format!("must be {expected}, found {}", preview(node));
-                if expects_string(ty) && matches!(node.value, Value::Int(_) | Value::Float(_) | Value::Bool(_)) {
+                if expects_string(ty)
+                    && matches!(node.value, Value::Int(_) | Value::Float(_) | Value::Bool(_))
+                {
                     message.push_str(&format!(" (write it in quotes: \"{}\")", plain(node)));
                 }
                 self.error(node, path, message);
@@ -70,7 +85,10 @@ impl<'s> Checker<'s> {
         path: &mut Vec<Seg>,
     ) {
         static EMPTY: std::sync::OnceLock<serde_json::Map<String, J>> = std::sync::OnceLock::new();
-        let properties = obj.get("properties").and_then(J::as_object).unwrap_or_else(|| EMPTY.get_or_init(Default::default));
+        let properties = obj
+            .get("properties")
+            .and_then(J::as_object)
+            .unwrap_or_else(|| EMPTY.get_or_init(Default::default));
         let additional = obj.get("additionalProperties");
         for (key, value) in entries {
             path.push(Seg::Key(key.name.clone()));
@@ -80,13 +98,21 @@ impl<'s> Checker<'s> {
                 match additional {
                     Some(J::Bool(false)) => {
                         let at = display_path(&path[..path.len() - 1]);
-                        let place = if at.is_empty() { "at the top level".to_owned() } else { format!("in `{at}`") };
+                        let place = if at.is_empty() {
+                            "at the top level".to_owned()
+                        } else {
+                            format!("in `{at}`")
+                        };
                         let mut message = format!("unknown field `{}` {place}", key.name);
                         match suggest(&key.name, properties.keys().map(String::as_str)) {
                             Some(near) => message.push_str(&format!("; did you mean `{near}`?")),
                             None => message.push_str(&format!(
                                 "; expected one of: {}",
-                                properties.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                                properties
+                                    .keys()
+                                    .map(String::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             )),
                         }
                         self.errors.push(Diagnostic::error(key.pos, message));
@@ -101,8 +127,15 @@ impl<'s> Checker<'s> {
             for name in required.iter().filter_map(J::as_str) {
                 if !entries.iter().any(|(k, _)| k.name == name) {
                     let at = display_path(path);
-                    let place = if at.is_empty() { "at the top level".to_owned() } else { format!("in `{at}`") };
-                    self.errors.push(Diagnostic::error(node.pos, format!("missing required field `{name}` {place}")));
+                    let place = if at.is_empty() {
+                        "at the top level".to_owned()
+                    } else {
+                        format!("in `{at}`")
+                    };
+                    self.errors.push(Diagnostic::error(
+                        node.pos,
+                        format!("missing required field `{name}` {place}"),
+                    ));
                 }
             }
         }
@@ -114,8 +147,15 @@ impl<'s> Checker<'s> {
             return;
         }
         let names: Vec<&str> = options.iter().filter_map(J::as_str).collect();
-        let mut message = format!("must be one of {}, found {}", names.join(", "), preview(node));
-        if let Some(near) = node.as_str().and_then(|s| suggest(s, names.iter().copied())) {
+        let mut message = format!(
+            "must be one of {}, found {}",
+            names.join(", "),
+            preview(node)
+        );
+        if let Some(near) = node
+            .as_str()
+            .and_then(|s| suggest(s, names.iter().copied()))
+        {
             message.push_str(&format!("; did you mean `{near}`?"));
         }
         self.error(node, path, message);
@@ -149,12 +189,20 @@ impl<'s> Checker<'s> {
         };
         if let Some(min) = obj.get("minimum").and_then(J::as_f64) {
             if n < min {
-                self.error(node, path, format!("must be at least {min}, found {}", plain(node)));
+                self.error(
+                    node,
+                    path,
+                    format!("must be at least {min}, found {}", plain(node)),
+                );
             }
         }
         if let Some(max) = obj.get("maximum").and_then(J::as_f64) {
             if n > max {
-                self.error(node, path, format!("must be at most {max}, found {}", plain(node)));
+                self.error(
+                    node,
+                    path,
+                    format!("must be at most {max}, found {}", plain(node)),
+                );
             }
         }
     }
@@ -162,8 +210,12 @@ impl<'s> Checker<'s> {
     fn resolve(&self, mut schema: &'s J) -> &'s J {
         // Bounded: a reference cycle in a generated schema must not hang the checker.
         for _ in 0..16 {
-            let Some(reference) = schema.get("$ref").and_then(J::as_str) else { return schema };
-            let Some(name) = reference.strip_prefix("#/$defs/") else { return schema };
+            let Some(reference) = schema.get("$ref").and_then(J::as_str) else {
+                return schema;
+            };
+            let Some(name) = reference.strip_prefix("#/$defs/") else {
+                return schema;
+            };
             match self.root.get("$defs").and_then(|d| d.get(name)) {
                 Some(target) => schema = target,
                 None => return schema,
@@ -173,7 +225,10 @@ impl<'s> Checker<'s> {
     }
 
     fn error(&mut self, node: &Node, path: &[Seg], message: String) {
-        self.errors.push(Diagnostic::error(node.pos, format!("`{}` {message}", display_path(path))));
+        self.errors.push(Diagnostic::error(
+            node.pos,
+            format!("`{}` {message}", display_path(path)),
+        ));
     }
 }
 
@@ -198,7 +253,10 @@ fn type_matches(node: &Node, ty: &J) -> bool {
 fn expects_string(ty: &J) -> bool {
     match ty {
         J::String(t) => t == "string",
-        J::Array(ts) => ts.iter().filter(|t| *t != "null").eq([&J::String("string".into())]),
+        J::Array(ts) => ts
+            .iter()
+            .filter(|t| *t != "null")
+            .eq([&J::String("string".into())]),
         _ => false,
     }
 }
@@ -216,7 +274,13 @@ fn describe_type(ty: &J) -> String {
     };
     match ty {
         J::String(t) => word(t).to_owned(),
-        J::Array(ts) => ts.iter().filter_map(J::as_str).filter(|t| *t != "null").map(word).collect::<Vec<_>>().join(" or "),
+        J::Array(ts) => ts
+            .iter()
+            .filter_map(J::as_str)
+            .filter(|t| *t != "null")
+            .map(word)
+            .collect::<Vec<_>>()
+            .join(" or "),
         _ => "a value".to_owned(),
     }
 }
@@ -235,9 +299,15 @@ fn preview(node: &Node) -> String {
     match &node.value {
         Value::Str { text, .. } => {
             let short: String = text.chars().take(40).collect();
-            if short.len() < text.len() { format!("`{short}…`") } else { format!("`{short}`") }
+            if short.len() < text.len() {
+                format!("`{short}…`")
+            } else {
+                format!("`{short}`")
+            }
         }
-        Value::Int(_) | Value::Float(_) | Value::Bool(_) => format!("{} `{}`", node.kind(), plain(node)),
+        Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+            format!("{} `{}`", node.kind(), plain(node))
+        }
         _ => node.kind().to_owned(),
     }
 }

@@ -1,12 +1,27 @@
 use super::*;
 
 const FIXTURES: [(&str, &str); 6] = [
-    ("switchyard-api", include_str!("../fixtures/dogfooding/switchyard-api.yaml")),
-    ("switchyard-ui", include_str!("../fixtures/dogfooding/switchyard-ui.yaml")),
+    (
+        "switchyard-api",
+        include_str!("../fixtures/dogfooding/switchyard-api.yaml"),
+    ),
+    (
+        "switchyard-ui",
+        include_str!("../fixtures/dogfooding/switchyard-ui.yaml"),
+    ),
     ("plinto", include_str!("../fixtures/dogfooding/plinto.yaml")),
-    ("landing-page", include_str!("../fixtures/dogfooding/landing-page.yaml")),
-    ("docs-site", include_str!("../fixtures/dogfooding/docs-site.yaml")),
-    ("status-page", include_str!("../fixtures/dogfooding/status-page.yaml")),
+    (
+        "landing-page",
+        include_str!("../fixtures/dogfooding/landing-page.yaml"),
+    ),
+    (
+        "docs-site",
+        include_str!("../fixtures/dogfooding/docs-site.yaml"),
+    ),
+    (
+        "status-page",
+        include_str!("../fixtures/dogfooding/status-page.yaml"),
+    ),
 ];
 
 const MINIMAL: &str = "apiVersion: enclii.dev/v1
@@ -24,7 +39,11 @@ spec:
 fn errors(text: &str) -> Vec<String> {
     match parse(text) {
         Ok(_) => panic!("expected errors, the spec parsed"),
-        Err(diags) => diags.iter().filter(|d| d.is_error()).map(|d| d.located("f.yaml").to_string()).collect(),
+        Err(diags) => diags
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.located("f.yaml").to_string())
+            .collect(),
     }
 }
 
@@ -38,8 +57,21 @@ fn all_six_dogfooding_specs_parse_unchanged() {
     for (name, text) in FIXTURES {
         let file = parse(text).unwrap_or_else(|d| panic!("{name}: {d:#?}"));
         assert_eq!(file.service.metadata.name, name);
-        assert_eq!(file.service.metadata.project.as_deref(), Some("enclii-platform"));
-        assert!(file.service.spec.build.source.as_ref().unwrap().git.auto_deploy, "{name}");
+        assert_eq!(
+            file.service.metadata.project.as_deref(),
+            Some("enclii-platform")
+        );
+        assert!(
+            file.service
+                .spec
+                .build
+                .source
+                .as_ref()
+                .unwrap()
+                .git
+                .auto_deploy,
+            "{name}"
+        );
     }
 }
 
@@ -48,15 +80,35 @@ fn the_api_spec_is_understood_field_by_field() {
     let file = parse(FIXTURES[0].1).unwrap();
     let s = &file.service.spec;
     assert_eq!(s.build.kind, BuildType::Dockerfile);
-    assert_eq!(s.build.dockerfile.as_deref(), Some("apps/switchyard-api/Dockerfile"));
+    assert_eq!(
+        s.build.dockerfile.as_deref(),
+        Some("apps/switchyard-api/Dockerfile")
+    );
     assert_eq!(s.runtime.port, 8080);
     assert_eq!(s.runtime.replicas, 3);
     let res = s.runtime.resources.as_ref().unwrap();
-    assert_eq!(res.limits.as_ref().unwrap().memory, Some(Quantity("512Mi".into())));
-    assert_eq!(s.runtime.readiness_probe.as_ref().unwrap().path, "/health/ready");
+    assert_eq!(
+        res.limits.as_ref().unwrap().memory,
+        Some(Quantity("512Mi".into()))
+    );
+    assert_eq!(
+        s.runtime.readiness_probe.as_ref().unwrap().path,
+        "/health/ready"
+    );
     let db = s.env.iter().find(|e| e.name == "DATABASE_URL").unwrap();
-    assert_eq!(db.value_from.as_ref().unwrap().secret_key_ref.key, "database-url");
-    assert_eq!(s.env.iter().find(|e| e.name == "IN_CLUSTER").unwrap().value.as_deref(), Some("true"));
+    assert_eq!(
+        db.value_from.as_ref().unwrap().secret_key_ref.key,
+        "database-url"
+    );
+    assert_eq!(
+        s.env
+            .iter()
+            .find(|e| e.name == "IN_CLUSTER")
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("true")
+    );
     assert_eq!(s.volumes[0].size, Quantity("20Gi".into()));
     assert_eq!(s.volumes[0].access_mode, AccessMode::ReadWriteOnce);
     assert_eq!(s.domains[0].tls_issuer.as_deref(), Some("cloudflare"));
@@ -67,12 +119,29 @@ fn the_api_spec_is_understood_field_by_field() {
     // The NetworkPolicy travels with the service, its namespace left to the environment.
     assert_eq!(file.extra_objects.len(), 1);
     let netpol = &file.extra_objects[0];
-    assert_eq!((netpol.kind.as_str(), netpol.name.as_str()), ("NetworkPolicy", "switchyard-api-netpol"));
+    assert_eq!(
+        (netpol.kind.as_str(), netpol.name.as_str()),
+        ("NetworkPolicy", "switchyard-api-netpol")
+    );
     assert!(netpol.body["metadata"].get("namespace").is_none());
-    assert_eq!(netpol.body["spec"]["podSelector"]["matchLabels"]["app"], "switchyard-api");
-    assert!(file.warnings.iter().any(|w| w.message.contains("namespace `enclii-platform`")));
+    assert_eq!(
+        netpol.body["spec"]["podSelector"]["matchLabels"]["app"],
+        "switchyard-api"
+    );
+    assert!(
+        file.warnings
+            .iter()
+            .any(|w| w.message.contains("namespace `enclii-platform`"))
+    );
     // No rollout section: the seed's canary.
-    assert_eq!(file.rollout().steps.iter().map(|s| s.weight).collect::<Vec<_>>(), [10, 50, 100]);
+    assert_eq!(
+        file.rollout()
+            .steps
+            .iter()
+            .map(|s| s.weight)
+            .collect::<Vec<_>>(),
+        [10, 50, 100]
+    );
 }
 
 #[test]
@@ -80,10 +149,16 @@ fn build_args_caching_and_monitoring_are_typed() {
     let ui = parse(FIXTURES[1].1).unwrap().service.spec;
     assert_eq!(ui.build.kind, BuildType::Nixpacks);
     assert_eq!(ui.build.build_args[0].name, "NEXT_PUBLIC_API_URL");
-    assert_eq!(ui.build.source.unwrap().git.path.as_deref(), Some("apps/switchyard-ui"));
+    assert_eq!(
+        ui.build.source.unwrap().git.path.as_deref(),
+        Some("apps/switchyard-ui")
+    );
     let caching = ui.caching.unwrap();
     assert_eq!(caching.ttl, 3600);
-    assert_eq!(caching.headers, ["Cache-Control: public, max-age=3600, immutable"]);
+    assert_eq!(
+        caching.headers,
+        ["Cache-Control: public, max-age=3600, immutable"]
+    );
     let status = parse(FIXTURES[5].1).unwrap().service.spec;
     let targets = status.monitoring.unwrap().targets;
     assert_eq!(targets.len(), 4);
@@ -103,24 +178,35 @@ fn a_minimal_spec_takes_the_defaults() {
 #[test]
 fn an_unknown_field_is_named_with_its_position_and_the_nearest_known_field() {
     let text = MINIMAL.replace("    port: 8080\n", "    port: 8080\n    replicsa: 2\n");
-    assert_eq!(errors(&text), ["f.yaml:10:5: unknown field `replicsa` in `spec.runtime`; did you mean `replicas`?"]);
+    assert_eq!(
+        errors(&text),
+        ["f.yaml:10:5: unknown field `replicsa` in `spec.runtime`; did you mean `replicas`?"]
+    );
 }
 
 #[test]
 fn an_unknown_field_without_a_near_match_lists_the_known_ones() {
     let errs = errors(&with("  zzzzzzzz: 1\n"));
-    assert!(errs[0].starts_with("f.yaml:10:3: unknown field `zzzzzzzz` in `spec`; expected one of:"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("f.yaml:10:3: unknown field `zzzzzzzz` in `spec`; expected one of:"),
+        "{errs:?}"
+    );
     assert!(errs[0].contains("autoscaling"), "{errs:?}");
 }
 
 #[test]
 fn wrong_types_say_what_was_expected_and_how_to_fix_it() {
     let text = MINIMAL.replace("port: 8080", "port: eighty");
-    assert_eq!(errors(&text), ["f.yaml:9:11: `spec.runtime.port` must be a whole number, found `eighty`"]);
+    assert_eq!(
+        errors(&text),
+        ["f.yaml:9:11: `spec.runtime.port` must be a whole number, found `eighty`"]
+    );
     let text = with("  env:\n    - name: PORT\n      value: 8080\n");
     assert_eq!(
         errors(&text),
-        ["f.yaml:12:14: `spec.env[0].value` must be a string, found an integer `8080` (write it in quotes: \"8080\")"]
+        [
+            "f.yaml:12:14: `spec.env[0].value` must be a string, found an integer `8080` (write it in quotes: \"8080\")"
+        ]
     );
 }
 
@@ -135,17 +221,31 @@ fn bad_values_are_refused() {
         ["f.yaml:10:15: `spec.runtime.replicas` is 500, above the maximum of 100"]
     );
     let errs = errors(&MINIMAL.replace("name: web", "name: Web_Service"));
-    assert!(errs[0].starts_with("f.yaml:4:9: `metadata.name` `Web_Service` is not a DNS label"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("f.yaml:4:9: `metadata.name` `Web_Service` is not a DNS label"),
+        "{errs:?}"
+    );
     let errs = errors(&with("  domains:\n    - domain: not a host\n"));
-    assert!(errs[0].starts_with("f.yaml:11:15: `not a host` is not a hostname"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("f.yaml:11:15: `not a host` is not a hostname"),
+        "{errs:?}"
+    );
     let errs = errors(&MINIMAL.replace("type: dockerfile", "type: dokerfile"));
-    assert_eq!(errs, ["f.yaml:7:11: `spec.build.type` must be one of dockerfile, nixpacks, buildpack, auto, found `dokerfile`; did you mean `dockerfile`?"]);
+    assert_eq!(
+        errs,
+        [
+            "f.yaml:7:11: `spec.build.type` must be one of dockerfile, nixpacks, buildpack, auto, found `dokerfile`; did you mean `dockerfile`?"
+        ]
+    );
 }
 
 #[test]
 fn duplicate_environment_variables_are_refused_at_the_second() {
     let text = with("  env:\n    - name: A\n      value: x\n    - name: A\n      value: y\n");
-    assert_eq!(errors(&text), ["f.yaml:13:13: environment variable `A` is set twice"]);
+    assert_eq!(
+        errors(&text),
+        ["f.yaml:13:13: environment variable `A` is set twice"]
+    );
 }
 
 #[test]
@@ -163,15 +263,29 @@ spec:
 ";
     let errs = errors(text);
     assert_eq!(errs.len(), 3, "{errs:#?}");
-    assert_eq!(errs[0], "f.yaml:2:7: `kind` must be one of Service, found `Servic`; did you mean `Service`?");
-    assert!(errs[1].starts_with("f.yaml:5:3: unknown field `labls`"), "{errs:?}");
-    assert!(errs[2].starts_with("f.yaml:10:11: `spec.runtime.port` must be at most 65535"), "{errs:?}");
+    assert_eq!(
+        errs[0],
+        "f.yaml:2:7: `kind` must be one of Service, found `Servic`; did you mean `Service`?"
+    );
+    assert!(
+        errs[1].starts_with("f.yaml:5:3: unknown field `labls`"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[2].starts_with("f.yaml:10:11: `spec.runtime.port` must be at most 65535"),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn missing_required_fields_point_at_their_parent() {
-    let errs = errors("apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  build:\n    type: auto\n");
-    assert_eq!(errs, ["f.yaml:6:3: missing required field `runtime` in `spec`"]);
+    let errs = errors(
+        "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  build:\n    type: auto\n",
+    );
+    assert_eq!(
+        errs,
+        ["f.yaml:6:3: missing required field `runtime` in `spec`"]
+    );
 }
 
 #[test]
@@ -181,16 +295,32 @@ fn requests_above_limits_and_inconsistent_autoscaling_are_refused() {
     )
     .replace("  runtime:\n    port: 8080\n    resources", "  runtime:\n    port: 8080\n    resources");
     let errs = errors(&text);
-    assert!(errs.iter().any(|e| e.contains("requests.cpu 2 is more than limits.cpu 500m")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.contains("`minReplicas` (5) is more than `maxReplicas` (2)")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("requests.cpu 2 is more than limits.cpu 500m")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`minReplicas` (5) is more than `maxReplicas` (2)")),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn rollout_steps_must_rise_to_100() {
     let text = with("  rollout:\n    steps:\n      - weight: 50\n      - weight: 20\n");
     let errs = errors(&text);
-    assert!(errs.iter().any(|e| e.contains("step weights must increase: 20 follows 50")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.contains("last rollout step must send 100%")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("step weights must increase: 20 follows 50")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("last rollout step must send 100%")),
+        "{errs:?}"
+    );
     let ok = parse(&with("  rollout:\n    steps:\n      - weight: 25\n        pause: 2m\n      - weight: 100\n    maxErrorRate: 1.5\n")).unwrap();
     let r = ok.rollout();
     assert_eq!(r.steps[0].pause, Duration::from_secs(120));
@@ -199,9 +329,14 @@ fn rollout_steps_must_rise_to_100() {
 
 #[test]
 fn a_bad_duration_is_reported() {
-    let text = with("  monitoring:\n    targets:\n      - name: x\n        url: https://x.io\n        interval: soon\n");
+    let text = with(
+        "  monitoring:\n    targets:\n      - name: x\n        url: https://x.io\n        interval: soon\n",
+    );
     let errs = errors(&text);
-    assert!(errs.iter().any(|e| e.contains("`soon` is not a duration")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("`soon` is not a duration")),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -213,9 +348,16 @@ fn files_without_a_service_or_with_two_are_refused() {
 
 #[test]
 fn only_namespaced_objects_may_accompany_a_service() {
-    let text = format!("{MINIMAL}---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: god\n");
+    let text = format!(
+        "{MINIMAL}---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: god\n"
+    );
     let errs = errors(&text);
-    assert!(errs[0].starts_with("f.yaml:12:7: ClusterRole (rbac.authorization.k8s.io/v1) cannot accompany a service"), "{errs:?}");
+    assert!(
+        errs[0].starts_with(
+            "f.yaml:12:7: ClusterRole (rbac.authorization.k8s.io/v1) cannot accompany a service"
+        ),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -226,7 +368,10 @@ fn oversize_files_are_refused_before_parsing() {
 
 #[test]
 fn the_published_json_schema_is_current() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/service-spec.schema.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../schema/service-spec.schema.json"
+    );
     let generated = serde_json::to_string_pretty(schema()).unwrap() + "\n";
     if std::env::var_os("UPDATE_SCHEMA").is_some() {
         std::fs::write(path, &generated).unwrap();

@@ -24,7 +24,10 @@ pub enum Value {
     Int(i64),
     Float(f64),
     /// `quoted` is false for plain scalars, which is what the user typed without quotes.
-    Str { text: String, quoted: bool },
+    Str {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Key, Node)>),
 }
@@ -82,12 +85,17 @@ impl Node {
             Value::Null => J::Null,
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or(J::Null),
             Value::Str { text, .. } => J::String(text.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => {
-                J::Object(entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect())
-            }
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.name.clone(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -137,12 +145,22 @@ pub struct Document {
 
 fn pos(mark: &Marker) -> Pos {
     // yaml-rust2 counts lines from 1 and columns from 0.
-    Pos { line: mark.line(), col: mark.col() + 1 }
+    Pos {
+        line: mark.line(),
+        col: mark.col() + 1,
+    }
 }
 
 enum Frame {
-    Seq { pos: Pos, items: Vec<Node> },
-    Map { pos: Pos, entries: Vec<(Key, Node)>, pending_key: Option<Key> },
+    Seq {
+        pos: Pos,
+        items: Vec<Node>,
+    },
+    Map {
+        pos: Pos,
+        entries: Vec<(Key, Node)>,
+        pending_key: Option<Key>,
+    },
 }
 
 /// Parses every document of a YAML stream. A syntax error ends parsing (the parser cannot resume),
@@ -180,46 +198,85 @@ pub fn load(text: &str) -> Result<Vec<Document>, Vec<Diagnostic>> {
                 continue;
             }
             Event::Alias(_) => {
-                errors.push(Diagnostic::error(at, "YAML aliases (*name) are not supported in specs; write the value out"));
-                Node { pos: at, value: Value::Null }
+                errors.push(Diagnostic::error(
+                    at,
+                    "YAML aliases (*name) are not supported in specs; write the value out",
+                ));
+                Node {
+                    pos: at,
+                    value: Value::Null,
+                }
             }
             Event::Scalar(text, style, anchor, tag) => {
                 if anchor != 0 {
-                    errors.push(Diagnostic::error(at, "YAML anchors (&name) are not supported in specs"));
+                    errors.push(Diagnostic::error(
+                        at,
+                        "YAML anchors (&name) are not supported in specs",
+                    ));
                 }
                 if let Some(tag) = tag {
                     // The core schema's own tags are harmless; anything else changes meaning.
                     if !(tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!") {
-                        errors.push(Diagnostic::error(at, format!("YAML tag {}{} is not supported", tag.handle, tag.suffix)));
+                        errors.push(Diagnostic::error(
+                            at,
+                            format!("YAML tag {}{} is not supported", tag.handle, tag.suffix),
+                        ));
                     }
                 }
-                Node { pos: at, value: scalar(text, style) }
+                Node {
+                    pos: at,
+                    value: scalar(text, style),
+                }
             }
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) if stack.len() >= MAX_DEPTH => {
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _)
+                if stack.len() >= MAX_DEPTH =>
+            {
                 let _ = anchor;
-                errors.push(Diagnostic::error(at, format!("nesting deeper than {MAX_DEPTH} levels")));
+                errors.push(Diagnostic::error(
+                    at,
+                    format!("nesting deeper than {MAX_DEPTH} levels"),
+                ));
                 return Err(errors);
             }
             Event::SequenceStart(anchor, _) => {
                 if anchor != 0 {
-                    errors.push(Diagnostic::error(at, "YAML anchors (&name) are not supported in specs"));
+                    errors.push(Diagnostic::error(
+                        at,
+                        "YAML anchors (&name) are not supported in specs",
+                    ));
                 }
-                stack.push(Frame::Seq { pos: at, items: Vec::new() });
+                stack.push(Frame::Seq {
+                    pos: at,
+                    items: Vec::new(),
+                });
                 continue;
             }
             Event::MappingStart(anchor, _) => {
                 if anchor != 0 {
-                    errors.push(Diagnostic::error(at, "YAML anchors (&name) are not supported in specs"));
+                    errors.push(Diagnostic::error(
+                        at,
+                        "YAML anchors (&name) are not supported in specs",
+                    ));
                 }
-                stack.push(Frame::Map { pos: at, entries: Vec::new(), pending_key: None });
+                stack.push(Frame::Map {
+                    pos: at,
+                    entries: Vec::new(),
+                    pending_key: None,
+                });
                 continue;
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq { pos, items }) => Node { pos, value: Value::Seq(items) },
+                Some(Frame::Seq { pos, items }) => Node {
+                    pos,
+                    value: Value::Seq(items),
+                },
                 _ => unreachable_structure(&mut errors, at),
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map { pos, entries, .. }) => Node { pos, value: Value::Map(entries) },
+                Some(Frame::Map { pos, entries, .. }) => Node {
+                    pos,
+                    value: Value::Map(entries),
+                },
                 _ => unreachable_structure(&mut errors, at),
             },
         };
@@ -227,7 +284,11 @@ pub fn load(text: &str) -> Result<Vec<Document>, Vec<Diagnostic>> {
         match stack.last_mut() {
             None => root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { pos: map_pos, entries, pending_key }) => match pending_key.take() {
+            Some(Frame::Map {
+                pos: map_pos,
+                entries,
+                pending_key,
+            }) => match pending_key.take() {
                 None => {
                     let name = match &node.value {
                         Value::Str { text, .. } => text.clone(),
@@ -236,14 +297,23 @@ pub fn load(text: &str) -> Result<Vec<Document>, Vec<Diagnostic>> {
                         Value::Float(f) => f.to_string(),
                         Value::Null => "null".into(),
                         Value::Seq(_) | Value::Map(_) => {
-                            errors.push(Diagnostic::error(node.pos, "a mapping key must be a plain value"));
+                            errors.push(Diagnostic::error(
+                                node.pos,
+                                "a mapping key must be a plain value",
+                            ));
                             String::new()
                         }
                     };
                     if entries.iter().any(|(k, _)| k.name == name) {
-                        errors.push(Diagnostic::error(node.pos, format!("duplicate key `{name}`")));
+                        errors.push(Diagnostic::error(
+                            node.pos,
+                            format!("duplicate key `{name}`"),
+                        ));
                     }
-                    *pending_key = Some(Key { name, pos: node.pos });
+                    *pending_key = Some(Key {
+                        name,
+                        pos: node.pos,
+                    });
                 }
                 Some(key) => {
                     // A block mapping "starts" where its first key is written, which is where
@@ -256,13 +326,20 @@ pub fn load(text: &str) -> Result<Vec<Document>, Vec<Diagnostic>> {
             },
         }
     }
-    if errors.is_empty() { Ok(docs) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(docs)
+    } else {
+        Err(errors)
+    }
 }
 
 fn unreachable_structure(errors: &mut Vec<Diagnostic>, at: Pos) -> Node {
     // The parser guarantees balanced events; should that ever break, report instead of panicking.
     errors.push(Diagnostic::error(at, "invalid YAML structure"));
-    Node { pos: at, value: Value::Null }
+    Node {
+        pos: at,
+        value: Value::Null,
+    }
 }
 
 /// YAML 1.2 core schema resolution for plain scalars; quoted and block scalars are always strings.
@@ -276,7 +353,8 @@ fn scalar(text: String, style: TScalarStyle) -> Value {
         "false" | "False" | "FALSE" => return Value::Bool(false),
         _ => {}
     }
-    let looks_numeric = text.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == '.');
+    let looks_numeric =
+        text.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == '.');
     if looks_numeric {
         if let Ok(i) = text.parse::<i64>() {
             return Value::Int(i);
@@ -294,7 +372,10 @@ fn scalar(text: String, style: TScalarStyle) -> Value {
             }
         }
     }
-    Value::Str { text, quoted: false }
+    Value::Str {
+        text,
+        quoted: false,
+    }
 }
 
 #[cfg(test)]
@@ -318,7 +399,13 @@ mod tests {
     fn plain_scalars_resolve_by_the_core_schema_and_quoted_ones_stay_strings() {
         let root = one("i: 8080\nq: \"8080\"\nf: 99.95\nb: true\nn: ~\ns: 200m\n");
         assert_eq!(root.get("i").unwrap().value, Value::Int(8080));
-        assert_eq!(root.get("q").unwrap().value, Value::Str { text: "8080".into(), quoted: true });
+        assert_eq!(
+            root.get("q").unwrap().value,
+            Value::Str {
+                text: "8080".into(),
+                quoted: true
+            }
+        );
         assert_eq!(root.get("f").unwrap().value, Value::Float(99.95));
         assert_eq!(root.get("b").unwrap().value, Value::Bool(true));
         assert_eq!(root.get("n").unwrap().value, Value::Null);
@@ -330,7 +417,10 @@ mod tests {
         let docs = load("a: 1\n---\n# just a comment\n---\nb: 2\n").unwrap();
         assert_eq!(docs.len(), 3);
         assert!(docs[1].root.is_none());
-        assert_eq!(docs[2].root.as_ref().unwrap().get("b").unwrap().value, Value::Int(2));
+        assert_eq!(
+            docs[2].root.as_ref().unwrap().get("b").unwrap().value,
+            Value::Int(2)
+        );
     }
 
     #[test]
@@ -360,12 +450,21 @@ mod tests {
         let errs = load(&text).unwrap_err();
         assert_eq!(errs.len(), 1, "{errs:?}");
         // Either our limit or the parser's own, whichever trips first.
-        assert!(errs[0].message.contains("nesting deeper") || errs[0].message.contains("recursion limit"), "{errs:?}");
+        assert!(
+            errs[0].message.contains("nesting deeper")
+                || errs[0].message.contains("recursion limit"),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn paths_read_like_the_spec() {
-        let path = [Seg::from("spec"), Seg::from("env"), Seg::from(3), Seg::from("name")];
+        let path = [
+            Seg::from("spec"),
+            Seg::from("env"),
+            Seg::from(3),
+            Seg::from("name"),
+        ];
         assert_eq!(display_path(&path), "spec.env[3].name");
     }
 }

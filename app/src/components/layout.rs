@@ -62,7 +62,8 @@ pub fn Layout(children: Children) -> impl IntoView {
                     class="px-2 pb-4 md:block"
                     class:hidden=move || !menu_open.get()
                 >
-                    <ul class="space-y-1">
+                    // Following a link closes the phone menu, as people expect.
+                    <ul class="space-y-1" on:click=move |_| set_menu_open.set(false)>
                         {NAV
                             .into_iter()
                             .map(|(href, label)| {
@@ -105,7 +106,10 @@ pub fn Layout(children: Children) -> impl IntoView {
 
 /// A page's title row.
 #[component]
-pub fn PageHeader(title: &'static str, #[prop(optional)] subtitle: Option<&'static str>) -> impl IntoView {
+pub fn PageHeader(
+    title: &'static str,
+    #[prop(optional)] subtitle: Option<&'static str>,
+) -> impl IntoView {
     view! {
         <div class="mb-6">
             <h1 class="text-2xl font-semibold tracking-tight">{title}</h1>

@@ -16,12 +16,16 @@ pub fn dark_from_request() -> bool {
     {
         use_context::<http::request::Parts>()
             .and_then(|parts| {
-                parts.headers.get_all(http::header::COOKIE).iter().find_map(|v| {
-                    v.to_str().ok()?.split(';').find_map(|pair| {
-                        let (k, v) = pair.trim().split_once('=')?;
-                        (k == COOKIE).then(|| v == "dark")
+                parts
+                    .headers
+                    .get_all(http::header::COOKIE)
+                    .iter()
+                    .find_map(|v| {
+                        v.to_str().ok()?.split(';').find_map(|pair| {
+                            let (k, v) = pair.trim().split_once('=')?;
+                            (k == COOKIE).then(|| v == "dark")
+                        })
                     })
-                })
             })
             .unwrap_or(false)
     }
@@ -62,7 +66,9 @@ fn html() -> Option<web_sys::Element> {
 
 #[cfg(feature = "hydrate")]
 fn is_dark_now() -> bool {
-    html().map(|h| h.class_list().contains("dark")).unwrap_or(false)
+    html()
+        .map(|h| h.class_list().contains("dark"))
+        .unwrap_or(false)
 }
 
 #[cfg(feature = "hydrate")]
@@ -74,7 +80,9 @@ fn apply(dark: bool) {
     let doc = web_sys::window().and_then(|w| w.document());
     if let Some(doc) = doc.and_then(|d| d.dyn_into::<web_sys::HtmlDocument>().ok()) {
         let value = if dark { "dark" } else { "light" };
-        let _ = doc.set_cookie(&format!("{COOKIE}={value}; Path=/; Max-Age=31536000; SameSite=Lax"));
+        let _ = doc.set_cookie(&format!(
+            "{COOKIE}={value}; Path=/; Max-Age=31536000; SameSite=Lax"
+        ));
     }
 }
 

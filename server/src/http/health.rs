@@ -30,7 +30,11 @@ async fn ready(State(engine): State<Engine>) -> (StatusCode, Json<Value>) {
         tracing::warn!(%error, "readiness: database check failed");
     }
     let ok = database.is_ok();
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if ok { "ok" } else { "unavailable" },
         "service": "switchyard",

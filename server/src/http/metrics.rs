@@ -4,19 +4,20 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use switchyard_engine::Engine;
 
 use super::AppState;
 
-const LATENCY_BUCKETS: [f64; 12] =
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 /// The process-wide recorder. Installed once: tests build many routers in one process.
 pub fn handle() -> PrometheusHandle {
@@ -38,9 +39,11 @@ pub fn handle() -> PrometheusHandle {
             let upkeep = handle.clone();
             std::thread::Builder::new()
                 .name("metrics-upkeep".into())
-                .spawn(move || loop {
-                    std::thread::sleep(Duration::from_secs(5));
-                    upkeep.run_upkeep();
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
                 })
                 .ok();
             handle
@@ -50,7 +53,9 @@ pub fn handle() -> PrometheusHandle {
 
 pub fn routes() -> Router<AppState> {
     handle();
-    Router::new().route("/metrics", get(render)).route("/api/metrics", get(render))
+    Router::new()
+        .route("/metrics", get(render))
+        .route("/api/metrics", get(render))
 }
 
 async fn render(State(engine): State<Engine>) -> impl IntoResponse {
@@ -59,7 +64,10 @@ async fn render(State(engine): State<Engine>) -> impl IntoResponse {
     metrics::gauge!("db_pool_connections", "state" => "idle").set(idle);
     metrics::gauge!("db_pool_connections", "state" => "in_use").set(pool.size() as f64 - idle);
     metrics::gauge!("db_pool_max_connections").set(engine.settings.database.max_connections as f64);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle().render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle().render(),
+    )
 }
 
 /// Counts and times every request. Routes are labelled by their pattern, never the raw path, so that

@@ -14,7 +14,6 @@ use leptos::prelude::{LeptosOptions, provide_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use switchyard_app::{App, shell};
 use switchyard_engine::Engine;
-use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -32,7 +31,10 @@ pub struct AppState {
 pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
     let http = engine.settings.http.clone();
     let hsts = !engine.settings.is_loopback_http();
-    let state = AppState { leptos_options, engine };
+    let state = AppState {
+        leptos_options,
+        engine,
+    };
     let context = {
         let engine = state.engine.clone();
         move || provide_context(engine.clone())
@@ -47,12 +49,25 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         .merge(metrics::routes())
         .nest_service("/pkg", static_files::pkg(&state.leptos_options))
         .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), app_shell)
-        .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, shell))
         .with_state(state);
 
+    // Router::layer wraps what came before it, so the last layer added is the outermost:
+    // request id → trace span → metrics → security headers → compression → timeout → body limit.
+    let router = router
+        .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(http.request_timeout_secs),
+        ))
+        .layer(CompressionLayer::new());
     let x_request_id = HeaderName::from_static("x-request-id");
-    let layers = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
+    with_security_headers(router, hsts)
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let request_id = req
                 .headers()
@@ -62,20 +77,11 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
             // The path only: query strings are never logged, whatever they carry.
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id)
         }))
-        .layer(PropagateRequestIdLayer::new(x_request_id))
-        .layer(axum::middleware::from_fn(metrics::track))
-        .layer(security_headers(hsts))
-        .layer(CompressionLayer::new())
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(http.request_timeout_secs),
-        ))
-        .layer(RequestBodyLimitLayer::new(http.body_limit_bytes));
-    router.layer(layers)
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
 }
 
 /// Headers every response carries unless a handler set its own.
-fn security_headers(hsts: bool) -> ServiceBuilder<impl Clone> {
+fn with_security_headers(router: Router, hsts: bool) -> Router {
     let set = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
     };
@@ -83,16 +89,24 @@ fn security_headers(hsts: bool) -> ServiceBuilder<impl Clone> {
     const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws://127.0.0.1:*; \
         object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
-    ServiceBuilder::new()
+    let router = router
         .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(set(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(set(header::REFERRER_POLICY, "strict-origin-when-cross-origin"))
+        .layer(set(
+            header::REFERRER_POLICY,
+            "strict-origin-when-cross-origin",
+        ))
         .layer(set(header::CONTENT_SECURITY_POLICY, CSP))
         .layer(set(
             HeaderName::from_static("permissions-policy"),
             "camera=(), microphone=(), geolocation=()",
+        ));
+    if hsts {
+        router.layer(set(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
         ))
-        .layer(tower::util::option_layer(hsts.then(|| {
-            set(header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains")
-        })))
+    } else {
+        router
+    }
 }

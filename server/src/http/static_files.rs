@@ -6,19 +6,9 @@ use axum::http::{HeaderValue, header};
 use leptos::prelude::LeptosOptions;
 use tower::ServiceBuilder;
 use tower_http::services::ServeDir;
-use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::set_header::{SetResponseHeader, SetResponseHeaderLayer};
 
-pub fn pkg(
-    options: &LeptosOptions,
-) -> impl tower::Service<
-    axum::extract::Request,
-    Response = axum::response::Response<tower_http::services::fs::ServeFileSystemResponseBody>,
-    Error = std::convert::Infallible,
-    Future = impl Send,
-> + Clone
-+ Send
-+ Sync
-+ 'static {
+pub fn pkg(options: &LeptosOptions) -> SetResponseHeader<ServeDir, HeaderValue> {
     let dir = std::path::Path::new(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref());
     // Unhashed names change content under the same URL: make the browser revalidate them.
     let cache = if options.hash_files {

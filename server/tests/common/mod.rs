@@ -19,7 +19,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request failed")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request failed")
     }
 }
 
@@ -31,24 +35,35 @@ fn settings() -> Settings {
 }
 
 pub async fn spawn_app(pool: PgPool) -> TestApp {
-    let app = switchyard_server::build_with_pool(settings(), pool).await.expect("build app");
+    let app = switchyard_server::build_with_pool(settings(), pool)
+        .await
+        .expect("build app");
     serve(app.router, app.engine).await
 }
 
 /// Like [`spawn_app`] with leptos options of the test's choosing (a site root, hashed names).
 pub async fn spawn_app_with_site(pool: PgPool, options: LeptosOptions) -> TestApp {
-    let engine = Engine { pool, settings: std::sync::Arc::new(settings()) };
+    let engine = Engine {
+        pool,
+        settings: std::sync::Arc::new(settings()),
+    };
     let router = switchyard_server::http::router(engine.clone(), options);
     serve(router, engine).await
 }
 
 async fn serve(router: axum::Router, engine: Engine) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    TestApp { addr, client, engine }
+    TestApp {
+        addr,
+        client,
+        engine,
+    }
 }
