@@ -9,6 +9,8 @@ CARGO_LEPTOS_VERSION="0.3.7"
 export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 # cargo-leptos runs the Node tools it finds on PATH instead of downloading its own (none can be fetched).
 export LEPTOS_TAILWIND_VERSION="v4.3.5"
+# Queries are checked at compile time against the committed .sqlx/ data (scripts/sqlx-prepare.sh).
+export SQLX_OFFLINE=true
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

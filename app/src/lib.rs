@@ -8,6 +8,7 @@ use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
+pub mod api;
 pub mod components;
 pub mod pages;
 

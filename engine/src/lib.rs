@@ -1,8 +1,15 @@
 //! The server-only platform engine. Each module owns its tables and its flows; the dashboard's
 //! server functions and the server binary reach the platform only through this crate.
+//!
+//! - [`auth`]: who is calling (sessions, API tokens) and what they may do (roles, [`auth::Action`]).
+//! - [`platform`]: projects, environments, services and their spec revisions, releases, deployments.
+//! - [`audit`]: the append-only record of every change and every refusal.
 
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod db;
+pub mod platform;
 
 pub use config::Settings;
 
@@ -13,4 +20,29 @@ use std::sync::Arc;
 pub struct Engine {
     pub pool: sqlx::PgPool,
     pub settings: Arc<Settings>,
+}
+
+/// Failures inside the engine. Each maps to one `ApiError` at the edge; internal causes are logged
+/// there and never sent to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Api(#[from] enclii_api::ApiError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The client-facing error; internal causes are logged once, here, with their whole chain.
+    pub fn into_api(self) -> enclii_api::ApiError {
+        match self {
+            Error::Api(e) => e,
+            Error::Db(e) => {
+                tracing::error!(error = %e, "database error");
+                enclii_api::ApiError::internal()
+            }
+        }
+    }
 }

@@ -47,7 +47,9 @@ pub async fn serve(
     app: Switchyard,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, app.router)
+    // Connection info lets handlers (and the audit log) see the client's address.
+    let service = app.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server failed")?;

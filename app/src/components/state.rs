@@ -44,3 +44,21 @@ pub fn ErrorPanel(errors: ArcRwSignal<Errors>) -> impl IntoView {
         </section>
     }
 }
+
+/// An API error as the user should read it; a sign-in prompt when the request was anonymous.
+#[component]
+pub fn ApiErrorPanel(error: enclii_api::ApiError) -> impl IntoView {
+    if let enclii_api::ApiError::Unauthenticated { .. } = error {
+        return view! {
+            <EmptyState title="Sign in to continue" hint="Your projects appear here once you have signed in." />
+        }
+        .into_any();
+    }
+    view! {
+        <section role="alert" class="rounded-xl border border-red-300 bg-red-50 p-6 text-red-900 dark:border-red-800 dark:bg-red-950 dark:text-red-100">
+            <h2 class="font-semibold">"Something went wrong"</h2>
+            <p class="mt-2 text-sm">{error.to_string()}</p>
+        </section>
+    }
+    .into_any()
+}

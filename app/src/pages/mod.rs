@@ -5,4 +5,5 @@ pub mod deployments;
 pub mod not_found;
 pub mod overview;
 pub mod projects;
+pub mod services;
 pub mod status;

@@ -1,18 +1,79 @@
+//! Projects: the list and creation.
+
+use enclii_api::{ApiError, Project};
 use leptos::prelude::*;
 use leptos_meta::Title;
+use server_fn::codec::Json;
 
 use crate::components::layout::PageHeader;
-use crate::components::state::EmptyState;
+use crate::components::state::{ApiErrorPanel, EmptyState};
+
+/// The caller's projects (every project, for platform admins), by name.
+#[server(endpoint = "projects/list", input = Json, output = Json)]
+pub async fn list_projects() -> Result<Vec<Project>, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::projects::list(&engine.pool, caller.as_ref())
+        .await
+        .map_err(switchyard_engine::Error::into_api)
+}
+
+/// Creates a project with `production` and `staging` environments; the caller becomes its owner.
+#[server(endpoint = "projects/create", input = Json, output = Json)]
+pub async fn create_project(slug: String, description: Option<String>) -> Result<Project, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::projects::create(&engine.pool, caller.as_ref(), &slug, description.as_deref().unwrap_or(""))
+        .await
+        .map_err(switchyard_engine::Error::into_api)
+}
 
 #[component]
 pub fn ProjectsPage() -> impl IntoView {
+    let projects = Resource::new(|| (), |_| list_projects());
     view! {
         <Title text="Projects" />
         <PageHeader title="Projects" />
-        <EmptyState
-            title="No projects yet"
-            hint="A project groups services and their environments (production and staging)."
-            command="enclii project create my-project"
-        />
+        <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading projects…"</p> }>
+            {move || {
+                projects
+                    .get()
+                    .map(|result| match result {
+                        Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
+                        Ok(list) if list.is_empty() => {
+                            view! {
+                                <EmptyState
+                                    title="No projects yet"
+                                    hint="A project groups services and their environments (production and staging)."
+                                    command="enclii project create my-project"
+                                />
+                            }
+                                .into_any()
+                        }
+                        Ok(list) => view! { <ProjectList projects=list /> }.into_any(),
+                    })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ProjectList(projects: Vec<Project>) -> impl IntoView {
+    view! {
+        <ul class="grid gap-4 sm:grid-cols-2 lg:grid-cols-3" data-testid="project-list">
+            {projects
+                .into_iter()
+                .map(|p| {
+                    let envs = p.environments.iter().map(|e| e.name.clone()).collect::<Vec<_>>().join(" · ");
+                    view! {
+                        <li class="rounded-xl border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
+                            <h2 class="font-semibold">{p.slug.clone()}</h2>
+                            <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">{p.description.clone()}</p>
+                            <p class="mt-3 text-xs text-slate-500">
+                                {format!("{} services · {envs}", p.service_count)}
+                            </p>
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
     }
 }

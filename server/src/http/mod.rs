@@ -1,6 +1,7 @@
 //! The HTTP surface: the dashboard and its server functions, health, metrics and static files,
 //! under one stack of cross-cutting layers.
 
+pub mod api_errors;
 pub mod health;
 pub mod metrics;
 pub mod static_files;
@@ -63,6 +64,7 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(http.request_timeout_secs),
         ))
+        .layer(axum::middleware::from_fn(api_errors::set_status))
         .layer(CompressionLayer::new());
     let x_request_id = HeaderName::from_static("x-request-id");
     with_security_headers(router, hsts)

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test binary uses a different part of these fixtures
 //! Test fixtures: a real server on an ephemeral loopback port, on the fresh database `#[sqlx::test]`
 //! made for the test.
 
@@ -65,5 +66,45 @@ async fn serve(router: axum::Router, engine: Engine) -> TestApp {
         addr,
         client,
         engine,
+    }
+}
+
+/// A signed-up user and an API token for them.
+pub struct User {
+    pub id: uuid::Uuid,
+    pub token: String,
+}
+
+pub async fn user(pool: &PgPool, name: &str, write: bool) -> User {
+    use switchyard_engine::auth::{tokens, users};
+    let id = users::upsert(
+        pool,
+        &users::Identity {
+            issuer: "http://issuer.test",
+            subject: name,
+            email: Some(&format!("{name}@example.test")),
+            display_name: name,
+            platform_admin: false,
+        },
+    )
+    .await
+    .unwrap();
+    let scopes: &[tokens::Scope] = if write { &[tokens::Scope::Read, tokens::Scope::Write] } else { &[tokens::Scope::Read] };
+    let created = tokens::create(pool, id, "test", scopes, None).await.unwrap();
+    User { id, token: created.token }
+}
+
+impl TestApp {
+    /// POSTs JSON to an API path as `token` (None: anonymous); returns the status and JSON body.
+    pub async fn call(&self, path: &str, token: Option<&str>, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let mut req = self.client.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let response = req.send().await.expect("request failed");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| serde_json::Value::String(text));
+        (status, json)
     }
 }

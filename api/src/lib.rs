@@ -1,0 +1,304 @@
+//! The JSON API's wire types: what the server functions take and return, and the one error body
+//! every endpoint uses. No I/O, no framework: the CLI depends on this crate alone.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use enclii_spec::Diagnostic;
+
+/// Endpoint paths, stable and explicit (documented in docs/api.md). All take and return JSON by POST.
+pub mod paths {
+    pub const WHOAMI: &str = "/api/whoami";
+    pub const PROJECTS_CREATE: &str = "/api/projects/create";
+    pub const PROJECTS_LIST: &str = "/api/projects/list";
+    pub const SERVICES_IMPORT: &str = "/api/services/import";
+    pub const SERVICES_LIST: &str = "/api/services/list";
+    pub const SERVICES_GET: &str = "/api/services/get";
+    pub const SPEC_REVISIONS: &str = "/api/services/revisions";
+    pub const DEPLOY: &str = "/api/deployments/create";
+    pub const DEPLOYMENTS_LIST: &str = "/api/deployments/list";
+    pub const AUDIT_LIST: &str = "/api/audit/list";
+}
+
+/// Roles on a project, weakest first: each includes what the ones before it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Developer,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Developer => "developer",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Viewer, Role::Developer, Role::Admin, Role::Owner].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    pub display_name: String,
+    pub email: Option<String>,
+    pub platform_admin: bool,
+    /// How the request was authenticated: `session`, `api_token` or `plinto_token`.
+    pub via: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub name: String,
+    pub namespace: String,
+    pub cluster: String,
+    pub deploy_branch: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    pub slug: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+    /// The caller's role on it (platform admins see every project, possibly without a role).
+    pub role: Option<Role>,
+    pub environments: Vec<Environment>,
+    pub service_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSummary {
+    pub project: String,
+    pub name: String,
+    pub description: String,
+    pub revision: i32,
+    pub auto_deploy: bool,
+    pub git_repository: Option<String>,
+    pub git_branch: Option<String>,
+    pub updated_at: DateTime<Utc>,
+    /// The newest deployment per environment, by environment name.
+    pub latest: Vec<DeploymentSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportOutcome {
+    pub project: String,
+    pub service: String,
+    pub revision: i32,
+    /// The service did not exist before this import.
+    pub created: bool,
+    /// False when the file was identical to the current revision: nothing was recorded.
+    pub changed: bool,
+    /// Unified diff against the previous revision, when there was one and it changed.
+    pub diff: Option<String>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecRevision {
+    pub revision: i32,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Option<String>,
+    pub source: String,
+    /// Diff against the revision before it (none for the first).
+    pub diff: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentState {
+    Pending,
+    InProgress,
+    Succeeded,
+    Failed,
+    RolledBack,
+    Aborted,
+    Superseded,
+}
+
+impl DeploymentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::InProgress => "in_progress",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled_back",
+            Self::Aborted => "aborted",
+            Self::Superseded => "superseded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        use DeploymentState::*;
+        [Pending, InProgress, Succeeded, Failed, RolledBack, Aborted, Superseded].into_iter().find(|d| d.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Self::Pending | Self::InProgress)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentSummary {
+    pub id: i64,
+    pub project: String,
+    pub service: String,
+    pub environment: String,
+    pub state: DeploymentState,
+    pub state_reason: Option<String>,
+    pub strategy: String,
+    pub image: String,
+    pub spec_revision: i32,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub project: Option<String>,
+    pub client_addr: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// One page of a list, newest first. Pass `next` back as `cursor` for the following page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// The error body of every endpoint. `error` names the kind; `message` is written for the person
+/// who made the request and never carries internal causes (those stay in the server's log, under
+/// the request id the response carries).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum ApiError {
+    Unauthenticated { message: String },
+    Forbidden { message: String },
+    NotFound { message: String },
+    Invalid {
+        message: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        diagnostics: Vec<Diagnostic>,
+    },
+    Conflict { message: String },
+    TooMany { message: String },
+    Unavailable { message: String },
+    Internal { message: String },
+}
+
+impl ApiError {
+    pub fn unauthenticated() -> Self {
+        Self::Unauthenticated { message: "sign in, or send an API token as `Authorization: Bearer …`".into() }
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden { message: message.into() }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound { message: message.into() }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid { message: message.into(), diagnostics: Vec::new() }
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::Conflict { message: message.into() }
+    }
+    pub fn internal() -> Self {
+        Self::Internal { message: "internal error; the server logged the cause under this request's id".into() }
+    }
+
+    /// The HTTP status the server answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Unauthenticated { .. } => 401,
+            Self::Forbidden { .. } => 403,
+            Self::NotFound { .. } => 404,
+            Self::Invalid { .. } => 422,
+            Self::Conflict { .. } => 409,
+            Self::TooMany { .. } => 429,
+            Self::Unavailable { .. } => 503,
+            Self::Internal { .. } => 500,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Unauthenticated { message }
+            | Self::Forbidden { message }
+            | Self::NotFound { message }
+            | Self::Invalid { message, .. }
+            | Self::Conflict { message }
+            | Self::TooMany { message }
+            | Self::Unavailable { message }
+            | Self::Internal { message } => message,
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(feature = "server-fn")]
+impl server_fn::error::FromServerFnError for ApiError {
+    type Encoder = server_fn::codec::JsonEncoding;
+
+    fn from_server_fn_error(value: server_fn::error::ServerFnErrorErr) -> Self {
+        use server_fn::error::ServerFnErrorErr as E;
+        match value {
+            // The request did not match the endpoint's arguments: the caller can fix that.
+            E::Args(m) | E::Deserialization(m) | E::MissingArg(m) => {
+                Self::invalid(format!("the request body does not match this endpoint: {m}"))
+            }
+            E::Request(m) | E::Response(m) => Self::Unavailable { message: format!("could not reach the server: {m}") },
+            _ => Self::internal(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_serialize_with_their_kind_and_message() {
+        let e = ApiError::forbidden("you are a viewer of `shop`; deploying needs developer");
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json, serde_json::json!({"error": "forbidden", "message": "you are a viewer of `shop`; deploying needs developer"}));
+        assert_eq!(e.status(), 403);
+        let back: ApiError = serde_json::from_value(json).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn roles_are_ordered_by_what_they_allow() {
+        assert!(Role::Viewer < Role::Developer && Role::Developer < Role::Admin && Role::Admin < Role::Owner);
+        assert_eq!(Role::parse("admin"), Some(Role::Admin));
+        assert_eq!(Role::parse("root"), None);
+    }
+}

@@ -1,0 +1,49 @@
+//! The JSON API's shared edge: how every server function learns who is calling. Server functions
+//! live with the pages that use them (`pages/*.rs`); each begins with [`caller`].
+
+use enclii_api::{ApiError, WhoAmI};
+use leptos::prelude::*;
+use server_fn::codec::Json;
+
+#[cfg(feature = "ssr")]
+pub use ssr::*;
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use enclii_api::ApiError;
+    use leptos::prelude::*;
+    use switchyard_engine::Engine;
+    use switchyard_engine::auth::{self, Caller};
+
+    /// The engine and the caller of the current request (None: anonymous). A credential that is
+    /// present but invalid is an error, never a silent downgrade to anonymous.
+    pub async fn caller() -> Result<(Engine, Option<Caller>), ApiError> {
+        let engine = use_context::<Engine>().ok_or_else(|| {
+            tracing::error!("server function called without the engine in context");
+            ApiError::internal()
+        })?;
+        let parts = use_context::<http::request::Parts>().ok_or_else(ApiError::internal)?;
+        let authorization = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let client_addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let caller = auth::from_authorization(&engine.pool, authorization, client_addr)
+            .await
+            .map_err(switchyard_engine::Error::into_api)?;
+        Ok((engine, caller))
+    }
+}
+
+/// Who the request is authenticated as.
+#[server(endpoint = "whoami", input = Json, output = Json)]
+pub async fn whoami() -> Result<WhoAmI, ApiError> {
+    let (_engine, caller) = caller().await?;
+    let caller = caller.ok_or_else(ApiError::unauthenticated)?;
+    Ok(WhoAmI {
+        display_name: caller.display_name,
+        email: caller.email,
+        platform_admin: caller.platform_admin,
+        via: caller.via.name().to_owned(),
+    })
+}

@@ -1,0 +1,253 @@
+//! Who is calling and what they may do.
+//!
+//! Every server function starts by turning the request into an optional [`Caller`] (a session
+//! cookie or a bearer token) and asking [`authorize`] whether that caller may perform an
+//! [`Action`] on a project. The decision is a pure function of the caller, the action and the
+//! caller's role on the project, tested over its whole table below.
+
+pub mod tokens;
+pub mod users;
+
+use std::net::IpAddr;
+
+use enclii_api::{ApiError, Role};
+use uuid::Uuid;
+
+/// How a caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Session,
+    /// An Enclii API token, limited to its scopes.
+    ApiToken { token_id: Uuid, write: bool },
+    PlintoToken,
+}
+
+impl Via {
+    pub fn actor_kind(self) -> &'static str {
+        match self {
+            Via::ApiToken { .. } => "api_token",
+            Via::Session | Via::PlintoToken => "user",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Session => "session",
+            Via::ApiToken { .. } => "api_token",
+            Via::PlintoToken => "plinto_token",
+        }
+    }
+}
+
+/// An authenticated caller. Anonymous requests have no `Caller` at all.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub platform_admin: bool,
+    pub via: Via,
+    pub client_addr: Option<IpAddr>,
+}
+
+impl Caller {
+    pub fn actor_id(&self) -> String {
+        match self.via {
+            Via::ApiToken { token_id, .. } => token_id.to_string(),
+            _ => self.user_id.to_string(),
+        }
+    }
+}
+
+/// Everything a caller can ask for. Each action names the project role it needs; actions without a
+/// project (listing one's projects, creating one) need only a signed-in caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    WhoAmI,
+    ListProjects,
+    CreateProject,
+    ViewProject,
+    ImportSpec,
+    Deploy,
+    ManageEnv,
+    RevealSecret,
+    ManageDomains,
+    ManageMembers,
+    ViewAudit,
+    DeleteProject,
+}
+
+impl Action {
+    pub const ALL: [Action; 12] = [
+        Action::WhoAmI,
+        Action::ListProjects,
+        Action::CreateProject,
+        Action::ViewProject,
+        Action::ImportSpec,
+        Action::Deploy,
+        Action::ManageEnv,
+        Action::RevealSecret,
+        Action::ManageDomains,
+        Action::ManageMembers,
+        Action::ViewAudit,
+        Action::DeleteProject,
+    ];
+
+    /// The weakest project role allowed to do this; `None` when no project role is involved.
+    pub fn required_role(self) -> Option<Role> {
+        use Action::*;
+        match self {
+            WhoAmI | ListProjects | CreateProject => None,
+            ViewProject => Some(Role::Viewer),
+            ImportSpec | Deploy | ManageEnv => Some(Role::Developer),
+            RevealSecret | ManageDomains | ManageMembers | ViewAudit => Some(Role::Admin),
+            DeleteProject => Some(Role::Owner),
+        }
+    }
+
+    /// Whether the action changes anything (read-only API tokens may not).
+    pub fn mutates(self) -> bool {
+        use Action::*;
+        !matches!(self, WhoAmI | ListProjects | ViewProject | ViewAudit)
+    }
+
+    pub fn describe(self) -> &'static str {
+        use Action::*;
+        match self {
+            WhoAmI => "see who you are",
+            ListProjects => "list projects",
+            CreateProject => "create a project",
+            ViewProject => "view this project",
+            ImportSpec => "import service specs",
+            Deploy => "deploy",
+            ManageEnv => "change environment variables",
+            RevealSecret => "reveal secret values",
+            ManageDomains => "manage domains",
+            ManageMembers => "manage members",
+            ViewAudit => "read the audit log",
+            DeleteProject => "delete this project",
+        }
+    }
+}
+
+/// The decision. `role` is the caller's role on the project the action concerns, if any.
+pub fn authorize(caller: Option<&Caller>, action: Action, role: Option<Role>) -> Result<(), ApiError> {
+    let Some(caller) = caller else { return Err(ApiError::unauthenticated()) };
+    if let Via::ApiToken { write: false, .. } = caller.via {
+        if action.mutates() {
+            return Err(ApiError::forbidden(format!("this API token is read-only; it cannot {}", action.describe())));
+        }
+    }
+    let Some(needed) = action.required_role() else { return Ok(()) };
+    if caller.platform_admin {
+        return Ok(());
+    }
+    match role {
+        Some(role) if role >= needed => Ok(()),
+        Some(role) => Err(ApiError::forbidden(format!(
+            "you are {} {role} of this project; to {} you need to be {} {needed}",
+            article(role),
+            action.describe(),
+            article(needed)
+        ))),
+        // Not a member: say "not found" so that project names do not leak to outsiders.
+        None => Err(ApiError::not_found("no such project, or you are not a member of it")),
+    }
+}
+
+fn article(role: Role) -> &'static str {
+    match role {
+        Role::Admin | Role::Owner => "an",
+        Role::Viewer | Role::Developer => "a",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(via: Via, platform_admin: bool) -> Caller {
+        Caller {
+            user_id: Uuid::nil(),
+            display_name: "t".into(),
+            email: None,
+            platform_admin,
+            via,
+            client_addr: None,
+        }
+    }
+
+    const ROLES: [Option<Role>; 5] = [None, Some(Role::Viewer), Some(Role::Developer), Some(Role::Admin), Some(Role::Owner)];
+
+    #[test]
+    fn anonymous_callers_may_do_nothing() {
+        for action in Action::ALL {
+            for role in ROLES {
+                assert!(matches!(authorize(None, action, role), Err(ApiError::Unauthenticated { .. })));
+            }
+        }
+    }
+
+    #[test]
+    fn members_may_do_exactly_what_their_role_allows() {
+        let user = caller(Via::Session, false);
+        for action in Action::ALL {
+            for role in ROLES {
+                let allowed = authorize(Some(&user), action, role).is_ok();
+                let expected = match action.required_role() {
+                    None => true,
+                    Some(needed) => role.is_some_and(|r| r >= needed),
+                };
+                assert_eq!(allowed, expected, "{action:?} as {role:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn outsiders_are_told_not_found_and_members_are_told_what_they_lack() {
+        let user = caller(Via::Session, false);
+        assert!(matches!(authorize(Some(&user), Action::ViewProject, None), Err(ApiError::NotFound { .. })));
+        let err = authorize(Some(&user), Action::Deploy, Some(Role::Viewer)).unwrap_err();
+        assert_eq!(err.message(), "you are a viewer of this project; to deploy you need to be a developer");
+    }
+
+    #[test]
+    fn platform_admins_may_do_everything_without_a_role() {
+        let admin = caller(Via::Session, true);
+        for action in Action::ALL {
+            assert!(authorize(Some(&admin), action, None).is_ok(), "{action:?}");
+        }
+    }
+
+    #[test]
+    fn read_only_tokens_may_read_but_not_change() {
+        let token = caller(Via::ApiToken { token_id: Uuid::nil(), write: false }, false);
+        for action in Action::ALL {
+            let allowed = authorize(Some(&token), action, Some(Role::Owner)).is_ok();
+            assert_eq!(allowed, !action.mutates(), "{action:?}");
+        }
+    }
+}
+
+/// The caller behind an `Authorization` header value, if any. A header that is present but not
+/// valid is an error (never silently anonymous), so a client learns its token is bad.
+pub async fn from_authorization(
+    pool: &sqlx::PgPool,
+    authorization: Option<&str>,
+    client_addr: Option<IpAddr>,
+) -> crate::Result<Option<Caller>> {
+    let Some(value) = authorization else { return Ok(None) };
+    let Some(token) = value.strip_prefix("Bearer ").map(str::trim) else {
+        return Err(ApiError::Unauthenticated { message: "use `Authorization: Bearer <token>`".into() }.into());
+    };
+    if token.starts_with(tokens::PREFIX) {
+        return match tokens::verify(pool, token).await? {
+            Some(caller) => Ok(Some(Caller { client_addr, ..caller })),
+            None => Err(ApiError::Unauthenticated { message: "this API token is unknown, expired or revoked".into() }.into()),
+        };
+    }
+    Err(ApiError::Unauthenticated {
+        message: "this server accepts Enclii API tokens (ency_…); Plinto access tokens are not enabled on it".into(),
+    }
+    .into())
+}

@@ -1,0 +1,215 @@
+//! Releases (an image of a service at a spec revision) and deployments (a release rolled out to an
+//! environment). Recording a deployment here is the start of a rollout; driving it to a terminal
+//! state is the Kubernetes engine's work.
+
+use enclii_api::{ApiError, DeploymentState, DeploymentSummary, Page};
+use sqlx::PgPool;
+
+use super::{page_limit, project_access};
+use crate::audit;
+use crate::auth::{Action, Caller};
+
+pub struct Request<'a> {
+    pub project: &'a str,
+    pub service: &'a str,
+    pub environment: &'a str,
+    /// Deploy this image as a new release; without it, the service's latest release is deployed.
+    pub image: Option<&'a str>,
+}
+
+pub async fn create(pool: &PgPool, caller: Option<&Caller>, req: Request<'_>) -> crate::Result<DeploymentSummary> {
+    let project = project_access(pool, caller, req.project, Action::Deploy).await?;
+    if let Some(image) = req.image {
+        validate_image(image)?;
+    }
+    let mut tx = pool.begin().await?;
+    let service = sqlx::query!(
+        r#"SELECT s.id, s.current_revision, r.spec AS "spec?"
+           FROM services s LEFT JOIN spec_revisions r ON r.service_id = s.id AND r.revision = s.current_revision
+           WHERE s.project_id = $1 AND s.name = $2"#,
+        project.id,
+        req.service
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("project `{}` has no service `{}`", project.slug, req.service)))?;
+    let environment = sqlx::query!("SELECT id FROM environments WHERE project_id = $1 AND name = $2", project.id, req.environment)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(environment) = environment else {
+        let names: Vec<String> = sqlx::query_scalar!("SELECT name FROM environments WHERE project_id = $1 ORDER BY name", project.id)
+            .fetch_all(&mut *tx)
+            .await?;
+        return Err(ApiError::not_found(format!(
+            "project `{}` has no environment `{}`; it has: {}",
+            project.slug,
+            req.environment,
+            names.join(", ")
+        ))
+        .into());
+    };
+    let who = caller.map(|c| c.user_id);
+    let release = match req.image {
+        Some(image) => {
+            let digest = image.split_once("@").map(|(_, d)| d.to_owned());
+            sqlx::query!(
+                r#"INSERT INTO releases (service_id, spec_revision, image_ref, image_digest, created_by)
+                   VALUES ($1, $2, $3, $4, $5) RETURNING id, image_ref, spec_revision"#,
+                service.id,
+                service.current_revision,
+                image,
+                digest,
+                who
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map(|r| (r.id, r.image_ref, r.spec_revision))?
+        }
+        None => sqlx::query!(
+            "SELECT id, image_ref, spec_revision FROM releases WHERE service_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+            service.id
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| (r.id, r.image_ref, r.spec_revision))
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "service `{}` has no release yet: pass an image (`--image REF`), or push to its repository so that Enclii builds one",
+                req.service
+            ))
+        })?,
+    };
+    let strategy = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.pointer("/spec/rollout/strategy"))
+        .and_then(|s| s.as_str())
+        .unwrap_or("canary")
+        .to_owned();
+    // A newer deployment makes older ones that have not started pointless.
+    sqlx::query!(
+        "UPDATE deployments SET state = 'superseded', finished_at = now(), state_reason = 'a newer deployment was requested'
+         WHERE service_id = $1 AND environment_id = $2 AND state = 'pending'",
+        service.id,
+        environment.id
+    )
+    .execute(&mut *tx)
+    .await?;
+    let row = sqlx::query!(
+        r#"INSERT INTO deployments (service_id, environment_id, release_id, strategy, state, created_by)
+           VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id, created_at"#,
+        service.id,
+        environment.id,
+        release.0,
+        strategy,
+        who
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        caller,
+        audit::Event::new("deployment.create")
+            .target("deployment", row.id.to_string())
+            .project(project.id)
+            .details(serde_json::json!({ "service": req.service, "environment": req.environment, "image": release.1 })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(DeploymentSummary {
+        id: row.id,
+        project: project.slug,
+        service: req.service.to_owned(),
+        environment: req.environment.to_owned(),
+        state: DeploymentState::Pending,
+        state_reason: None,
+        strategy,
+        image: release.1,
+        spec_revision: release.2,
+        created_at: row.created_at,
+        finished_at: None,
+    })
+}
+
+/// Deployments of a project (optionally one service), newest first; `cursor` is the last id seen.
+pub async fn list(
+    pool: &PgPool,
+    caller: Option<&Caller>,
+    project: &str,
+    service: Option<&str>,
+    cursor: Option<i64>,
+    limit: Option<u32>,
+) -> crate::Result<Page<DeploymentSummary>> {
+    let project = project_access(pool, caller, project, Action::ViewProject).await?;
+    let limit = page_limit(limit);
+    let rows = sqlx::query!(
+        r#"SELECT d.id, s.name AS service, e.name AS environment, d.state, d.state_reason, d.strategy,
+                  r.image_ref, r.spec_revision, d.created_at, d.finished_at
+           FROM deployments d JOIN services s ON s.id = d.service_id
+                JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
+           WHERE s.project_id = $1 AND ($2::text IS NULL OR s.name = $2) AND d.id < COALESCE($3, 9223372036854775807)
+           ORDER BY d.id DESC
+           LIMIT $4"#,
+        project.id,
+        service,
+        cursor,
+        limit + 1
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut items: Vec<DeploymentSummary> = rows
+        .into_iter()
+        .map(|r| DeploymentSummary {
+            id: r.id,
+            project: project.slug.clone(),
+            service: r.service,
+            environment: r.environment,
+            state: DeploymentState::parse(&r.state).unwrap_or(DeploymentState::Failed),
+            state_reason: r.state_reason,
+            strategy: r.strategy,
+            image: r.image_ref,
+            spec_revision: r.spec_revision,
+            created_at: r.created_at,
+            finished_at: r.finished_at,
+        })
+        .collect();
+    let next = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|d| d.id.to_string())
+    } else {
+        None
+    };
+    Ok(Page { items, next })
+}
+
+/// A container image reference: `registry/name[:tag][@sha256:…]`, without spaces or schemes.
+pub fn validate_image(image: &str) -> Result<(), ApiError> {
+    let bad = |why: &str| Err(ApiError::invalid(format!("`{image}` is not an image reference: {why}")));
+    if image.is_empty() || image.len() > 512 {
+        return bad("it must be 1 to 512 characters");
+    }
+    if image.contains("://") || image.chars().any(|c| c.is_whitespace()) {
+        return bad("write it as registry/name:tag or registry/name@sha256:digest");
+    }
+    if let Some((_, digest)) = image.split_once('@') {
+        let hex = digest.strip_prefix("sha256:").unwrap_or("");
+        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+            return bad("the digest must be sha256: followed by 64 lowercase hex digits");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references_are_checked() {
+        assert!(validate_image("ghcr.io/madfam-io/enclii:1.2.3").is_ok());
+        assert!(validate_image(&format!("registry.local/app@sha256:{}", "a".repeat(64))).is_ok());
+        for bad in ["", "https://ghcr.io/x", "has space", "x@sha256:abc", &format!("x@sha256:{}", "A".repeat(64))] {
+            assert!(validate_image(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Projects and their environments. A new project gets `production` and `staging`, each with its
+//! own Kubernetes namespace, and its creator as owner.
+
+use enclii_api::{ApiError, Environment, Project, Role};
+use sqlx::PgPool;
+
+use crate::audit;
+use crate::auth::{self, Action, Caller};
+
+/// Environments every project starts with, and the branch that deploys to each automatically.
+pub const DEFAULT_ENVIRONMENTS: [(&str, Option<&str>); 2] = [("production", Some("main")), ("staging", None)];
+
+/// Project slugs are DNS labels short enough that `{slug}-{environment}` is still one.
+pub const MAX_SLUG: usize = 40;
+
+pub fn validate_slug(slug: &str) -> Result<(), ApiError> {
+    if slug.len() > MAX_SLUG {
+        return Err(ApiError::invalid(format!("project names are at most {MAX_SLUG} characters; `{slug}` has {}", slug.len())));
+    }
+    enclii_spec::rules::dns_label(slug).map_err(|why| ApiError::invalid(format!("project name {why}")))
+}
+
+pub fn namespace_for(project: &str, environment: &str) -> String {
+    format!("{project}-{environment}")
+}
+
+pub async fn create(pool: &PgPool, caller: Option<&Caller>, slug: &str, description: &str) -> crate::Result<Project> {
+    auth::authorize(caller, Action::CreateProject, None)?;
+    let Some(who) = caller else { return Err(ApiError::unauthenticated().into()) };
+    validate_slug(slug)?;
+    let mut tx = pool.begin().await?;
+    let created = sqlx::query!(
+        r#"INSERT INTO projects (slug, description, created_by) VALUES ($1, $2, $3)
+           ON CONFLICT (slug) DO NOTHING RETURNING id, created_at"#,
+        slug,
+        description,
+        who.user_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(created) = created else {
+        return Err(ApiError::conflict(format!("a project named `{slug}` already exists")).into());
+    };
+    sqlx::query!(
+        "INSERT INTO memberships (project_id, user_id, role) VALUES ($1, $2, 'owner')",
+        created.id,
+        who.user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    let mut environments = Vec::new();
+    for (name, branch) in DEFAULT_ENVIRONMENTS {
+        let namespace = namespace_for(slug, name);
+        sqlx::query!(
+            "INSERT INTO environments (project_id, name, namespace, deploy_branch) VALUES ($1, $2, $3, $4)",
+            created.id,
+            name,
+            namespace,
+            branch
+        )
+        .execute(&mut *tx)
+        .await?;
+        environments.push(Environment {
+            name: name.to_owned(),
+            namespace,
+            cluster: "default".into(),
+            deploy_branch: branch.map(str::to_owned),
+        });
+    }
+    audit::record(&mut *tx, caller, audit::Event::new("project.create").target("project", slug).project(created.id)).await?;
+    tx.commit().await?;
+    Ok(Project {
+        slug: slug.to_owned(),
+        description: description.to_owned(),
+        created_at: created.created_at,
+        role: Some(Role::Owner),
+        environments,
+        service_count: 0,
+    })
+}
+
+/// The projects the caller is a member of (every project, for platform admins), by slug.
+pub async fn list(pool: &PgPool, caller: Option<&Caller>) -> crate::Result<Vec<Project>> {
+    auth::authorize(caller, Action::ListProjects, None)?;
+    let Some(who) = caller else { return Err(ApiError::unauthenticated().into()) };
+    let rows = sqlx::query!(
+        r#"SELECT p.id, p.slug, p.description, p.created_at, m.role AS "role?",
+                  (SELECT count(*) FROM services s WHERE s.project_id = p.id) AS "service_count!",
+                  COALESCE((SELECT json_agg(json_build_object('name', e.name, 'namespace', e.namespace,
+                                    'cluster', e.cluster, 'deploy_branch', e.deploy_branch) ORDER BY e.name)
+                            FROM environments e WHERE e.project_id = p.id), '[]') AS "environments!"
+           FROM projects p LEFT JOIN memberships m ON m.project_id = p.id AND m.user_id = $1
+           WHERE m.user_id IS NOT NULL OR $2
+           ORDER BY p.slug"#,
+        who.user_id,
+        who.platform_admin
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Project {
+            slug: r.slug,
+            description: r.description,
+            created_at: r.created_at,
+            role: r.role.as_deref().and_then(Role::parse),
+            environments: serde_json::from_value(r.environments).unwrap_or_default(),
+            service_count: r.service_count,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_short_dns_labels() {
+        assert!(validate_slug("enclii-platform").is_ok());
+        assert!(validate_slug("Bad_Name").is_err());
+        assert!(validate_slug(&"a".repeat(41)).is_err());
+        assert_eq!(namespace_for("shop", "production"), "shop-production");
+    }
+}
