@@ -43,7 +43,9 @@ impl Role {
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Viewer, Role::Developer, Role::Admin, Role::Owner].into_iter().find(|r| r.as_str() == s)
+        [Role::Viewer, Role::Developer, Role::Admin, Role::Owner]
+            .into_iter()
+            .find(|r| r.as_str() == s)
     }
 }
 
@@ -146,7 +148,11 @@ impl DeploymentState {
 
     pub fn parse(s: &str) -> Option<Self> {
         use DeploymentState::*;
-        [Pending, InProgress, Succeeded, Failed, RolledBack, Aborted, Superseded].into_iter().find(|d| d.as_str() == s)
+        [
+            Pending, InProgress, Succeeded, Failed, RolledBack, Aborted, Superseded,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
     }
 
     pub fn is_terminal(self) -> bool {
@@ -194,38 +200,65 @@ pub struct Page<T> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "error", rename_all = "snake_case")]
 pub enum ApiError {
-    Unauthenticated { message: String },
-    Forbidden { message: String },
-    NotFound { message: String },
+    Unauthenticated {
+        message: String,
+    },
+    Forbidden {
+        message: String,
+    },
+    NotFound {
+        message: String,
+    },
     Invalid {
         message: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         diagnostics: Vec<Diagnostic>,
     },
-    Conflict { message: String },
-    TooMany { message: String },
-    Unavailable { message: String },
-    Internal { message: String },
+    Conflict {
+        message: String,
+    },
+    TooMany {
+        message: String,
+    },
+    Unavailable {
+        message: String,
+    },
+    Internal {
+        message: String,
+    },
 }
 
 impl ApiError {
     pub fn unauthenticated() -> Self {
-        Self::Unauthenticated { message: "sign in, or send an API token as `Authorization: Bearer …`".into() }
+        Self::Unauthenticated {
+            message: "sign in, or send an API token as `Authorization: Bearer …`".into(),
+        }
     }
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::Forbidden { message: message.into() }
+        Self::Forbidden {
+            message: message.into(),
+        }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::NotFound { message: message.into() }
+        Self::NotFound {
+            message: message.into(),
+        }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::Invalid { message: message.into(), diagnostics: Vec::new() }
+        Self::Invalid {
+            message: message.into(),
+            diagnostics: Vec::new(),
+        }
     }
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::Conflict { message: message.into() }
+        Self::Conflict {
+            message: message.into(),
+        }
     }
     pub fn internal() -> Self {
-        Self::Internal { message: "internal error; the server logged the cause under this request's id".into() }
+        Self::Internal {
+            message: "internal error; the server logged the cause under this request's id".into(),
+        }
     }
 
     /// The HTTP status the server answers with.
@@ -272,10 +305,12 @@ impl server_fn::error::FromServerFnError for ApiError {
         use server_fn::error::ServerFnErrorErr as E;
         match value {
             // The request did not match the endpoint's arguments: the caller can fix that.
-            E::Args(m) | E::Deserialization(m) | E::MissingArg(m) => {
-                Self::invalid(format!("the request body does not match this endpoint: {m}"))
-            }
-            E::Request(m) | E::Response(m) => Self::Unavailable { message: format!("could not reach the server: {m}") },
+            E::Args(m) | E::Deserialization(m) | E::MissingArg(m) => Self::invalid(format!(
+                "the request body does not match this endpoint: {m}"
+            )),
+            E::Request(m) | E::Response(m) => Self::Unavailable {
+                message: format!("could not reach the server: {m}"),
+            },
             _ => Self::internal(),
         }
     }
@@ -289,7 +324,10 @@ mod tests {
     fn errors_serialize_with_their_kind_and_message() {
         let e = ApiError::forbidden("you are a viewer of `shop`; deploying needs developer");
         let json = serde_json::to_value(&e).unwrap();
-        assert_eq!(json, serde_json::json!({"error": "forbidden", "message": "you are a viewer of `shop`; deploying needs developer"}));
+        assert_eq!(
+            json,
+            serde_json::json!({"error": "forbidden", "message": "you are a viewer of `shop`; deploying needs developer"})
+        );
         assert_eq!(e.status(), 403);
         let back: ApiError = serde_json::from_value(json).unwrap();
         assert_eq!(back, e);
@@ -297,7 +335,11 @@ mod tests {
 
     #[test]
     fn roles_are_ordered_by_what_they_allow() {
-        assert!(Role::Viewer < Role::Developer && Role::Developer < Role::Admin && Role::Admin < Role::Owner);
+        assert!(
+            Role::Viewer < Role::Developer
+                && Role::Developer < Role::Admin
+                && Role::Admin < Role::Owner
+        );
         assert_eq!(Role::parse("admin"), Some(Role::Admin));
         assert_eq!(Role::parse("root"), None);
     }

@@ -23,7 +23,10 @@ mod ssr {
             ApiError::internal()
         })?;
         let parts = use_context::<http::request::Parts>().ok_or_else(ApiError::internal)?;
-        let authorization = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let authorization = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         let client_addr = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

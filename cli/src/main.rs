@@ -1,13 +1,20 @@
 //! `enclii`: the command line for Enclii.
 //!
-//! Exit codes scripts can rely on: 0 success, 1 the input was refused (an invalid spec), 2 usage
-//! errors (from clap), 3 a file could not be read.
+//! Exit codes scripts can rely on: 0 success; 1 the server or the spec refused the input; 2 usage
+//! errors; 3 a local file could not be read; 4 not signed in or not allowed; 5 not found; 6 the
+//! server could not be reached or failed.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
+mod client;
+mod commands;
+mod config;
+mod output;
 mod spec_cmd;
+
+use output::Format;
 
 #[derive(Parser)]
 #[command(
@@ -15,21 +22,95 @@ mod spec_cmd;
     version,
     about = "Deploy services to your own Kubernetes cluster with Enclii"
 )]
-struct Cli {
+pub struct Cli {
+    /// Switchyard's address (default from the config file, else http://127.0.0.1:3000).
+    #[arg(long, global = true, env = "ENCLII_SERVER")]
+    server: Option<String>,
+    /// The project to act on (default from the config file).
+    #[arg(long, short = 'p', global = true, env = "ENCLII_PROJECT")]
+    project: Option<String>,
+    /// Output format of listings.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
+    output: Format,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Store an API token (created in the dashboard under Settings) for later commands.
+    Login {
+        /// The token; read from ENCLII_TOKEN or standard input when omitted, never from history.
+        #[arg(long, env = "ENCLII_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Forget the stored token.
+    Logout,
+    /// Show who the stored token belongs to.
+    Whoami,
+    /// Projects.
+    #[command(subcommand)]
+    Project(commands::ProjectCommand),
+    /// List projects (same as `project list`).
+    Projects,
+    /// Services.
+    #[command(subcommand)]
+    Service(commands::ServiceCommand),
+    /// List services (same as `service list`).
+    Services {
+        #[command(subcommand)]
+        command: Option<commands::ServicesCommand>,
+    },
+    /// Deploy a service to an environment.
+    Deploy(commands::DeployArgs),
+    /// Deployment history.
+    Deployments {
+        #[arg(long)]
+        service: Option<String>,
+    },
     /// Work with service spec files offline.
     #[command(subcommand)]
     Spec(spec_cmd::SpecCommand),
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Spec(cmd) => spec_cmd::run(cmd),
+    let ctx = commands::Context {
+        server: cli.server,
+        project: cli.project,
+        output: cli.output,
+    };
+    let result = match cli.command {
+        Command::Spec(cmd) => return spec_cmd::run(cmd),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "enclii", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Login { token } => commands::login(&ctx, token),
+        Command::Logout => commands::logout(),
+        Command::Whoami => commands::whoami(&ctx),
+        Command::Project(cmd) => commands::project(&ctx, cmd),
+        Command::Projects => commands::project(&ctx, commands::ProjectCommand::List),
+        Command::Service(cmd) => commands::service(&ctx, cmd),
+        Command::Services { command } => commands::service(
+            &ctx,
+            command
+                .map(Into::into)
+                .unwrap_or(commands::ServiceCommand::List),
+        ),
+        Command::Deploy(args) => commands::deploy(&ctx, args),
+        Command::Deployments { service } => commands::deployments(&ctx, service),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("enclii: {}", failure.message);
+            for line in &failure.details {
+                eprintln!("{line}");
+            }
+            ExitCode::from(failure.code)
+        }
     }
 }

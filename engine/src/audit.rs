@@ -17,7 +17,13 @@ pub struct Event<'a> {
 
 impl<'a> Event<'a> {
     pub fn new(action: &'a str) -> Self {
-        Self { action, target_kind: None, target_id: None, project_id: None, details: Value::Object(Default::default()) }
+        Self {
+            action,
+            target_kind: None,
+            target_id: None,
+            project_id: None,
+            details: Value::Object(Default::default()),
+        }
     }
     pub fn target(mut self, kind: &'a str, id: impl Into<String>) -> Self {
         self.target_kind = Some(kind);
@@ -35,7 +41,11 @@ impl<'a> Event<'a> {
 }
 
 /// Records `event` as done by `caller` (None: anonymous).
-pub async fn record(db: impl PgExecutor<'_>, caller: Option<&Caller>, event: Event<'_>) -> sqlx::Result<()> {
+pub async fn record(
+    db: impl PgExecutor<'_>,
+    caller: Option<&Caller>,
+    event: Event<'_>,
+) -> sqlx::Result<()> {
     let (kind, id, label, addr) = match caller {
         Some(c) => (
             c.via.actor_kind(),

@@ -47,8 +47,18 @@ pub async fn serve(
     app: Switchyard,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt;
+    // Without TCP_NODELAY, a response written in two parts (headers, then a file body) waits for
+    // the client's delayed ACK: measured here as 40 ms per static asset.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     // Connection info lets handlers (and the audit log) see the client's address.
-    let service = app.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let service = app
+        .router
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await

@@ -18,13 +18,18 @@ const FIXTURES: [&str; 6] = [
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn every_server_function_refuses_anonymous_callers(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let paths: Vec<_> = server_fn::axum::server_fn_paths().map(|(path, _)| path.to_owned()).collect();
+    let paths: Vec<_> = server_fn::axum::server_fn_paths()
+        .map(|(path, _)| path.to_owned())
+        .collect();
     assert!(paths.len() >= 8, "server functions registered: {paths:?}");
     for path in paths {
         assert!(path.starts_with("/api/"), "{path} is outside /api/");
         let (status, body) = app.call(&path, None, json!({})).await;
         // 422 is acceptable only when the arguments are missing, before any data is touched.
-        assert!(status == 401 || status == 422, "{path} answered {status}: {body}");
+        assert!(
+            status == 401 || status == 422,
+            "{path} answered {status}: {body}"
+        );
         let (status, body) = app.call(&path, None, json!({"project": "p", "service": "s", "environment": "e", "slug": "p", "spec": "x"})).await;
         assert_eq!(status, 401, "{path}: {body}");
         assert_eq!(body["error"], "unauthenticated", "{path}");
@@ -36,15 +41,31 @@ async fn a_bad_or_revoked_token_is_refused_not_treated_as_anonymous(pool: PgPool
     let app = spawn_app(pool.clone()).await;
     let alice = user(&pool, "alice", true).await;
     let (status, body) = app.call("/api/whoami", Some(&alice.token), json!({})).await;
-    assert_eq!((status, body["display_name"].as_str()), (200, Some("alice")), "{body}");
+    assert_eq!(
+        (status, body["display_name"].as_str()),
+        (200, Some("alice")),
+        "{body}"
+    );
     assert_eq!(body["via"], "api_token");
 
-    let (status, body) = app.call("/api/whoami", Some("ency_not-a-real-token"), json!({})).await;
+    let (status, body) = app
+        .call("/api/whoami", Some("ency_not-a-real-token"), json!({}))
+        .await;
     assert_eq!(status, 401);
-    assert_eq!(body["message"], "this API token is unknown, expired or revoked");
+    assert_eq!(
+        body["message"],
+        "this API token is unknown, expired or revoked"
+    );
 
-    let token_id = sqlx::query_scalar!("SELECT id FROM api_tokens WHERE user_id = $1", alice.id).fetch_one(&pool).await.unwrap();
-    assert!(switchyard_engine::auth::tokens::revoke(&pool, alice.id, token_id).await.unwrap());
+    let token_id = sqlx::query_scalar!("SELECT id FROM api_tokens WHERE user_id = $1", alice.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        switchyard_engine::auth::tokens::revoke(&pool, alice.id, token_id)
+            .await
+            .unwrap()
+    );
     let (status, _) = app.call("/api/whoami", Some(&alice.token), json!({})).await;
     assert_eq!(status, 401);
 }
@@ -53,22 +74,54 @@ async fn a_bad_or_revoked_token_is_refused_not_treated_as_anonymous(pool: PgPool
 async fn creating_a_project_gives_it_two_environments_and_an_owner(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let alice = user(&pool, "alice", true).await;
-    let (status, body) = app.call("/api/projects/create", Some(&alice.token), json!({"slug": "shop"})).await;
+    let (status, body) = app
+        .call(
+            "/api/projects/create",
+            Some(&alice.token),
+            json!({"slug": "shop"}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["role"], "owner");
-    let envs: Vec<&str> = body["environments"].as_array().unwrap().iter().map(|e| e["namespace"].as_str().unwrap()).collect();
+    let envs: Vec<&str> = body["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["namespace"].as_str().unwrap())
+        .collect();
     assert_eq!(envs, ["shop-production", "shop-staging"]);
 
-    let (status, body) = app.call("/api/projects/create", Some(&alice.token), json!({"slug": "shop"})).await;
+    let (status, body) = app
+        .call(
+            "/api/projects/create",
+            Some(&alice.token),
+            json!({"slug": "shop"}),
+        )
+        .await;
     assert_eq!((status, body["error"].as_str()), (409, Some("conflict")));
-    let (status, body) = app.call("/api/projects/create", Some(&alice.token), json!({"slug": "Not_A_Label"})).await;
-    assert_eq!((status, body["error"].as_str()), (422, Some("invalid")), "{body}");
+    let (status, body) = app
+        .call(
+            "/api/projects/create",
+            Some(&alice.token),
+            json!({"slug": "Not_A_Label"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (422, Some("invalid")),
+        "{body}"
+    );
 
     // Others do not see it; the creation is in the audit log.
     let bob = user(&pool, "bob", true).await;
-    let (_, list) = app.call("/api/projects/list", Some(&bob.token), json!({})).await;
+    let (_, list) = app
+        .call("/api/projects/list", Some(&bob.token), json!({}))
+        .await;
     assert_eq!(list, json!([]));
-    let actions: Vec<String> = sqlx::query_scalar!("SELECT action FROM audit_events ORDER BY id").fetch_all(&pool).await.unwrap();
+    let actions: Vec<String> = sqlx::query_scalar!("SELECT action FROM audit_events ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     assert_eq!(actions, ["project.create"]);
 }
 
@@ -76,28 +129,90 @@ async fn creating_a_project_gives_it_two_environments_and_an_owner(pool: PgPool)
 async fn the_six_dogfooding_specs_import_and_reimport_changes_nothing(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let alice = user(&pool, "alice", true).await;
-    app.call("/api/projects/create", Some(&alice.token), json!({"slug": "enclii-platform"})).await;
+    app.call(
+        "/api/projects/create",
+        Some(&alice.token),
+        json!({"slug": "enclii-platform"}),
+    )
+    .await;
     for spec in FIXTURES {
-        let (status, body) = app.call("/api/services/import", Some(&alice.token), json!({"spec": spec})).await;
+        let (status, body) = app
+            .call(
+                "/api/services/import",
+                Some(&alice.token),
+                json!({"spec": spec}),
+            )
+            .await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!((body["created"].as_bool(), body["changed"].as_bool(), body["revision"].as_i64()), (Some(true), Some(true), Some(1)));
+        assert_eq!(
+            (
+                body["created"].as_bool(),
+                body["changed"].as_bool(),
+                body["revision"].as_i64()
+            ),
+            (Some(true), Some(true), Some(1))
+        );
     }
-    let (status, page) = app.call("/api/services/list", Some(&alice.token), json!({"project": "enclii-platform"})).await;
+    let (status, page) = app
+        .call(
+            "/api/services/list",
+            Some(&alice.token),
+            json!({"project": "enclii-platform"}),
+        )
+        .await;
     assert_eq!(status, 200, "{page}");
-    let names: Vec<&str> = page["items"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["docs-site", "landing-page", "plinto", "status-page", "switchyard-api", "switchyard-ui"]);
+    let names: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "docs-site",
+            "landing-page",
+            "plinto",
+            "status-page",
+            "switchyard-api",
+            "switchyard-ui"
+        ]
+    );
 
-    let (_, again) = app.call("/api/services/import", Some(&alice.token), json!({"spec": FIXTURES[0]})).await;
-    assert_eq!((again["changed"].as_bool(), again["revision"].as_i64()), (Some(false), Some(1)), "{again}");
+    let (_, again) = app
+        .call(
+            "/api/services/import",
+            Some(&alice.token),
+            json!({"spec": FIXTURES[0]}),
+        )
+        .await;
+    assert_eq!(
+        (again["changed"].as_bool(), again["revision"].as_i64()),
+        (Some(false), Some(1)),
+        "{again}"
+    );
 
     let changed = FIXTURES[0].replace("replicas: 3", "replicas: 4");
-    let (_, body) = app.call("/api/services/import", Some(&alice.token), json!({"spec": changed})).await;
+    let (_, body) = app
+        .call(
+            "/api/services/import",
+            Some(&alice.token),
+            json!({"spec": changed}),
+        )
+        .await;
     assert_eq!(body["revision"], 2);
     let diff = body["diff"].as_str().unwrap();
-    assert!(diff.contains("-    replicas: 3\n+    replicas: 4\n"), "{diff}");
+    assert!(
+        diff.contains("-    replicas: 3\n+    replicas: 4\n"),
+        "{diff}"
+    );
 
     let (_, revisions) = app
-        .call("/api/services/revisions", Some(&alice.token), json!({"project": "enclii-platform", "service": "switchyard-api"}))
+        .call(
+            "/api/services/revisions",
+            Some(&alice.token),
+            json!({"project": "enclii-platform", "service": "switchyard-api"}),
+        )
         .await;
     assert_eq!(revisions.as_array().unwrap().len(), 2);
     assert_eq!(revisions[0]["revision"], 2);
@@ -108,16 +223,35 @@ async fn the_six_dogfooding_specs_import_and_reimport_changes_nothing(pool: PgPo
 async fn an_invalid_spec_is_refused_with_every_located_error(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let alice = user(&pool, "alice", true).await;
-    app.call("/api/projects/create", Some(&alice.token), json!({"slug": "enclii-platform"})).await;
-    let bad = FIXTURES[0].replace("replicas: 3", "replicsa: 3").replace("port: 8080", "port: 0");
-    let (status, body) = app.call("/api/services/import", Some(&alice.token), json!({"spec": bad})).await;
+    app.call(
+        "/api/projects/create",
+        Some(&alice.token),
+        json!({"slug": "enclii-platform"}),
+    )
+    .await;
+    let bad = FIXTURES[0]
+        .replace("replicas: 3", "replicsa: 3")
+        .replace("port: 8080", "port: 0");
+    let (status, body) = app
+        .call(
+            "/api/services/import",
+            Some(&alice.token),
+            json!({"spec": bad}),
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["message"], "the spec has 2 errors");
     let diagnostics = body["diagnostics"].as_array().unwrap();
-    let errors: Vec<_> = diagnostics.iter().filter(|d| d["severity"] == "error").collect();
+    let errors: Vec<_> = diagnostics
+        .iter()
+        .filter(|d| d["severity"] == "error")
+        .collect();
     assert_eq!(errors[0]["pos"], json!({"line": 25, "col": 11}));
     assert_eq!(errors[1]["pos"], json!({"line": 26, "col": 5}));
-    let count: i64 = sqlx::query_scalar!("SELECT count(*) AS \"n!\" FROM services").fetch_one(&pool).await.unwrap();
+    let count: i64 = sqlx::query_scalar!("SELECT count(*) AS \"n!\" FROM services")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(count, 0, "nothing is recorded from a refused spec");
 }
 
@@ -128,7 +262,12 @@ async fn roles_decide_who_may_import_and_deploy(pool: PgPool) {
     let viewer = user(&pool, "viewer", true).await;
     let outsider = user(&pool, "outsider", true).await;
     let reader = user(&pool, "reader", false).await;
-    app.call("/api/projects/create", Some(&owner.token), json!({"slug": "enclii-platform"})).await;
+    app.call(
+        "/api/projects/create",
+        Some(&owner.token),
+        json!({"slug": "enclii-platform"}),
+    )
+    .await;
     for (who, role) in [(&viewer, "viewer"), (&reader, "admin")] {
         sqlx::query!(
             "INSERT INTO memberships (project_id, user_id, role) SELECT id, $1, $2 FROM projects WHERE slug = 'enclii-platform'",
@@ -140,23 +279,50 @@ async fn roles_decide_who_may_import_and_deploy(pool: PgPool) {
         .unwrap();
     }
     let import = json!({"spec": FIXTURES[4]});
-    let (status, body) = app.call("/api/services/import", Some(&viewer.token), import.clone()).await;
+    let (status, body) = app
+        .call("/api/services/import", Some(&viewer.token), import.clone())
+        .await;
     assert_eq!(status, 403, "{body}");
-    assert_eq!(body["message"], "you are a viewer of this project; to import service specs you need to be a developer");
-    let (status, _) = app.call("/api/services/import", Some(&outsider.token), import.clone()).await;
+    assert_eq!(
+        body["message"],
+        "you are a viewer of this project; to import service specs you need to be a developer"
+    );
+    let (status, _) = app
+        .call(
+            "/api/services/import",
+            Some(&outsider.token),
+            import.clone(),
+        )
+        .await;
     assert_eq!(status, 404, "outsiders cannot tell the project exists");
-    let (status, body) = app.call("/api/services/import", Some(&reader.token), import.clone()).await;
-    assert_eq!(status, 403, "a read-only token cannot change anything: {body}");
-    let (status, _) = app.call("/api/services/import", Some(&owner.token), import).await;
+    let (status, body) = app
+        .call("/api/services/import", Some(&reader.token), import.clone())
+        .await;
+    assert_eq!(
+        status, 403,
+        "a read-only token cannot change anything: {body}"
+    );
+    let (status, _) = app
+        .call("/api/services/import", Some(&owner.token), import)
+        .await;
     assert_eq!(status, 200);
 
-    let deploy = json!({"project": "enclii-platform", "service": "docs-site", "environment": "production"});
-    let (status, _) = app.call("/api/deployments/create", Some(&viewer.token), deploy.clone()).await;
+    let deploy =
+        json!({"project": "enclii-platform", "service": "docs-site", "environment": "production"});
+    let (status, _) = app
+        .call(
+            "/api/deployments/create",
+            Some(&viewer.token),
+            deploy.clone(),
+        )
+        .await;
     assert_eq!(status, 403);
-    let denied: i64 = sqlx::query_scalar!("SELECT count(*) AS \"n!\" FROM audit_events WHERE action = 'access.denied'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let denied: i64 = sqlx::query_scalar!(
+        "SELECT count(*) AS \"n!\" FROM audit_events WHERE action = 'access.denied'"
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(denied, 4, "every refusal of a signed-in caller is audited");
 }
 
@@ -164,27 +330,75 @@ async fn roles_decide_who_may_import_and_deploy(pool: PgPool) {
 async fn a_deployment_records_a_release_and_supersedes_pending_ones(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let alice = user(&pool, "alice", true).await;
-    app.call("/api/projects/create", Some(&alice.token), json!({"slug": "enclii-platform"})).await;
-    app.call("/api/services/import", Some(&alice.token), json!({"spec": FIXTURES[4]})).await;
-    let deploy = json!({"project": "enclii-platform", "service": "docs-site", "environment": "production"});
-    let (status, body) = app.call("/api/deployments/create", Some(&alice.token), deploy.clone()).await;
+    app.call(
+        "/api/projects/create",
+        Some(&alice.token),
+        json!({"slug": "enclii-platform"}),
+    )
+    .await;
+    app.call(
+        "/api/services/import",
+        Some(&alice.token),
+        json!({"spec": FIXTURES[4]}),
+    )
+    .await;
+    let deploy =
+        json!({"project": "enclii-platform", "service": "docs-site", "environment": "production"});
+    let (status, body) = app
+        .call(
+            "/api/deployments/create",
+            Some(&alice.token),
+            deploy.clone(),
+        )
+        .await;
     assert_eq!(status, 422, "no release yet: {body}");
-    assert!(body["message"].as_str().unwrap().contains("--image"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("--image"),
+        "{body}"
+    );
 
     let with_image = json!({"project": "enclii-platform", "service": "docs-site", "environment": "production", "image": "ghcr.io/madfam-io/docs:1"});
-    let (status, first) = app.call("/api/deployments/create", Some(&alice.token), with_image).await;
+    let (status, first) = app
+        .call("/api/deployments/create", Some(&alice.token), with_image)
+        .await;
     assert_eq!(status, 200, "{first}");
-    assert_eq!((first["state"].as_str(), first["strategy"].as_str()), (Some("pending"), Some("canary")));
-    let (_, second) = app.call("/api/deployments/create", Some(&alice.token), deploy).await;
-    assert_eq!(second["image"], "ghcr.io/madfam-io/docs:1", "the latest release is reused");
+    assert_eq!(
+        (first["state"].as_str(), first["strategy"].as_str()),
+        (Some("pending"), Some("canary"))
+    );
+    let (_, second) = app
+        .call("/api/deployments/create", Some(&alice.token), deploy)
+        .await;
+    assert_eq!(
+        second["image"], "ghcr.io/madfam-io/docs:1",
+        "the latest release is reused"
+    );
 
-    let (_, page) = app.call("/api/deployments/list", Some(&alice.token), json!({"project": "enclii-platform"})).await;
-    let states: Vec<&str> = page["items"].as_array().unwrap().iter().map(|d| d["state"].as_str().unwrap()).collect();
+    let (_, page) = app
+        .call(
+            "/api/deployments/list",
+            Some(&alice.token),
+            json!({"project": "enclii-platform"}),
+        )
+        .await;
+    let states: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
     assert_eq!(states, ["pending", "superseded"]);
 
     let (status, body) = app
-        .call("/api/deployments/create", Some(&alice.token), json!({"project": "enclii-platform", "service": "docs-site", "environment": "qa"}))
+        .call(
+            "/api/deployments/create",
+            Some(&alice.token),
+            json!({"project": "enclii-platform", "service": "docs-site", "environment": "qa"}),
+        )
         .await;
     assert_eq!(status, 404);
-    assert_eq!(body["message"], "project `enclii-platform` has no environment `qa`; it has: production, staging");
+    assert_eq!(
+        body["message"],
+        "project `enclii-platform` has no environment `qa`; it has: production, staging"
+    );
 }

@@ -10,7 +10,12 @@ use crate::components::state::EmptyState;
 
 /// Deploys a service to an environment: `image` as a new release, or the latest release.
 #[server(endpoint = "deployments/create", input = Json, output = Json)]
-pub async fn deploy(project: String, service: String, environment: String, image: Option<String>) -> Result<DeploymentSummary, ApiError> {
+pub async fn deploy(
+    project: String,
+    service: String,
+    environment: String,
+    image: Option<String>,
+) -> Result<DeploymentSummary, ApiError> {
     let (engine, caller) = crate::api::caller().await?;
     let request = switchyard_engine::platform::deployments::Request {
         project: &project,
@@ -32,9 +37,16 @@ pub async fn list_deployments(
     limit: Option<u32>,
 ) -> Result<Page<DeploymentSummary>, ApiError> {
     let (engine, caller) = crate::api::caller().await?;
-    switchyard_engine::platform::deployments::list(&engine.pool, caller.as_ref(), &project, service.as_deref(), cursor, limit)
-        .await
-        .map_err(switchyard_engine::Error::into_api)
+    switchyard_engine::platform::deployments::list(
+        &engine.pool,
+        caller.as_ref(),
+        &project,
+        service.as_deref(),
+        cursor,
+        limit,
+    )
+    .await
+    .map_err(switchyard_engine::Error::into_api)
 }
 
 #[component]

@@ -19,11 +19,19 @@ pub async fn list_projects() -> Result<Vec<Project>, ApiError> {
 
 /// Creates a project with `production` and `staging` environments; the caller becomes its owner.
 #[server(endpoint = "projects/create", input = Json, output = Json)]
-pub async fn create_project(slug: String, description: Option<String>) -> Result<Project, ApiError> {
+pub async fn create_project(
+    slug: String,
+    description: Option<String>,
+) -> Result<Project, ApiError> {
     let (engine, caller) = crate::api::caller().await?;
-    switchyard_engine::platform::projects::create(&engine.pool, caller.as_ref(), &slug, description.as_deref().unwrap_or(""))
-        .await
-        .map_err(switchyard_engine::Error::into_api)
+    switchyard_engine::platform::projects::create(
+        &engine.pool,
+        caller.as_ref(),
+        &slug,
+        description.as_deref().unwrap_or(""),
+    )
+    .await
+    .map_err(switchyard_engine::Error::into_api)
 }
 
 #[component]

@@ -18,7 +18,10 @@ use uuid::Uuid;
 pub enum Via {
     Session,
     /// An Enclii API token, limited to its scopes.
-    ApiToken { token_id: Uuid, write: bool },
+    ApiToken {
+        token_id: Uuid,
+        write: bool,
+    },
     PlintoToken,
 }
 
@@ -131,14 +134,25 @@ impl Action {
 }
 
 /// The decision. `role` is the caller's role on the project the action concerns, if any.
-pub fn authorize(caller: Option<&Caller>, action: Action, role: Option<Role>) -> Result<(), ApiError> {
-    let Some(caller) = caller else { return Err(ApiError::unauthenticated()) };
+pub fn authorize(
+    caller: Option<&Caller>,
+    action: Action,
+    role: Option<Role>,
+) -> Result<(), ApiError> {
+    let Some(caller) = caller else {
+        return Err(ApiError::unauthenticated());
+    };
     if let Via::ApiToken { write: false, .. } = caller.via {
         if action.mutates() {
-            return Err(ApiError::forbidden(format!("this API token is read-only; it cannot {}", action.describe())));
+            return Err(ApiError::forbidden(format!(
+                "this API token is read-only; it cannot {}",
+                action.describe()
+            )));
         }
     }
-    let Some(needed) = action.required_role() else { return Ok(()) };
+    let Some(needed) = action.required_role() else {
+        return Ok(());
+    };
     if caller.platform_admin {
         return Ok(());
     }
@@ -151,7 +165,9 @@ pub fn authorize(caller: Option<&Caller>, action: Action, role: Option<Role>) ->
             article(needed)
         ))),
         // Not a member: say "not found" so that project names do not leak to outsiders.
-        None => Err(ApiError::not_found("no such project, or you are not a member of it")),
+        None => Err(ApiError::not_found(
+            "no such project, or you are not a member of it",
+        )),
     }
 }
 
@@ -177,13 +193,22 @@ mod tests {
         }
     }
 
-    const ROLES: [Option<Role>; 5] = [None, Some(Role::Viewer), Some(Role::Developer), Some(Role::Admin), Some(Role::Owner)];
+    const ROLES: [Option<Role>; 5] = [
+        None,
+        Some(Role::Viewer),
+        Some(Role::Developer),
+        Some(Role::Admin),
+        Some(Role::Owner),
+    ];
 
     #[test]
     fn anonymous_callers_may_do_nothing() {
         for action in Action::ALL {
             for role in ROLES {
-                assert!(matches!(authorize(None, action, role), Err(ApiError::Unauthenticated { .. })));
+                assert!(matches!(
+                    authorize(None, action, role),
+                    Err(ApiError::Unauthenticated { .. })
+                ));
             }
         }
     }
@@ -206,9 +231,15 @@ mod tests {
     #[test]
     fn outsiders_are_told_not_found_and_members_are_told_what_they_lack() {
         let user = caller(Via::Session, false);
-        assert!(matches!(authorize(Some(&user), Action::ViewProject, None), Err(ApiError::NotFound { .. })));
+        assert!(matches!(
+            authorize(Some(&user), Action::ViewProject, None),
+            Err(ApiError::NotFound { .. })
+        ));
         let err = authorize(Some(&user), Action::Deploy, Some(Role::Viewer)).unwrap_err();
-        assert_eq!(err.message(), "you are a viewer of this project; to deploy you need to be a developer");
+        assert_eq!(
+            err.message(),
+            "you are a viewer of this project; to deploy you need to be a developer"
+        );
     }
 
     #[test]
@@ -221,7 +252,13 @@ mod tests {
 
     #[test]
     fn read_only_tokens_may_read_but_not_change() {
-        let token = caller(Via::ApiToken { token_id: Uuid::nil(), write: false }, false);
+        let token = caller(
+            Via::ApiToken {
+                token_id: Uuid::nil(),
+                write: false,
+            },
+            false,
+        );
         for action in Action::ALL {
             let allowed = authorize(Some(&token), action, Some(Role::Owner)).is_ok();
             assert_eq!(allowed, !action.mutates(), "{action:?}");
@@ -236,14 +273,25 @@ pub async fn from_authorization(
     authorization: Option<&str>,
     client_addr: Option<IpAddr>,
 ) -> crate::Result<Option<Caller>> {
-    let Some(value) = authorization else { return Ok(None) };
+    let Some(value) = authorization else {
+        return Ok(None);
+    };
     let Some(token) = value.strip_prefix("Bearer ").map(str::trim) else {
-        return Err(ApiError::Unauthenticated { message: "use `Authorization: Bearer <token>`".into() }.into());
+        return Err(ApiError::Unauthenticated {
+            message: "use `Authorization: Bearer <token>`".into(),
+        }
+        .into());
     };
     if token.starts_with(tokens::PREFIX) {
         return match tokens::verify(pool, token).await? {
-            Some(caller) => Ok(Some(Caller { client_addr, ..caller })),
-            None => Err(ApiError::Unauthenticated { message: "this API token is unknown, expired or revoked".into() }.into()),
+            Some(caller) => Ok(Some(Caller {
+                client_addr,
+                ..caller
+            })),
+            None => Err(ApiError::Unauthenticated {
+                message: "this API token is unknown, expired or revoked".into(),
+            }
+            .into()),
         };
     }
     Err(ApiError::Unauthenticated {

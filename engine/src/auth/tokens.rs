@@ -96,7 +96,10 @@ pub async fn verify(pool: &PgPool, token: &str) -> sqlx::Result<Option<Caller>> 
         display_name: row.display_name,
         email: row.email,
         platform_admin: row.platform_admin,
-        via: Via::ApiToken { token_id: row.id, write: row.scopes.iter().any(|s| s == "write") },
+        via: Via::ApiToken {
+            token_id: row.id,
+            write: row.scopes.iter().any(|s| s == "write"),
+        },
         client_addr: None,
     }))
 }
@@ -124,7 +127,11 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with(PREFIX));
         assert_eq!(a.len(), PREFIX.len() + 43);
-        assert!(a[PREFIX.len()..].chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            a[PREFIX.len()..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
     }
 
     #[test]

@@ -17,7 +17,11 @@ pub struct Request<'a> {
     pub image: Option<&'a str>,
 }
 
-pub async fn create(pool: &PgPool, caller: Option<&Caller>, req: Request<'_>) -> crate::Result<DeploymentSummary> {
+pub async fn create(
+    pool: &PgPool,
+    caller: Option<&Caller>,
+    req: Request<'_>,
+) -> crate::Result<DeploymentSummary> {
     let project = project_access(pool, caller, req.project, Action::Deploy).await?;
     if let Some(image) = req.image {
         validate_image(image)?;
@@ -33,13 +37,20 @@ pub async fn create(pool: &PgPool, caller: Option<&Caller>, req: Request<'_>) ->
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| ApiError::not_found(format!("project `{}` has no service `{}`", project.slug, req.service)))?;
-    let environment = sqlx::query!("SELECT id FROM environments WHERE project_id = $1 AND name = $2", project.id, req.environment)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let environment = sqlx::query!(
+        "SELECT id FROM environments WHERE project_id = $1 AND name = $2",
+        project.id,
+        req.environment
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some(environment) = environment else {
-        let names: Vec<String> = sqlx::query_scalar!("SELECT name FROM environments WHERE project_id = $1 ORDER BY name", project.id)
-            .fetch_all(&mut *tx)
-            .await?;
+        let names: Vec<String> = sqlx::query_scalar!(
+            "SELECT name FROM environments WHERE project_id = $1 ORDER BY name",
+            project.id
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         return Err(ApiError::not_found(format!(
             "project `{}` has no environment `{}`; it has: {}",
             project.slug,
@@ -184,7 +195,11 @@ pub async fn list(
 
 /// A container image reference: `registry/name[:tag][@sha256:…]`, without spaces or schemes.
 pub fn validate_image(image: &str) -> Result<(), ApiError> {
-    let bad = |why: &str| Err(ApiError::invalid(format!("`{image}` is not an image reference: {why}")));
+    let bad = |why: &str| {
+        Err(ApiError::invalid(format!(
+            "`{image}` is not an image reference: {why}"
+        )))
+    };
     if image.is_empty() || image.len() > 512 {
         return bad("it must be 1 to 512 characters");
     }
@@ -193,7 +208,11 @@ pub fn validate_image(image: &str) -> Result<(), ApiError> {
     }
     if let Some((_, digest)) = image.split_once('@') {
         let hex = digest.strip_prefix("sha256:").unwrap_or("");
-        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+        if hex.len() != 64
+            || !hex
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        {
             return bad("the digest must be sha256: followed by 64 lowercase hex digits");
         }
     }
@@ -208,7 +227,13 @@ mod tests {
     fn image_references_are_checked() {
         assert!(validate_image("ghcr.io/madfam-io/enclii:1.2.3").is_ok());
         assert!(validate_image(&format!("registry.local/app@sha256:{}", "a".repeat(64))).is_ok());
-        for bad in ["", "https://ghcr.io/x", "has space", "x@sha256:abc", &format!("x@sha256:{}", "A".repeat(64))] {
+        for bad in [
+            "",
+            "https://ghcr.io/x",
+            "has space",
+            "x@sha256:abc",
+            &format!("x@sha256:{}", "A".repeat(64)),
+        ] {
             assert!(validate_image(bad).is_err(), "{bad}");
         }
     }

@@ -29,7 +29,9 @@ pub async fn project_access(
     slug: &str,
     action: Action,
 ) -> crate::Result<ProjectRef> {
-    let Some(who) = caller else { return Err(ApiError::unauthenticated().into()) };
+    let Some(who) = caller else {
+        return Err(ApiError::unauthenticated().into());
+    };
     let row = sqlx::query!(
         r#"SELECT p.id, p.slug, m.role AS "role?"
            FROM projects p LEFT JOIN memberships m ON m.project_id = p.id AND m.user_id = $2
@@ -39,19 +41,31 @@ pub async fn project_access(
     )
     .fetch_optional(pool)
     .await?;
-    let project = row.map(|r| ProjectRef { id: r.id, slug: r.slug, role: r.role.as_deref().and_then(Role::parse) });
+    let project = row.map(|r| ProjectRef {
+        id: r.id,
+        slug: r.slug,
+        role: r.role.as_deref().and_then(Role::parse),
+    });
     let decision = match &project {
         Some(p) => auth::authorize(caller, action, p.role),
-        None if who.platform_admin => Err(ApiError::not_found(format!("there is no project `{slug}`"))),
-        None => Err(ApiError::not_found("no such project, or you are not a member of it")),
+        None if who.platform_admin => {
+            Err(ApiError::not_found(format!("there is no project `{slug}`")))
+        }
+        None => Err(ApiError::not_found(
+            "no such project, or you are not a member of it",
+        )),
     };
     match (decision, project) {
         (Ok(()), Some(project)) => Ok(project),
         (decision, project) => {
-            let e = decision.err().unwrap_or_else(|| ApiError::not_found(format!("there is no project `{slug}`")));
+            let e = decision
+                .err()
+                .unwrap_or_else(|| ApiError::not_found(format!("there is no project `{slug}`")));
             let event = audit::Event::new("access.denied")
                 .target("project", slug)
-                .details(serde_json::json!({ "action": format!("{action:?}"), "reason": e.message() }));
+                .details(
+                    serde_json::json!({ "action": format!("{action:?}"), "reason": e.message() }),
+                );
             let event = match &project {
                 Some(p) => event.project(p.id),
                 None => event,

@@ -8,25 +8,37 @@ use crate::audit;
 use crate::auth::{self, Action, Caller};
 
 /// Environments every project starts with, and the branch that deploys to each automatically.
-pub const DEFAULT_ENVIRONMENTS: [(&str, Option<&str>); 2] = [("production", Some("main")), ("staging", None)];
+pub const DEFAULT_ENVIRONMENTS: [(&str, Option<&str>); 2] =
+    [("production", Some("main")), ("staging", None)];
 
 /// Project slugs are DNS labels short enough that `{slug}-{environment}` is still one.
 pub const MAX_SLUG: usize = 40;
 
 pub fn validate_slug(slug: &str) -> Result<(), ApiError> {
     if slug.len() > MAX_SLUG {
-        return Err(ApiError::invalid(format!("project names are at most {MAX_SLUG} characters; `{slug}` has {}", slug.len())));
+        return Err(ApiError::invalid(format!(
+            "project names are at most {MAX_SLUG} characters; `{slug}` has {}",
+            slug.len()
+        )));
     }
-    enclii_spec::rules::dns_label(slug).map_err(|why| ApiError::invalid(format!("project name {why}")))
+    enclii_spec::rules::dns_label(slug)
+        .map_err(|why| ApiError::invalid(format!("project name {why}")))
 }
 
 pub fn namespace_for(project: &str, environment: &str) -> String {
     format!("{project}-{environment}")
 }
 
-pub async fn create(pool: &PgPool, caller: Option<&Caller>, slug: &str, description: &str) -> crate::Result<Project> {
+pub async fn create(
+    pool: &PgPool,
+    caller: Option<&Caller>,
+    slug: &str,
+    description: &str,
+) -> crate::Result<Project> {
     auth::authorize(caller, Action::CreateProject, None)?;
-    let Some(who) = caller else { return Err(ApiError::unauthenticated().into()) };
+    let Some(who) = caller else {
+        return Err(ApiError::unauthenticated().into());
+    };
     validate_slug(slug)?;
     let mut tx = pool.begin().await?;
     let created = sqlx::query!(
@@ -67,7 +79,14 @@ pub async fn create(pool: &PgPool, caller: Option<&Caller>, slug: &str, descript
             deploy_branch: branch.map(str::to_owned),
         });
     }
-    audit::record(&mut *tx, caller, audit::Event::new("project.create").target("project", slug).project(created.id)).await?;
+    audit::record(
+        &mut *tx,
+        caller,
+        audit::Event::new("project.create")
+            .target("project", slug)
+            .project(created.id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Project {
         slug: slug.to_owned(),
@@ -82,7 +101,9 @@ pub async fn create(pool: &PgPool, caller: Option<&Caller>, slug: &str, descript
 /// The projects the caller is a member of (every project, for platform admins), by slug.
 pub async fn list(pool: &PgPool, caller: Option<&Caller>) -> crate::Result<Vec<Project>> {
     auth::authorize(caller, Action::ListProjects, None)?;
-    let Some(who) = caller else { return Err(ApiError::unauthenticated().into()) };
+    let Some(who) = caller else {
+        return Err(ApiError::unauthenticated().into());
+    };
     let rows = sqlx::query!(
         r#"SELECT p.id, p.slug, p.description, p.created_at, m.role AS "role?",
                   (SELECT count(*) FROM services s WHERE s.project_id = p.id) AS "service_count!",

@@ -22,18 +22,27 @@ pub async fn import(
     let file = enclii_spec::parse(source).map_err(|diagnostics| {
         let errors = diagnostics.iter().filter(|d| d.is_error()).count();
         ApiError::Invalid {
-            message: format!("the spec has {errors} error{}", if errors == 1 { "" } else { "s" }),
+            message: format!(
+                "the spec has {errors} error{}",
+                if errors == 1 { "" } else { "s" }
+            ),
             diagnostics,
         }
     })?;
     let meta = &file.service.metadata;
     let slug = match (project, meta.project.as_deref()) {
         (Some(given), Some(named)) if given != named => {
-            return Err(ApiError::invalid(format!("the spec belongs to project `{named}`, not `{given}`")).into());
+            return Err(ApiError::invalid(format!(
+                "the spec belongs to project `{named}`, not `{given}`"
+            ))
+            .into());
         }
         (Some(slug), _) | (None, Some(slug)) => slug,
         (None, None) => {
-            return Err(ApiError::invalid("the spec names no `metadata.project`; say which project to import it into").into());
+            return Err(ApiError::invalid(
+                "the spec names no `metadata.project`; say which project to import it into",
+            )
+            .into());
         }
     };
     let project = project_access(pool, caller, slug, Action::ImportSpec).await?;
@@ -84,7 +93,8 @@ pub async fn import(
         tracing::error!(error = %e, "spec did not serialize");
         ApiError::internal()
     })?;
-    let extras: Vec<serde_json::Value> = file.extra_objects.iter().map(|o| o.body.clone()).collect();
+    let extras: Vec<serde_json::Value> =
+        file.extra_objects.iter().map(|o| o.body.clone()).collect();
     let who = caller.map(|c| c.user_id);
     sqlx::query!(
         r#"INSERT INTO spec_revisions (service_id, revision, source, source_sha256, spec, extra_objects, created_by)
@@ -114,18 +124,32 @@ pub async fn import(
     )
     .execute(&mut *tx)
     .await?;
-    let diff = previous.as_ref().map(|p| unified_diff(&p.source, source, revision - 1, revision));
+    let diff = previous
+        .as_ref()
+        .map(|p| unified_diff(&p.source, source, revision - 1, revision));
     audit::record(
         &mut *tx,
         caller,
-        audit::Event::new(if created { "service.create" } else { "service.import" })
-            .target("service", format!("{}/{name}", project.slug))
-            .project(project.id)
-            .details(serde_json::json!({ "revision": revision })),
+        audit::Event::new(if created {
+            "service.create"
+        } else {
+            "service.import"
+        })
+        .target("service", format!("{}/{name}", project.slug))
+        .project(project.id)
+        .details(serde_json::json!({ "revision": revision })),
     )
     .await?;
     tx.commit().await?;
-    Ok(ImportOutcome { project: project.slug, service: name.to_owned(), revision, created, changed: true, diff, warnings: file.warnings })
+    Ok(ImportOutcome {
+        project: project.slug,
+        service: name.to_owned(),
+        revision,
+        created,
+        changed: true,
+        diff,
+        warnings: file.warnings,
+    })
 }
 
 /// Services of a project by name, `limit` at a time after `cursor` (a service name).
@@ -183,7 +207,12 @@ pub async fn list(
 }
 
 /// Every revision of a service's spec, newest first, each with its diff to the one before.
-pub async fn revisions(pool: &PgPool, caller: Option<&Caller>, project: &str, service: &str) -> crate::Result<Vec<SpecRevision>> {
+pub async fn revisions(
+    pool: &PgPool,
+    caller: Option<&Caller>,
+    project: &str,
+    service: &str,
+) -> crate::Result<Vec<SpecRevision>> {
     let project = project_access(pool, caller, project, Action::ViewProject).await?;
     let rows = sqlx::query!(
         r#"SELECT r.revision, r.created_at, r.source, u.display_name AS "created_by?"
@@ -197,7 +226,11 @@ pub async fn revisions(pool: &PgPool, caller: Option<&Caller>, project: &str, se
     .fetch_all(pool)
     .await?;
     if rows.is_empty() {
-        return Err(ApiError::not_found(format!("project `{}` has no service `{service}`", project.slug)).into());
+        return Err(ApiError::not_found(format!(
+            "project `{}` has no service `{service}`",
+            project.slug
+        ))
+        .into());
     }
     let mut out: Vec<SpecRevision> = Vec::with_capacity(rows.len());
     let mut before: Option<&str> = None;
@@ -220,7 +253,10 @@ pub fn unified_diff(old: &str, new: &str, old_rev: i32, new_rev: i32) -> String 
     similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(3)
-        .header(&format!("revision {old_rev}"), &format!("revision {new_rev}"))
+        .header(
+            &format!("revision {old_rev}"),
+            &format!("revision {new_rev}"),
+        )
         .to_string()
 }
 
@@ -231,7 +267,10 @@ pub fn normalize_repository(url: &str) -> String {
     let rest = if let Some(scp) = url.strip_prefix("git@") {
         scp.replacen(':', "/", 1)
     } else {
-        url.trim_start_matches("https://").trim_start_matches("http://").trim_start_matches("ssh://git@").to_owned()
+        url.trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_start_matches("ssh://git@")
+            .to_owned()
     };
     let rest = rest.trim_end_matches('/');
     let rest = rest.strip_suffix(".git").unwrap_or(rest);

@@ -23,8 +23,12 @@ pub async fn set_status(req: Request, next: Next) -> Response {
         return Response::from_parts(parts, Body::empty());
     };
     if let Ok(error) = serde_json::from_slice::<ApiError>(&bytes) {
-        parts.status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        parts.status =
+            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
     }
     Response::from_parts(parts, Body::from(bytes))
 }

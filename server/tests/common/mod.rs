@@ -89,14 +89,28 @@ pub async fn user(pool: &PgPool, name: &str, write: bool) -> User {
     )
     .await
     .unwrap();
-    let scopes: &[tokens::Scope] = if write { &[tokens::Scope::Read, tokens::Scope::Write] } else { &[tokens::Scope::Read] };
-    let created = tokens::create(pool, id, "test", scopes, None).await.unwrap();
-    User { id, token: created.token }
+    let scopes: &[tokens::Scope] = if write {
+        &[tokens::Scope::Read, tokens::Scope::Write]
+    } else {
+        &[tokens::Scope::Read]
+    };
+    let created = tokens::create(pool, id, "test", scopes, None)
+        .await
+        .unwrap();
+    User {
+        id,
+        token: created.token,
+    }
 }
 
 impl TestApp {
     /// POSTs JSON to an API path as `token` (None: anonymous); returns the status and JSON body.
-    pub async fn call(&self, path: &str, token: Option<&str>, body: serde_json::Value) -> (u16, serde_json::Value) {
+    pub async fn call(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
         let mut req = self.client.post(self.url(path)).json(&body);
         if let Some(token) = token {
             req = req.bearer_auth(token);

@@ -1,0 +1,415 @@
+//! The commands that talk to Switchyard.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use enclii_api::{DeploymentSummary, ImportOutcome, Page, Project, ServiceSummary, WhoAmI, paths};
+use serde_json::json;
+
+use crate::client::{Client, Failure};
+use crate::config;
+use crate::output::{self, Format};
+
+pub struct Context {
+    pub server: Option<String>,
+    pub project: Option<String>,
+    pub output: Format,
+}
+
+const DEFAULT_SERVER: &str = "http://127.0.0.1:3000";
+
+impl Context {
+    fn client(&self) -> Result<Client, Failure> {
+        let cfg = config::load();
+        let server = self
+            .server
+            .clone()
+            .or(cfg.server)
+            .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+        let token = std::env::var("ENCLII_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .or(cfg.token);
+        Client::new(&server, token)
+    }
+
+    /// The project to act on: `--project`, then the configured one, then the caller's only project.
+    fn project(&self, client: &Client) -> Result<String, Failure> {
+        if let Some(p) = self.project.clone().or(config::load().project) {
+            return Ok(p);
+        }
+        let projects: Vec<Project> = client.call(paths::PROJECTS_LIST, &json!({}))?;
+        match projects.as_slice() {
+            [only] => Ok(only.slug.clone()),
+            [] => Err(Failure::new(
+                1,
+                "you have no project yet: `enclii project create NAME`",
+            )),
+            _ => Err(Failure::new(
+                2,
+                "you have several projects: pass --project NAME",
+            )),
+        }
+    }
+}
+
+pub fn login(ctx: &Context, token: Option<String>) -> Result<(), Failure> {
+    let token = match token {
+        Some(t) => t,
+        None => {
+            eprintln!(
+                "Paste an API token (Settings → API tokens in the dashboard), then press Enter:"
+            );
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| Failure::new(3, format!("cannot read the token: {e}")))?;
+            line.trim().to_owned()
+        }
+    };
+    let mut cfg = config::load();
+    let server = ctx
+        .server
+        .clone()
+        .or(cfg.server.clone())
+        .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+    let me: WhoAmI = Client::new(&server, Some(token.clone()))?.call(paths::WHOAMI, &json!({}))?;
+    cfg.server = Some(server);
+    cfg.token = Some(token);
+    let path = config::save(&cfg).map_err(|e| Failure::new(3, e))?;
+    println!(
+        "Signed in as {} (token stored in {})",
+        me.display_name,
+        path.display()
+    );
+    Ok(())
+}
+
+pub fn logout() -> Result<(), Failure> {
+    let mut cfg = config::load();
+    cfg.token = None;
+    config::save(&cfg).map_err(|e| Failure::new(3, e))?;
+    println!("Signed out: the token is no longer stored.");
+    Ok(())
+}
+
+pub fn whoami(ctx: &Context) -> Result<(), Failure> {
+    let me: WhoAmI = ctx.client()?.call(paths::WHOAMI, &json!({}))?;
+    match ctx.output {
+        Format::Json => output::json(&me),
+        Format::Table => println!(
+            "{} <{}> via {}",
+            me.display_name,
+            me.email.unwrap_or_default(),
+            me.via
+        ),
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project with production and staging environments.
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List your projects.
+    List,
+}
+
+pub fn project(ctx: &Context, cmd: ProjectCommand) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    match cmd {
+        ProjectCommand::Create { name, description } => {
+            let p: Project = client.call(
+                paths::PROJECTS_CREATE,
+                &json!({"slug": name, "description": description}),
+            )?;
+            let mut cfg = config::load();
+            if cfg.project.is_none() {
+                cfg.project = Some(p.slug.clone());
+                let _ = config::save(&cfg);
+            }
+            match ctx.output {
+                Format::Json => output::json(&p),
+                Format::Table => {
+                    let envs: Vec<String> = p
+                        .environments
+                        .iter()
+                        .map(|e| format!("{} ({})", e.name, e.namespace))
+                        .collect();
+                    println!(
+                        "Created project {} with environments {}",
+                        p.slug,
+                        envs.join(", ")
+                    );
+                }
+            }
+        }
+        ProjectCommand::List => {
+            let list: Vec<Project> = client.call(paths::PROJECTS_LIST, &json!({}))?;
+            match ctx.output {
+                Format::Json => output::json(&list),
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = list
+                        .iter()
+                        .map(|p| {
+                            vec![
+                                p.slug.clone(),
+                                p.role.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+                                p.service_count.to_string(),
+                                p.environments
+                                    .iter()
+                                    .map(|e| e.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(","),
+                            ]
+                        })
+                        .collect();
+                    output::table(&["PROJECT", "ROLE", "SERVICES", "ENVIRONMENTS"], &rows);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum ServiceCommand {
+    /// Import a service spec (create the service, or record a new revision of it).
+    Create {
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+    },
+    /// List the project's services.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum ServicesCommand {
+    /// List the project's services.
+    List,
+}
+
+impl From<ServicesCommand> for ServiceCommand {
+    fn from(c: ServicesCommand) -> Self {
+        match c {
+            ServicesCommand::List => ServiceCommand::List,
+        }
+    }
+}
+
+pub fn service(ctx: &Context, cmd: ServiceCommand) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    match cmd {
+        ServiceCommand::Create { file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Failure::new(3, format!("{}: cannot read: {e}", file.display())))?;
+            let name = file.display().to_string();
+            let result: Result<ImportOutcome, Failure> = client.call(
+                paths::SERVICES_IMPORT,
+                &json!({"spec": text, "project": ctx.project}),
+            );
+            let outcome = match result {
+                Ok(o) => o,
+                Err(mut failure) => {
+                    failure.details = failure
+                        .diagnostics
+                        .iter()
+                        .map(|d| d.located(&name).to_string())
+                        .collect();
+                    return Err(failure);
+                }
+            };
+            for w in &outcome.warnings {
+                eprintln!("{}", w.located(&name));
+            }
+            match ctx.output {
+                Format::Json => output::json(&outcome),
+                Format::Table if !outcome.changed => {
+                    println!(
+                        "{}/{} is unchanged (revision {})",
+                        outcome.project, outcome.service, outcome.revision
+                    )
+                }
+                Format::Table => {
+                    let verb = if outcome.created {
+                        "Created"
+                    } else {
+                        "Updated"
+                    };
+                    println!(
+                        "{verb} {}/{} (revision {})",
+                        outcome.project, outcome.service, outcome.revision
+                    );
+                    if let Some(diff) = &outcome.diff {
+                        print!("{diff}");
+                    }
+                }
+            }
+        }
+        ServiceCommand::List => {
+            let project = ctx.project(&client)?;
+            let mut items: Vec<ServiceSummary> = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let page: Page<ServiceSummary> = client.call(
+                    paths::SERVICES_LIST,
+                    &json!({"project": project, "cursor": cursor, "limit": 200}),
+                )?;
+                items.extend(page.items);
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            match ctx.output {
+                Format::Json => output::json(&items),
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = items
+                        .iter()
+                        .map(|s| {
+                            let deployed = s
+                                .latest
+                                .iter()
+                                .map(|d| format!("{}:{}", d.environment, d.state.as_str()))
+                                .collect::<Vec<_>>()
+                                .join(" ");
+                            vec![
+                                s.name.clone(),
+                                s.revision.to_string(),
+                                if deployed.is_empty() {
+                                    "-".into()
+                                } else {
+                                    deployed
+                                },
+                            ]
+                        })
+                        .collect();
+                    output::table(&["SERVICE", "REVISION", "DEPLOYMENTS"], &rows);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct DeployArgs {
+    #[arg(long, short = 's')]
+    service: String,
+    #[arg(long, short = 'e')]
+    env: String,
+    /// Deploy this image as a new release (default: the latest release).
+    #[arg(long)]
+    image: Option<String>,
+    /// Wait until the rollout ends, showing its progress.
+    #[arg(long)]
+    wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    timeout: u64,
+}
+
+pub fn deploy(ctx: &Context, args: DeployArgs) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    let d: DeploymentSummary = client.call(
+        paths::DEPLOY,
+        &json!({"project": project, "service": args.service, "environment": args.env, "image": args.image}),
+    )?;
+    if ctx.output == Format::Table {
+        println!(
+            "Deployment #{} of {} to {}: {} ({})",
+            d.id,
+            d.service,
+            d.environment,
+            d.state.as_str(),
+            d.image
+        );
+    }
+    if !args.wait {
+        if ctx.output == Format::Json {
+            output::json(&d);
+        }
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout);
+    let mut last = d.state;
+    loop {
+        let page: Page<DeploymentSummary> = client.call(
+            paths::DEPLOYMENTS_LIST,
+            &json!({"project": project, "service": d.service, "limit": 20}),
+        )?;
+        let now = page
+            .items
+            .into_iter()
+            .find(|x| x.id == d.id)
+            .ok_or_else(|| Failure::new(5, "the deployment disappeared"))?;
+        if now.state != last && ctx.output == Format::Table {
+            println!(
+                "  {}{}",
+                now.state.as_str(),
+                now.state_reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+            last = now.state;
+        }
+        if now.state.is_terminal() {
+            if ctx.output == Format::Json {
+                output::json(&now);
+            }
+            return match now.state {
+                enclii_api::DeploymentState::Succeeded => Ok(()),
+                state => Err(Failure::new(
+                    1,
+                    format!("deployment #{} ended {}", now.id, state.as_str()),
+                )),
+            };
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Failure::new(
+                6,
+                format!(
+                    "gave up waiting after {}s; the deployment is still {}",
+                    args.timeout,
+                    now.state.as_str()
+                ),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+}
+
+pub fn deployments(ctx: &Context, service: Option<String>) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    let page: Page<DeploymentSummary> = client.call(
+        paths::DEPLOYMENTS_LIST,
+        &json!({"project": project, "service": service}),
+    )?;
+    match ctx.output {
+        Format::Json => output::json(&page.items),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = page
+                .items
+                .iter()
+                .map(|d| {
+                    vec![
+                        format!("#{}", d.id),
+                        d.service.clone(),
+                        d.environment.clone(),
+                        d.state.as_str().into(),
+                        d.image.clone(),
+                    ]
+                })
+                .collect();
+            output::table(&["ID", "SERVICE", "ENV", "STATE", "IMAGE"], &rows);
+        }
+    }
+    Ok(())
+}
