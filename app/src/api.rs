@@ -31,10 +31,25 @@ mod ssr {
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
-        let caller = auth::from_authorization(&engine.pool, authorization, client_addr)
+        let session = cookie(&parts.headers, auth::sessions::COOKIE);
+        let caller = auth::resolve(&engine, authorization, session.as_deref(), client_addr)
             .await
             .map_err(switchyard_engine::Error::into_api)?;
         Ok((engine, caller))
+    }
+
+    /// A cookie's value from the request headers.
+    pub fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| {
+                v.split(';').find_map(|pair| {
+                    let (k, v) = pair.trim().split_once('=')?;
+                    (k == name).then(|| v.to_owned())
+                })
+            })
     }
 }
 

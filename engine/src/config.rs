@@ -29,6 +29,50 @@ pub struct Settings {
     pub http: HttpSettings,
     #[serde(default)]
     pub site: SiteSettings,
+    /// Sign-in through an OpenID provider (Plinto). Without it, only API tokens authenticate.
+    #[serde(default)]
+    pub oidc: Option<OidcSettings>,
+    #[serde(default)]
+    pub session: SessionSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OidcSettings {
+    /// The issuer; its discovery document is `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    /// `aud` that Plinto access tokens must carry to be accepted as bearers.
+    pub api_audience: String,
+    #[serde(default = "defaults::scopes")]
+    pub scopes: Vec<String>,
+    /// Users with these (verified) emails are platform admins.
+    #[serde(default)]
+    pub platform_admin_emails: Vec<String>,
+    /// …as are users whose access token's `roles` claim holds this role.
+    #[serde(default = "defaults::admin_role")]
+    pub platform_admin_role: String,
+    /// An unknown `kid` refetches the provider's keys at most this often.
+    #[serde(default = "defaults::jwks_refresh_secs")]
+    pub jwks_min_refresh_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionSettings {
+    #[serde(default = "defaults::session_hours")]
+    pub lifetime_hours: u32,
+    /// Sign-in attempts allowed per client address per minute.
+    #[serde(default = "defaults::login_rate")]
+    pub login_attempts_per_minute: u32,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            lifetime_hours: defaults::session_hours(),
+            login_attempts_per_minute: defaults::login_rate(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,6 +165,23 @@ mod defaults {
     }
     pub fn request_timeout_secs() -> u64 {
         30
+    }
+    pub fn scopes() -> Vec<String> {
+        ["openid", "email", "profile", "org", "offline_access"]
+            .map(String::from)
+            .to_vec()
+    }
+    pub fn admin_role() -> String {
+        "admin".into()
+    }
+    pub fn jwks_refresh_secs() -> u64 {
+        30
+    }
+    pub fn session_hours() -> u32 {
+        12
+    }
+    pub fn login_rate() -> u32 {
+        20
     }
     pub fn site_root() -> String {
         "target/site".into()

@@ -20,6 +20,32 @@ use std::sync::Arc;
 pub struct Engine {
     pub pool: sqlx::PgPool,
     pub settings: Arc<Settings>,
+    /// Sign-in through Plinto, when configured.
+    pub oidc: Option<Arc<auth::oidc::Oidc>>,
+    /// Limits sign-in attempts per client address.
+    pub login_limiter: Arc<auth::rate::Limiter>,
+}
+
+impl Engine {
+    pub fn new(pool: sqlx::PgPool, settings: Settings) -> std::result::Result<Self, String> {
+        let oidc = match &settings.oidc {
+            Some(o) => Some(Arc::new(auth::oidc::Oidc::new(
+                o.clone(),
+                &settings.public_url,
+            )?)),
+            None => None,
+        };
+        let login_limiter = Arc::new(auth::rate::Limiter::new(
+            settings.session.login_attempts_per_minute,
+            std::time::Duration::from_secs(60),
+        ));
+        Ok(Self {
+            pool,
+            settings: Arc::new(settings),
+            oidc,
+            login_limiter,
+        })
+    }
 }
 
 /// Failures inside the engine. Each maps to one `ApiError` at the edge; internal causes are logged

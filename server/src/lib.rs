@@ -5,7 +5,6 @@ pub mod http;
 pub mod telemetry;
 
 use std::future::Future;
-use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
@@ -33,10 +32,18 @@ pub async fn build_with_pool(settings: Settings, pool: sqlx::PgPool) -> anyhow::
             .await
             .context("Failed to migrate the database")?;
     }
-    let engine = Engine {
-        pool,
-        settings: Arc::new(settings),
-    };
+    let engine = Engine::new(pool, settings).map_err(anyhow::Error::msg)?;
+    // Expired sessions and abandoned sign-ins are swept hourly, off the request path.
+    let sweeper = engine.pool.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            if let Err(error) = switchyard_engine::auth::sessions::sweep(&sweeper).await {
+                tracing::warn!(%error, "session sweep failed");
+            }
+        }
+    });
     let leptos_options = leptos_options(&engine.settings);
     let router = http::router(engine.clone(), leptos_options);
     Ok(Switchyard { router, engine })

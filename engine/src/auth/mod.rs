@@ -5,6 +5,10 @@
 //! [`Action`] on a project. The decision is a pure function of the caller, the action and the
 //! caller's role on the project, tested over its whole table below.
 
+pub mod jwt;
+pub mod oidc;
+pub mod rate;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 
@@ -266,16 +270,24 @@ mod tests {
     }
 }
 
-/// The caller behind an `Authorization` header value, if any. A header that is present but not
-/// valid is an error (never silently anonymous), so a client learns its token is bad.
-pub async fn from_authorization(
-    pool: &sqlx::PgPool,
+/// The caller of a request: the bearer token when there is one, else the session cookie. A
+/// credential that is present but not valid is an error (never silently anonymous), so a client
+/// learns its token is bad.
+pub async fn resolve(
+    engine: &crate::Engine,
     authorization: Option<&str>,
+    session: Option<&str>,
     client_addr: Option<IpAddr>,
 ) -> crate::Result<Option<Caller>> {
-    let Some(value) = authorization else {
-        return Ok(None);
+    let caller = match (authorization, session) {
+        (Some(value), _) => Some(from_bearer(engine, value).await?),
+        (None, Some(secret)) => sessions::resolve(&engine.pool, secret).await?,
+        (None, None) => None,
     };
+    Ok(caller.map(|c| Caller { client_addr, ..c }))
+}
+
+async fn from_bearer(engine: &crate::Engine, value: &str) -> crate::Result<Caller> {
     let Some(token) = value.strip_prefix("Bearer ").map(str::trim) else {
         return Err(ApiError::Unauthenticated {
             message: "use `Authorization: Bearer <token>`".into(),
@@ -283,19 +295,47 @@ pub async fn from_authorization(
         .into());
     };
     if token.starts_with(tokens::PREFIX) {
-        return match tokens::verify(pool, token).await? {
-            Some(caller) => Ok(Some(Caller {
-                client_addr,
-                ..caller
-            })),
-            None => Err(ApiError::Unauthenticated {
+        return tokens::verify(&engine.pool, token).await?.ok_or_else(|| {
+            ApiError::Unauthenticated {
                 message: "this API token is unknown, expired or revoked".into(),
             }
-            .into()),
-        };
+            .into()
+        });
     }
-    Err(ApiError::Unauthenticated {
-        message: "this server accepts Enclii API tokens (ency_…); Plinto access tokens are not enabled on it".into(),
-    }
-    .into())
+    let Some(oidc) = &engine.oidc else {
+        return Err(ApiError::Unauthenticated {
+            message: "this server accepts Enclii API tokens (ency_…) only".into(),
+        }
+        .into());
+    };
+    let discovered = oidc.discovered().await.map_err(ApiError::from)?;
+    let claims = discovered
+        .jwt
+        .verify(token)
+        .await
+        .map_err(|e| ApiError::Unauthenticated {
+            message: e.to_string(),
+        })?;
+    let display_name = claims
+        .name
+        .clone()
+        .or_else(|| claims.email.clone())
+        .unwrap_or_else(|| claims.sub.clone());
+    let platform_admin = oidc.is_platform_admin(claims.email.as_deref(), &claims.roles);
+    let identity = users::Identity {
+        issuer: oidc.issuer(),
+        subject: &claims.sub,
+        email: claims.email.as_deref(),
+        display_name: &display_name,
+        platform_admin,
+    };
+    let user_id = users::find_or_upsert(&engine.pool, &identity).await?;
+    Ok(Caller {
+        user_id,
+        display_name,
+        email: claims.email,
+        platform_admin,
+        via: Via::PlintoToken,
+        client_addr: None,
+    })
 }

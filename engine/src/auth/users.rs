@@ -29,3 +29,25 @@ pub async fn upsert(pool: &PgPool, who: &Identity<'_>) -> sqlx::Result<Uuid> {
     .fetch_one(pool)
     .await
 }
+
+/// Like [`upsert`], but writes only when the user is new or their profile changed: bearer tokens
+/// resolve on every request, and a write per request would make every read a write.
+pub async fn find_or_upsert(pool: &PgPool, who: &Identity<'_>) -> sqlx::Result<Uuid> {
+    let known = sqlx::query!(
+        "SELECT id, email, display_name, platform_admin FROM users WHERE issuer = $1 AND subject = $2",
+        who.issuer,
+        who.subject
+    )
+    .fetch_optional(pool)
+    .await?;
+    match known {
+        Some(u)
+            if u.email.as_deref() == who.email
+                && u.display_name == who.display_name
+                && u.platform_admin == who.platform_admin =>
+        {
+            Ok(u.id)
+        }
+        _ => upsert(pool, who).await,
+    }
+}

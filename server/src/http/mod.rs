@@ -2,6 +2,7 @@
 //! under one stack of cross-cutting layers.
 
 pub mod api_errors;
+pub mod auth;
 pub mod health;
 pub mod metrics;
 pub mod static_files;
@@ -36,6 +37,7 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         leptos_options,
         engine,
     };
+    let state_for_layers = state.engine.clone();
     let context = {
         let engine = state.engine.clone();
         move || provide_context(engine.clone())
@@ -47,6 +49,7 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
 
     let router = Router::new()
         .merge(health::routes())
+        .merge(auth::routes())
         .merge(metrics::routes())
         .nest_service("/pkg", static_files::pkg(&state.leptos_options))
         .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), app_shell)
@@ -65,6 +68,10 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
             Duration::from_secs(http.request_timeout_secs),
         ))
         .layer(axum::middleware::from_fn(api_errors::set_status))
+        .layer(axum::middleware::from_fn_with_state(
+            state_for_layers.clone(),
+            auth::same_origin,
+        ))
         .layer(CompressionLayer::new());
     let x_request_id = HeaderName::from_static("x-request-id");
     with_security_headers(router, hsts)

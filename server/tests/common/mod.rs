@@ -44,10 +44,7 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
 
 /// Like [`spawn_app`] with leptos options of the test's choosing (a site root, hashed names).
 pub async fn spawn_app_with_site(pool: PgPool, options: LeptosOptions) -> TestApp {
-    let engine = Engine {
-        pool,
-        settings: std::sync::Arc::new(settings()),
-    };
+    let engine = Engine::new(pool, settings()).unwrap();
     let router = switchyard_server::http::router(engine.clone(), options);
     serve(router, engine).await
 }
@@ -57,7 +54,8 @@ async fn serve(router: axum::Router, engine: Engine) -> TestApp {
         .await
         .expect("bind");
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await.expect("serve") });
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

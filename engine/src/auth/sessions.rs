@@ -1,0 +1,89 @@
+//! Browser sessions: a random id in an HttpOnly cookie, only its SHA-256 in the database.
+
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{Caller, Via};
+
+/// The cookie's name.
+pub const COOKIE: &str = "enclii_session";
+
+pub fn hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Starts a session; the returned secret goes into the cookie and nowhere else.
+pub async fn create(
+    pool: &PgPool,
+    user_id: Uuid,
+    hours: u32,
+    addr: Option<IpAddr>,
+    user_agent: Option<&str>,
+) -> sqlx::Result<String> {
+    let secret = random_secret();
+    sqlx::query!(
+        r#"INSERT INTO sessions (id_hash, user_id, expires_at, client_addr, user_agent)
+           VALUES ($1, $2, now() + make_interval(hours => $3), $4::text::inet, $5)"#,
+        hash(&secret),
+        user_id,
+        hours as i32,
+        addr.map(|a| a.to_string()),
+        user_agent.map(|u| u.chars().take(256).collect::<String>()),
+    )
+    .execute(pool)
+    .await?;
+    Ok(secret)
+}
+
+/// The caller behind a session cookie, if the session is live.
+pub async fn resolve(pool: &PgPool, secret: &str) -> sqlx::Result<Option<Caller>> {
+    let row = sqlx::query!(
+        r#"UPDATE sessions s SET last_seen_at = now()
+           FROM users u
+           WHERE s.id_hash = $1 AND s.expires_at > now() AND u.id = s.user_id
+           RETURNING u.id, u.display_name, u.email, u.platform_admin"#,
+        hash(secret)
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| Caller {
+        user_id: r.id,
+        display_name: r.display_name,
+        email: r.email,
+        platform_admin: r.platform_admin,
+        via: Via::Session,
+        client_addr: None,
+    }))
+}
+
+pub async fn end(pool: &PgPool, secret: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query!("DELETE FROM sessions WHERE id_hash = $1", hash(secret))
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Removes expired sessions and abandoned sign-in attempts.
+pub async fn sweep(pool: &PgPool) -> sqlx::Result<u64> {
+    let a = sqlx::query!("DELETE FROM sessions WHERE expires_at < now()")
+        .execute(pool)
+        .await?
+        .rows_affected();
+    let b =
+        sqlx::query!("DELETE FROM oidc_logins WHERE created_at < now() - interval '10 minutes'")
+            .execute(pool)
+            .await?
+            .rows_affected();
+    Ok(a + b)
+}

@@ -1,0 +1,337 @@
+//! Browser sign-in and sign-out: redirects to Plinto and back, and the session cookie.
+//! Also the same-origin check that guards every cookie-authenticated mutation.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use enclii_api::ApiError;
+use serde::Deserialize;
+use switchyard_engine::Engine;
+use switchyard_engine::audit;
+use switchyard_engine::auth::oidc::Callback;
+use switchyard_engine::auth::sessions;
+
+use super::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", get(login))
+        .route("/auth/callback", get(callback))
+        .route("/auth/logout", post(logout))
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    return_to: Option<String>,
+}
+
+/// Only paths on this site: anything else would make the sign-in an open redirect.
+fn local_path(path: Option<&str>) -> String {
+    match path {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+/// The client's address, when the server was started with connection info (tests may not be).
+fn addr(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+fn too_many() -> Response {
+    page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many sign-in attempts",
+        "Wait a minute, then try again.",
+    )
+}
+
+async fn login(
+    State(engine): State<Engine>,
+    parts: Parts,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    if let Some(ip) = addr(&parts) {
+        if !engine.login_limiter.allow(ip, Instant::now()) {
+            return too_many();
+        }
+    }
+    let Some(oidc) = &engine.oidc else {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Sign-in is not configured",
+            "This server accepts API tokens only.",
+        );
+    };
+    match oidc
+        .begin(&engine.pool, &local_path(q.return_to.as_deref()))
+        .await
+    {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not start a sign-in");
+            page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable",
+                &e.to_string(),
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    state: Option<String>,
+    code: Option<String>,
+    iss: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+async fn callback(
+    State(engine): State<Engine>,
+    parts: Parts,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    let headers = &parts.headers;
+    let ip = addr(&parts);
+    if let Some(ip) = ip {
+        if !engine.login_limiter.allow(ip, Instant::now()) {
+            return too_many();
+        }
+    }
+    let Some(oidc) = &engine.oidc else {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Sign-in is not configured",
+            "This server accepts API tokens only.",
+        );
+    };
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let result = oidc
+        .finish(
+            &engine.pool,
+            Callback {
+                state: q.state.as_deref(),
+                code: q.code.as_deref(),
+                iss: q.iss.as_deref(),
+                error: q.error.as_deref(),
+                error_description: q.error_description.as_deref(),
+            },
+            engine.settings.session.lifetime_hours,
+            ip,
+            user_agent,
+        )
+        .await;
+    match result {
+        Ok(signed_in) => {
+            // A new id at every sign-in: a session id planted before sign-in is worth nothing after.
+            if let Some(old) = cookie(headers, sessions::COOKIE) {
+                let _ = sessions::end(&engine.pool, &old).await;
+            }
+            let caller = switchyard_engine::auth::Caller {
+                user_id: signed_in.user_id,
+                display_name: signed_in.display_name.clone(),
+                email: None,
+                platform_admin: false,
+                via: switchyard_engine::auth::Via::Session,
+                client_addr: ip,
+            };
+            if let Err(error) = audit::record(
+                &engine.pool,
+                Some(&caller),
+                audit::Event::new("auth.sign_in"),
+            )
+            .await
+            {
+                tracing::error!(%error, "could not audit a sign-in");
+            }
+            let mut response = Redirect::to(&signed_in.return_to).into_response();
+            set_cookie(
+                &mut response,
+                &session_cookie(
+                    &engine,
+                    &signed_in.session_secret,
+                    engine.settings.session.lifetime_hours * 3600,
+                ),
+            );
+            response
+        }
+        Err(e) => {
+            let event = audit::Event::new("auth.sign_in_failed")
+                .details(serde_json::json!({ "reason": e.to_string() }));
+            if let Err(error) = audit::record(&engine.pool, None, event).await {
+                tracing::error!(%error, "could not audit a failed sign-in");
+            }
+            tracing::info!(error = %e, "sign-in failed");
+            let status = match e {
+                switchyard_engine::auth::oidc::LoginError::Unavailable => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                switchyard_engine::auth::oidc::LoginError::Db(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let message = match e {
+                switchyard_engine::auth::oidc::LoginError::Db(_) => {
+                    "Something went wrong on our side.".to_owned()
+                }
+                other => other.to_string(),
+            };
+            page(status, "Sign-in failed", &message)
+        }
+    }
+}
+
+async fn logout(State(engine): State<Engine>, parts: Parts) -> Response {
+    let headers = &parts.headers;
+    if let Some(secret) = cookie(headers, sessions::COOKIE) {
+        if let Ok(Some(caller)) = sessions::resolve(&engine.pool, &secret).await {
+            let caller = switchyard_engine::auth::Caller {
+                client_addr: addr(&parts),
+                ..caller
+            };
+            if let Err(error) = audit::record(
+                &engine.pool,
+                Some(&caller),
+                audit::Event::new("auth.sign_out"),
+            )
+            .await
+            {
+                tracing::error!(%error, "could not audit a sign-out");
+            }
+        }
+        if let Err(error) = sessions::end(&engine.pool, &secret).await {
+            tracing::error!(%error, "could not end a session");
+        }
+    }
+    // With the provider's end-session endpoint, the provider's own session ends too.
+    let mut target = "/".to_owned();
+    if let Some(oidc) = &engine.oidc {
+        if let Ok(d) = oidc.discovered().await {
+            if let Some(end) = &d.end_session_endpoint {
+                if let Ok(mut url) = url::Url::parse(end) {
+                    url.query_pairs_mut()
+                        .append_pair("client_id", oidc.client_id())
+                        .append_pair(
+                            "post_logout_redirect_uri",
+                            &format!("{}/", engine.settings.public_url.trim_end_matches('/')),
+                        );
+                    target = url.to_string();
+                }
+            }
+        }
+    }
+    let mut response = Redirect::to(&target).into_response();
+    set_cookie(&mut response, &session_cookie(&engine, "", 0));
+    response
+}
+
+fn session_cookie(engine: &Engine, value: &str, max_age_secs: u32) -> String {
+    let secure = if engine.settings.is_loopback_http() {
+        ""
+    } else {
+        "; Secure"
+    };
+    format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}",
+        sessions::COOKIE
+    )
+}
+
+fn set_cookie(response: &mut Response, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';').find_map(|pair| {
+                let (k, v) = pair.trim().split_once('=')?;
+                (k == name && !v.is_empty()).then(|| v.to_owned())
+            })
+        })
+}
+
+/// A small self-contained HTML page for sign-in outcomes (no app shell: it may be the app that failed).
+fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t} · Enclii</title></head><body style=\"font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem\">\
+         <h1>{t}</h1><p>{m}</p><p><a href=\"/auth/login\">Sign in again</a> · <a href=\"/\">Back to Enclii</a></p></body></html>",
+        t = esc(title),
+        m = esc(message)
+    );
+    (status, Html(body)).into_response()
+}
+
+/// Cookie-authenticated requests that change state must come from our own pages: the browser's
+/// `Sec-Fetch-Site` (or, from older browsers, `Origin`) must say same-origin. Bearer-token requests
+/// carry no ambient credentials and are exempt.
+pub async fn same_origin(State(engine): State<Engine>, req: Request, next: Next) -> Response {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let headers = req.headers();
+    let has_session = cookie(headers, sessions::COOKIE).is_some();
+    let has_bearer = headers.contains_key(header::AUTHORIZATION);
+    if safe || !has_session || has_bearer {
+        return next.run(req).await;
+    }
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let ours = engine.settings.public_url.trim_end_matches('/');
+    let allowed = match (site, origin) {
+        (Some(site), _) => site == "same-origin",
+        (None, Some(origin)) => origin == ours,
+        (None, None) => false,
+    };
+    if allowed {
+        return next.run(req).await;
+    }
+    let error = ApiError::forbidden(
+        "cross-site request refused: changes must come from the Enclii dashboard or carry an API token",
+    );
+    (StatusCode::FORBIDDEN, Json(error)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_return_targets() {
+        assert_eq!(local_path(Some("/projects?x=1")), "/projects?x=1");
+        for evil in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(local_path(Some(evil)), "/", "{evil}");
+        }
+        assert_eq!(local_path(None), "/");
+    }
+}

@@ -1,0 +1,655 @@
+//! Identity end to end: browser sign-in against the real Plinto stand-in (npm oidc-provider, started
+//! per test), and Plinto bearer tokens checked against a provider whose keys the test controls.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::routing::get;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use switchyard_engine::Settings;
+use switchyard_engine::config::OidcSettings;
+use tokio::sync::RwLock;
+
+const AUDIENCE: &str = "urn:switchyard:api";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn oidc_settings(issuer: &str, refresh_secs: u64) -> OidcSettings {
+    OidcSettings {
+        issuer: issuer.to_owned(),
+        client_id: "switchyard".into(),
+        client_secret: Some(secrecy::SecretString::from(
+            "switchyard-dev-secret".to_owned(),
+        )),
+        api_audience: AUDIENCE.into(),
+        scopes: ["openid", "email", "profile", "org", "offline_access"]
+            .map(String::from)
+            .to_vec(),
+        platform_admin_emails: vec![],
+        platform_admin_role: "admin".into(),
+        jwks_min_refresh_secs: refresh_secs,
+    }
+}
+
+/// A Switchyard on a known address (the provider must know its redirect URI before it starts).
+struct Server {
+    addr: SocketAddr,
+    listener: Option<tokio::net::TcpListener>,
+}
+
+impl Server {
+    async fn bind() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self {
+            addr: listener.local_addr().unwrap(),
+            listener: Some(listener),
+        }
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn start(&mut self, pool: PgPool, oidc: OidcSettings) {
+        let mut settings = Settings::with_database_url("postgres://unused").unwrap();
+        settings.database.migrate = false;
+        settings.public_url = self.origin();
+        settings.oidc = Some(oidc);
+        let app = switchyard_server::build_with_pool(settings, pool)
+            .await
+            .unwrap();
+        let listener = self.listener.take().unwrap();
+        let service = app
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    }
+}
+
+/// The Plinto stand-in, as a child process for the test's lifetime.
+struct StandIn {
+    child: Child,
+    issuer: String,
+}
+
+impl StandIn {
+    async fn start(rp_origin: &str) -> Self {
+        let port = free_port();
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let child = Command::new("node")
+            .arg("standin/plinto.mjs")
+            .current_dir(root)
+            .env("OP_PORT", port.to_string())
+            .env("RP_ORIGIN", rp_origin)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node must be installed (scripts/test.sh installs the stand-in's packages)");
+        let issuer = format!("http://127.0.0.1:{port}");
+        let probe = format!("{issuer}/.well-known/openid-configuration");
+        for _ in 0..100 {
+            if reqwest::get(&probe)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Self { child, issuer };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the Plinto stand-in did not start on port {port}");
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no redirect from {} ({})", r.url(), r.status()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Resolves a possibly relative Location against the URL that sent it.
+fn absolute(base: &reqwest::Url, location: &str) -> String {
+    base.join(location).unwrap().to_string()
+}
+
+/// Signs in as `login` through the provider's real login form; returns the callback URL the
+/// provider sent the browser to (not yet visited).
+async fn through_provider(client: &reqwest::Client, server: &str, login: &str) -> String {
+    let r = client
+        .get(format!("{server}/auth/login?return_to=/projects"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "login redirects to the provider");
+    let mut url = location(&r);
+    assert!(
+        url.contains("code_challenge_method=S256")
+            && url.contains("nonce=")
+            && url.contains("state="),
+        "{url}"
+    );
+    loop {
+        let r = client.get(&url).send().await.unwrap();
+        if r.status().is_redirection() {
+            let next = absolute(r.url(), &location(&r));
+            if next.starts_with(server) {
+                return next;
+            }
+            url = next;
+            continue;
+        }
+        // The provider's login form (devInteractions): any login is accepted.
+        let page_url = r.url().clone();
+        let html = r.text().await.unwrap();
+        let action = html
+            .split("action=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("a login form");
+        let r = client
+            .post(absolute(&page_url, action))
+            .form(&[
+                ("prompt", "login"),
+                ("login", login),
+                ("password", "anything"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_redirection(),
+            "login form answered {}",
+            r.status()
+        );
+        url = absolute(r.url(), &location(&r));
+    }
+}
+
+async fn whoami(client: &reqwest::Client, server: &str) -> (u16, Value) {
+    // As the dashboard's own fetch would: browsers mark same-origin requests.
+    let r = client
+        .post(format!("{server}/api/whoami"))
+        .header("sec-fetch-site", "same-origin")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+fn with_param(url: &str, name: &str, value: Option<&str>) -> String {
+    let mut parsed = reqwest::Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    {
+        let mut q = parsed.query_pairs_mut();
+        q.clear();
+        for (k, v) in &pairs {
+            q.append_pair(k, v);
+        }
+        if let Some(v) = value {
+            q.append_pair(name, v);
+        }
+    }
+    parsed.to_string()
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_full_sign_in_starts_a_session_and_sign_out_ends_it(pool: PgPool) {
+    let mut server = Server::bind().await;
+    let standin = StandIn::start(&server.origin()).await;
+    server
+        .start(pool.clone(), oidc_settings(&standin.issuer, 30))
+        .await;
+    let origin = server.origin();
+    let client = browser();
+
+    let callback = through_provider(&client, &origin, "alice").await;
+    assert!(
+        callback.contains("iss="),
+        "the provider sends iss (RFC 9207): {callback}"
+    );
+    let r = client.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    assert_eq!(
+        location(&r),
+        "/projects",
+        "back to the page the user wanted"
+    );
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.starts_with("enclii_session=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http on loopback cannot carry Secure cookies"
+    );
+    assert!(
+        !callback.contains("access_token") && !cookie.contains("eyJ"),
+        "no token reaches the browser"
+    );
+
+    let (status, me) = whoami(&client, &origin).await;
+    assert_eq!(
+        (status, me["display_name"].as_str(), me["via"].as_str()),
+        (200, Some("Test alice"), Some("session")),
+        "{me}"
+    );
+    let email: Option<String> =
+        sqlx::query_scalar!("SELECT email FROM users WHERE subject = 'alice'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(email.as_deref(), Some("alice@example.test"));
+
+    // A mutation from another site, riding on the cookie, is refused.
+    let r = client
+        .post(format!("{origin}/api/projects/create"))
+        .header("sec-fetch-site", "cross-site")
+        .json(&json!({"slug": "evil"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client
+        .post(format!("{origin}/api/projects/create"))
+        .header("sec-fetch-site", "same-origin")
+        .json(&json!({"slug": "good"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let r = client
+        .post(format!("{origin}/auth/logout"))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        location(&r).starts_with(&format!(
+            "{}/session/end?client_id=switchyard",
+            standin.issuer
+        )),
+        "{}",
+        location(&r)
+    );
+    let (status, _) = whoami(&client, &origin).await;
+    assert_eq!(status, 401, "refused after signing out");
+
+    let actions: Vec<String> = sqlx::query_scalar!(
+        "SELECT action FROM audit_events WHERE action LIKE 'auth.%' ORDER BY id"
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(actions, ["auth.sign_in", "auth.sign_out"]);
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn tampered_state_replayed_callbacks_and_foreign_issuers_are_refused(pool: PgPool) {
+    let mut server = Server::bind().await;
+    let standin = StandIn::start(&server.origin()).await;
+    server
+        .start(pool.clone(), oidc_settings(&standin.issuer, 30))
+        .await;
+    let origin = server.origin();
+    let client = browser();
+
+    let callback = through_provider(&client, &origin, "mallory").await;
+    for (what, url) in [
+        (
+            "tampered state",
+            with_param(&callback, "state", Some("forged")),
+        ),
+        (
+            "wrong issuer",
+            with_param(&callback, "iss", Some("http://evil.example")),
+        ),
+    ] {
+        let r = client.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{what}");
+    }
+    // The wrong-issuer attempt consumed the state: even the genuine callback is now refused.
+    let r = client.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("unknown, used or expired"));
+
+    // A fresh sign-in succeeds once; replaying its callback does not.
+    let callback = through_provider(&client, &origin, "mallory").await;
+    let missing_iss = with_param(&callback, "iss", None);
+    assert_eq!(
+        client.get(&missing_iss).send().await.unwrap().status(),
+        400,
+        "the provider promises iss; its absence is refused"
+    );
+    let callback = through_provider(&client, &origin, "mallory").await;
+    assert_eq!(client.get(&callback).send().await.unwrap().status(), 303);
+    assert_eq!(
+        client.get(&callback).send().await.unwrap().status(),
+        400,
+        "a callback works once"
+    );
+
+    // An old code with a fresh state: the provider refuses the replayed code.
+    let old_code = reqwest::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let fresh = through_provider(&client, &origin, "mallory").await;
+    let r = client
+        .get(with_param(&fresh, "code", Some(&old_code)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("could not be verified"));
+
+    let failures: i64 = sqlx::query_scalar!(
+        "SELECT count(*) AS \"n!\" FROM audit_events WHERE action = 'auth.sign_in_failed'"
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(failures, 6);
+}
+
+/// A provider whose signing keys the test controls: discovery and a JWKS that can rotate.
+struct KeyedProvider {
+    issuer: String,
+    jwks: Arc<RwLock<Value>>,
+    fetches: Arc<AtomicUsize>,
+}
+
+fn jwk(name: &str) -> Value {
+    let text = match name {
+        "a" => include_str!("../../engine/tests/keys/test-a.jwk.json"),
+        _ => include_str!("../../engine/tests/keys/test-b.jwk.json"),
+    };
+    serde_json::from_str(text).unwrap()
+}
+
+fn key(name: &str) -> EncodingKey {
+    let pem = match name {
+        "a" => include_str!("../../engine/tests/keys/test-a.pem"),
+        _ => include_str!("../../engine/tests/keys/test-b.pem"),
+    };
+    EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()
+}
+
+impl KeyedProvider {
+    async fn start(keys: Vec<Value>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let jwks = Arc::new(RwLock::new(json!({ "keys": keys })));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let discovery = json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/auth"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        });
+        let (j, f) = (jwks.clone(), fetches.clone());
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move { axum::Json(discovery) }),
+            )
+            .route(
+                "/jwks",
+                get(move || async move {
+                    f.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(j.read().await.clone())
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            issuer,
+            jwks,
+            fetches,
+        }
+    }
+
+    fn token(&self, key_name: &str, kid: Option<&str>, claims: Value) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, &claims, &key(key_name)).unwrap()
+    }
+
+    fn claims(&self, overrides: Value) -> Value {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut claims = json!({
+            "iss": self.issuer, "aud": AUDIENCE, "sub": "carol", "exp": now + 900, "nbf": now - 5, "iat": now,
+            "jti": "j1", "type": "access", "email": "carol@example.test", "name": "Carol", "tid": "t1", "roles": ["member"],
+        });
+        for (k, v) in overrides.as_object().unwrap() {
+            if v.is_null() {
+                claims.as_object_mut().unwrap().remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        claims
+    }
+}
+
+async fn bearer(server: &str, token: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{server}/api/whoami"))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn plinto_access_tokens_are_accepted_and_everything_else_is_not(pool: PgPool) {
+    let provider = KeyedProvider::start(vec![jwk("a")]).await;
+    let mut server = Server::bind().await;
+    server
+        .start(pool.clone(), oidc_settings(&provider.issuer, 3600))
+        .await;
+    let origin = server.origin();
+
+    let good = provider.token("a", Some("test-a"), provider.claims(json!({})));
+    let (status, me) = bearer(&origin, &good).await;
+    assert_eq!(
+        (status, me["via"].as_str(), me["display_name"].as_str()),
+        (200, Some("plinto_token"), Some("Carol")),
+        "{me}"
+    );
+    // A single-key set needs no kid.
+    let (status, _) = bearer(
+        &origin,
+        &provider.token("a", None, provider.claims(json!({}))),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let cases = [
+        (
+            "wrong audience",
+            provider.token(
+                "a",
+                Some("test-a"),
+                provider.claims(json!({"aud": "someone-else"})),
+            ),
+            "another audience",
+        ),
+        (
+            "wrong issuer",
+            provider.token(
+                "a",
+                Some("test-a"),
+                provider.claims(json!({"iss": "http://evil.example"})),
+            ),
+            "another issuer",
+        ),
+        (
+            "expired",
+            provider.token(
+                "a",
+                Some("test-a"),
+                provider.claims(json!({"exp": now - 120})),
+            ),
+            "expired",
+        ),
+        (
+            "not yet valid",
+            provider.token(
+                "a",
+                Some("test-a"),
+                provider.claims(json!({"nbf": now + 600})),
+            ),
+            "not yet valid",
+        ),
+        (
+            "refresh token",
+            provider.token(
+                "a",
+                Some("test-a"),
+                provider.claims(json!({"type": "refresh"})),
+            ),
+            "only access tokens",
+        ),
+        (
+            "ID token",
+            provider.token("a", Some("test-a"), provider.claims(json!({"type": null}))),
+            "only access tokens",
+        ),
+        (
+            "signed by another key",
+            provider.token("b", Some("test-a"), provider.claims(json!({}))),
+            "signature",
+        ),
+    ];
+    for (what, token, expected) in cases {
+        let (status, body) = bearer(&origin, &token).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(expected),
+            "{what}: {body}"
+        );
+    }
+
+    // alg: none, and HS256 keyed with the public key (the classic confusion attack).
+    use base64::Engine as _;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&provider.claims(json!({})))
+    );
+    let (status, body) = bearer(&origin, &none).await;
+    assert_eq!(status, 401, "{body}");
+    let hs = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &provider.claims(json!({})),
+        &EncodingKey::from_secret(jwk("a")["n"].as_str().unwrap().as_bytes()),
+    )
+    .unwrap();
+    let (status, body) = bearer(&origin, &hs).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (401, Some("only RS256-signed tokens are accepted"))
+    );
+
+    // An unknown kid does not make the server refetch keys more than once per interval.
+    let before = provider.fetches.load(Ordering::SeqCst);
+    let rotated = provider.token("b", Some("test-b"), provider.claims(json!({})));
+    for _ in 0..3 {
+        assert_eq!(bearer(&origin, &rotated).await.0, 401);
+    }
+    assert_eq!(
+        provider.fetches.load(Ordering::SeqCst),
+        before,
+        "no refetch within the interval"
+    );
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_key_rotation_is_picked_up_through_an_unknown_kid(pool: PgPool) {
+    let provider = KeyedProvider::start(vec![jwk("a")]).await;
+    let mut server = Server::bind().await;
+    server.start(pool, oidc_settings(&provider.issuer, 0)).await;
+    let origin = server.origin();
+    assert_eq!(
+        bearer(
+            &origin,
+            &provider.token("a", Some("test-a"), provider.claims(json!({})))
+        )
+        .await
+        .0,
+        200
+    );
+    let rotated = provider.token("b", Some("test-b"), provider.claims(json!({})));
+    assert_eq!(
+        bearer(&origin, &rotated).await.0,
+        401,
+        "key b is not published yet"
+    );
+    *provider.jwks.write().await = json!({ "keys": [jwk("a"), jwk("b")] });
+    assert_eq!(
+        bearer(&origin, &rotated).await.0,
+        200,
+        "the rotation is picked up"
+    );
+}
