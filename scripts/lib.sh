@@ -126,3 +126,25 @@ pg_create_db() {
     "$bin/createdb" -h 127.0.0.1 -p "$port" -U enclii "$1"
   fi
 }
+
+# standin_start PORT RP_ORIGIN: (re)starts the Plinto stand-in (a real OpenID provider, npm
+# oidc-provider) on 127.0.0.1:PORT for a Switchyard at RP_ORIGIN; exports STANDIN_PID and the
+# ENCLII_OIDC__* settings that point Switchyard at it. Development and tests only.
+standin_start() {
+  local port="$1" origin="$2" pidfile="$STATE/standin-$1.pid"
+  mkdir -p "$STATE"
+  if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+  OP_PORT="$port" RP_ORIGIN="$origin" node "$ROOT/standin/plinto.mjs" >"$STATE/standin-$port.log" 2>&1 &
+  STANDIN_PID=$!
+  echo "$STANDIN_PID" > "$pidfile"
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$port/.well-known/openid-configuration" >/dev/null 2>&1 && break
+    kill -0 "$STANDIN_PID" 2>/dev/null || { cat "$STATE/standin-$port.log" >&2; echo "the Plinto stand-in did not start" >&2; return 1; }
+    sleep 0.1
+  done
+  export ENCLII_OIDC__ISSUER="http://127.0.0.1:$port"
+  export ENCLII_OIDC__CLIENT_ID="switchyard"
+  export ENCLII_OIDC__CLIENT_SECRET="switchyard-dev-secret"
+  export ENCLII_OIDC__API_AUDIENCE="urn:switchyard:api"
+  say "Plinto stand-in on http://127.0.0.1:$port (any login works; logins starting with 'admin' are platform admins)"
+}

@@ -22,6 +22,7 @@ TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import j
 E2E_DB="e2e_$(date +%s)_$$"
 pg_create_db "$E2E_DB"
 PORT="$(free_port)"
+standin_start "$(free_port)" "http://127.0.0.1:$PORT"
 LOG="$STATE/e2e-server.log"
 say "starting switchyard on 127.0.0.1:$PORT (log: .enclii/e2e-server.log)"
 ENCLII_LISTEN="127.0.0.1:$PORT" \
@@ -31,7 +32,7 @@ ENCLII_SITE__ROOT="$ROOT/target/site" \
   "$TARGET_DIR/debug/switchyard" >"$LOG" 2>&1 &
 SERVER_PID=$!
 cleanup() {
-  kill "$SERVER_PID" 2>/dev/null || true
+  kill "$SERVER_PID" "$STANDIN_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
   "$(pg_bin)/dropdb" -h 127.0.0.1 -p "${PG_URL_BASE##*:}" -U enclii --if-exists "$E2E_DB" 2>/dev/null || true
 }

@@ -20,6 +20,12 @@ pub mod paths {
     pub const DEPLOY: &str = "/api/deployments/create";
     pub const DEPLOYMENTS_LIST: &str = "/api/deployments/list";
     pub const AUDIT_LIST: &str = "/api/audit/list";
+    pub const TOKENS_CREATE: &str = "/api/tokens/create";
+    pub const TOKENS_LIST: &str = "/api/tokens/list";
+    pub const TOKENS_REVOKE: &str = "/api/tokens/revoke";
+    pub const MEMBERS_LIST: &str = "/api/members/list";
+    pub const MEMBERS_SET: &str = "/api/members/set";
+    pub const MEMBERS_REMOVE: &str = "/api/members/remove";
 }
 
 /// Roles on a project, weakest first: each includes what the ones before it may do.
@@ -185,6 +191,34 @@ pub struct AuditEvent {
     pub project: Option<String>,
     pub client_addr: Option<String>,
     pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: String,
+    pub name: String,
+    /// The token's first characters, to recognise it; the rest is never shown again.
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A token at its creation: the only time its secret is shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub token: ApiToken,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub email: Option<String>,
+    pub display_name: String,
+    pub role: Role,
+    pub since: DateTime<Utc>,
 }
 
 /// One page of a list, newest first. Pass `next` back as `cursor` for the following page.

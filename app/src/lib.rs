@@ -5,6 +5,7 @@
 
 use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
+use leptos_router::SsrMode;
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
@@ -15,7 +16,7 @@ pub mod pages;
 use components::layout::Layout;
 use pages::{
     activity::ActivityPage, deployments::DeploymentsPage, not_found::NotFound,
-    overview::OverviewPage, projects::ProjectsPage, status::StatusPage,
+    overview::OverviewPage, projects::ProjectsPage, settings::SettingsPage, status::StatusPage,
 };
 
 /// The document around the app. Rendered on the server only; never hydrated.
@@ -52,11 +53,14 @@ pub fn App() -> impl IntoView {
         } />
         <Router>
             <Layout>
+                // Pages behind sign-in render whole (SsrMode::Async), so that a missing session can
+                // still answer with a redirect to the sign-in page.
                 <Routes fallback=|| view! { <NotFound /> }>
                     <Route path=path!("/") view=OverviewPage />
-                    <Route path=path!("/projects") view=ProjectsPage />
-                    <Route path=path!("/deployments") view=DeploymentsPage />
-                    <Route path=path!("/activity") view=ActivityPage />
+                    <Route path=path!("/projects") view=ProjectsPage ssr=SsrMode::Async />
+                    <Route path=path!("/deployments") view=DeploymentsPage ssr=SsrMode::Async />
+                    <Route path=path!("/activity") view=ActivityPage ssr=SsrMode::Async />
+                    <Route path=path!("/settings") view=SettingsPage ssr=SsrMode::Async />
                     <Route path=path!("/status") view=StatusPage />
                 </Routes>
             </Layout>

@@ -73,3 +73,72 @@ pub async fn record(
     .await?;
     Ok(())
 }
+
+/// The audit log, newest first: one project's (its admins), or everything (platform admins).
+pub async fn list(
+    pool: &sqlx::PgPool,
+    caller: Option<&Caller>,
+    project: Option<&str>,
+    action: Option<&str>,
+    cursor: Option<i64>,
+    limit: Option<u32>,
+) -> crate::Result<enclii_api::Page<enclii_api::AuditEvent>> {
+    use enclii_api::ApiError;
+    let project_id = match project {
+        Some(slug) => Some(
+            crate::platform::project_access(pool, caller, slug, crate::auth::Action::ViewAudit)
+                .await?
+                .id,
+        ),
+        None => {
+            crate::auth::authorize(caller, crate::auth::Action::ViewAudit, None)?;
+            if !caller.is_some_and(|c| c.platform_admin) {
+                return Err(ApiError::forbidden(
+                    "only platform admins read the whole audit log; name a project you administer",
+                )
+                .into());
+            }
+            None
+        }
+    };
+    let limit = crate::platform::page_limit(limit);
+    let rows = sqlx::query!(
+        r#"SELECT a.id, a.occurred_at, a.actor_label, a.action, a.target_kind, a.target_id, p.slug AS "project?",
+                  host(a.client_addr) AS client_addr, a.details
+           FROM audit_events a LEFT JOIN projects p ON p.id = a.project_id
+           WHERE ($1::uuid IS NULL OR a.project_id = $1)
+             AND ($2::text IS NULL OR a.action = $2 OR a.action LIKE $2 || '.%')
+             AND a.id < COALESCE($3, 9223372036854775807)
+           ORDER BY a.id DESC
+           LIMIT $4"#,
+        project_id,
+        action,
+        cursor,
+        limit + 1
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut items: Vec<enclii_api::AuditEvent> = rows
+        .into_iter()
+        .map(|r| enclii_api::AuditEvent {
+            id: r.id,
+            occurred_at: r.occurred_at,
+            actor: r.actor_label,
+            action: r.action,
+            target: match (r.target_kind, r.target_id) {
+                (Some(k), Some(i)) => Some(format!("{k}:{i}")),
+                _ => None,
+            },
+            project: r.project,
+            client_addr: r.client_addr,
+            details: r.details,
+        })
+        .collect();
+    let next = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
+    Ok(enclii_api::Page { items, next })
+}

@@ -15,24 +15,172 @@ const FIXTURES: [&str; 6] = [
     include_str!("../../spec/fixtures/dogfooding/status-page.yaml"),
 ];
 
+/// Who may call an endpoint.
+#[derive(Clone, Copy, Debug)]
+enum Needs {
+    SignedIn,
+    Role(&'static str),
+    /// Only from a dashboard session: refused to every API token.
+    Session,
+}
+
+/// Every server function, with arguments that would succeed and what the caller needs. A server
+/// function missing from this table fails the test below: a new endpoint cannot ship unchecked.
+fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
+    let p = "enclii-platform";
+    vec![
+        ("/api/whoami", json!({}), Needs::SignedIn),
+        ("/api/projects/list", json!({}), Needs::SignedIn),
+        (
+            "/api/projects/create",
+            json!({"slug": "fresh"}),
+            Needs::SignedIn,
+        ),
+        (
+            "/api/services/import",
+            json!({"spec": FIXTURES[4]}),
+            Needs::Role("developer"),
+        ),
+        (
+            "/api/services/list",
+            json!({"project": p}),
+            Needs::Role("viewer"),
+        ),
+        (
+            "/api/services/revisions",
+            json!({"project": p, "service": "docs-site"}),
+            Needs::Role("viewer"),
+        ),
+        (
+            "/api/deployments/create",
+            json!({"project": p, "service": "docs-site", "environment": "production", "image": "ghcr.io/x/docs:1"}),
+            Needs::Role("developer"),
+        ),
+        (
+            "/api/deployments/list",
+            json!({"project": p}),
+            Needs::Role("viewer"),
+        ),
+        (
+            "/api/members/list",
+            json!({"project": p}),
+            Needs::Role("viewer"),
+        ),
+        (
+            "/api/members/set",
+            json!({"project": p, "email": "newcomer@example.test", "role": "viewer"}),
+            Needs::Role("admin"),
+        ),
+        (
+            "/api/members/remove",
+            json!({"project": p, "email": "newcomer@example.test"}),
+            Needs::Role("admin"),
+        ),
+        (
+            "/api/audit/list",
+            json!({"project": p}),
+            Needs::Role("admin"),
+        ),
+        (
+            "/api/tokens/create",
+            json!({"name": "t", "write": false}),
+            Needs::Session,
+        ),
+        ("/api/tokens/list", json!({}), Needs::Session),
+        (
+            "/api/tokens/revoke",
+            json!({"id": "00000000-0000-0000-0000-000000000000"}),
+            Needs::Session,
+        ),
+    ]
+}
+
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
-async fn every_server_function_refuses_anonymous_callers(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    let paths: Vec<_> = server_fn::axum::server_fn_paths()
+async fn every_server_function_checks_its_caller_as_anonymous_viewer_developer_and_admin(
+    pool: PgPool,
+) {
+    let app = spawn_app(pool.clone()).await;
+    let table = endpoint_table();
+    let registered: Vec<String> = server_fn::axum::server_fn_paths()
         .map(|(path, _)| path.to_owned())
         .collect();
-    assert!(paths.len() >= 8, "server functions registered: {paths:?}");
-    for path in paths {
+    for path in &registered {
         assert!(path.starts_with("/api/"), "{path} is outside /api/");
-        let (status, body) = app.call(&path, None, json!({})).await;
-        // 422 is acceptable only when the arguments are missing, before any data is touched.
         assert!(
-            status == 401 || status == 422,
-            "{path} answered {status}: {body}"
+            table.iter().any(|(p, _, _)| p == path),
+            "{path} is not in the authorization table: add it with the role it needs"
         );
-        let (status, body) = app.call(&path, None, json!({"project": "p", "service": "s", "environment": "e", "slug": "p", "spec": "x"})).await;
-        assert_eq!(status, 401, "{path}: {body}");
-        assert_eq!(body["error"], "unauthenticated", "{path}");
+    }
+    assert_eq!(
+        registered.len(),
+        table.len(),
+        "every table entry is a registered server function"
+    );
+
+    let owner = user(&pool, "owner", true).await;
+    app.call(
+        "/api/projects/create",
+        Some(&owner.token),
+        json!({"slug": "enclii-platform"}),
+    )
+    .await;
+    app.call(
+        "/api/services/import",
+        Some(&owner.token),
+        json!({"spec": FIXTURES[4]}),
+    )
+    .await;
+    user(&pool, "newcomer", false).await;
+    let mut callers = vec![("anonymous", None)];
+    for role in ["viewer", "developer", "admin"] {
+        let u = user(&pool, role, true).await;
+        sqlx::query!(
+            "INSERT INTO memberships (project_id, user_id, role) SELECT id, $1, $2 FROM projects WHERE slug = 'enclii-platform'",
+            u.id,
+            role
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        callers.push((role, Some(u.token)));
+    }
+    let rank = |r: &str| {
+        ["viewer", "developer", "admin"]
+            .iter()
+            .position(|x| *x == r)
+            .unwrap()
+    };
+    for (path, body, needs) in &table {
+        for (who, token) in &callers {
+            let (status, answer) = app.call(path, token.as_deref(), body.clone()).await;
+            let expected: u16 = match (who, needs) {
+                (&"anonymous", _) => 401,
+                (_, Needs::SignedIn) => 200,
+                (_, Needs::Session) => 403,
+                (role, Needs::Role(needed)) => {
+                    if rank(role) >= rank(needed) {
+                        200
+                    } else {
+                        403
+                    }
+                }
+            };
+            // A per-user project name keeps `projects/create` from colliding across callers.
+            let (status, answer) = if *path == "/api/projects/create" && status == 409 {
+                app.call(
+                    path,
+                    token.as_deref(),
+                    json!({"slug": format!("fresh-{who}")}),
+                )
+                .await
+            } else {
+                (status, answer)
+            };
+            assert_eq!(status, expected, "{path} as {who}: {answer}");
+            if status == 401 {
+                assert_eq!(answer["error"], "unauthenticated", "{path}");
+            }
+        }
     }
 }
 

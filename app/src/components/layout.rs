@@ -6,12 +6,13 @@ use leptos_router::components::A;
 use super::state::ErrorPanel;
 use super::theme::ThemeToggle;
 
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 6] = [
     ("/", "Overview"),
     ("/projects", "Projects"),
     ("/deployments", "Deployments"),
     ("/activity", "Activity"),
     ("/status", "Status"),
+    ("/settings", "Settings"),
 ];
 
 #[component]
@@ -86,13 +87,7 @@ pub fn Layout(children: Children) -> impl IntoView {
             <div class="flex min-w-0 flex-col">
                 <header class="flex items-center justify-end gap-3 border-b border-slate-200 bg-white/80 px-6 py-3 backdrop-blur dark:border-slate-800 dark:bg-slate-900/80">
                     <ThemeToggle />
-                    <a
-                        href="/auth/login"
-                        data-testid="user-menu"
-                        class="rounded-lg bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white hover:bg-indigo-500"
-                    >
-                        "Sign in"
-                    </a>
+                    <UserMenu />
                 </header>
                 <main id="main" class="mx-auto w-full max-w-6xl flex-1 p-6">
                     <ErrorBoundary fallback=|errors| view! { <ErrorPanel errors /> }>
@@ -101,6 +96,48 @@ pub fn Layout(children: Children) -> impl IntoView {
                 </main>
             </div>
         </div>
+    }
+}
+
+/// The signed-in user's name and a sign-out button, or a sign-in link.
+#[component]
+fn UserMenu() -> impl IntoView {
+    let me = Resource::new(|| (), |_| crate::api::whoami());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                me.get()
+                    .map(|r| match r {
+                        Ok(me) => {
+                            view! {
+                                <div class="flex items-center gap-3" data-testid="user-menu">
+                                    <span class="text-sm font-medium">{me.display_name}</span>
+                                    // A form POST: sign-out changes state, so it is not a link a page could trigger.
+                                    <form method="post" action="/auth/logout">
+                                        <button type="submit" class="rounded-lg border border-slate-300 px-3 py-1.5 text-sm hover:bg-slate-100 dark:border-slate-700 dark:hover:bg-slate-800">
+                                            "Sign out"
+                                        </button>
+                                    </form>
+                                </div>
+                            }
+                                .into_any()
+                        }
+                        Err(_) => {
+                            view! {
+                                <a
+                                    href="/auth/login"
+                                    rel="external"
+                                    data-testid="user-menu"
+                                    class="rounded-lg bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white hover:bg-indigo-500"
+                                >
+                                    "Sign in"
+                                </a>
+                            }
+                                .into_any()
+                        }
+                    })
+            }}
+        </Suspense>
     }
 }
 

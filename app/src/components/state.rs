@@ -45,12 +45,37 @@ pub fn ErrorPanel(errors: ArcRwSignal<Errors>) -> impl IntoView {
     }
 }
 
-/// An API error as the user should read it; a sign-in prompt when the request was anonymous.
+/// An API error as the user should read it. Without a (live) session, the user is sent to sign in
+/// and brought back to this page afterwards.
 #[component]
 pub fn ApiErrorPanel(error: enclii_api::ApiError) -> impl IntoView {
     if let enclii_api::ApiError::Unauthenticated { .. } = error {
+        let location = leptos_router::hooks::use_location();
+        let path = location.pathname.get_untracked();
+        let search = location.search.get_untracked();
+        let search = search.trim_start_matches('?');
+        let here = if search.is_empty() {
+            path
+        } else {
+            format!("{path}?{search}")
+        };
+        let target = format!("/auth/login?return_to={}", urlencode(&here));
+        #[cfg(feature = "ssr")]
+        leptos_axum::redirect(&target);
+        #[cfg(feature = "hydrate")]
+        {
+            let target = target.clone();
+            Effect::new(move |_| {
+                if let Some(w) = web_sys::window() {
+                    let _ = w.location().set_href(&target);
+                }
+            });
+        }
         return view! {
-            <EmptyState title="Sign in to continue" hint="Your projects appear here once you have signed in." />
+            <section class="rounded-xl border border-slate-200 bg-white p-8 text-center dark:border-slate-800 dark:bg-slate-900">
+                <h2 class="text-base font-semibold">"Sign in to continue"</h2>
+                <a href=target rel="external" class="mt-4 inline-block rounded-lg bg-indigo-600 px-4 py-2 text-sm font-medium text-white">"Sign in"</a>
+            </section>
         }
         .into_any();
     }
@@ -61,4 +86,31 @@ pub fn ApiErrorPanel(error: enclii_api::ApiError) -> impl IntoView {
         </section>
     }
     .into_any()
+}
+
+/// Asks the browser's confirmation dialog; destructive actions go through it.
+pub fn confirm(question: &str) -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        web_sys::window()
+            .and_then(|w| w.confirm_with_message(question).ok())
+            .unwrap_or(false)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = question;
+        false
+    }
+}
+
+/// Percent-encodes a path for use as a query value.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

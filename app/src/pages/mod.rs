@@ -6,4 +6,5 @@ pub mod not_found;
 pub mod overview;
 pub mod projects;
 pub mod services;
+pub mod settings;
 pub mod status;

@@ -85,3 +85,34 @@ fn ProjectList(projects: Vec<Project>) -> impl IntoView {
         </ul>
     }
 }
+
+/// A project's members and their roles.
+#[server(endpoint = "members/list", input = Json, output = Json)]
+pub async fn list_members(project: String) -> Result<Vec<enclii_api::Member>, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::members::list(&engine.pool, caller.as_ref(), &project)
+        .await
+        .map_err(switchyard_engine::Error::into_api)
+}
+
+/// Adds a member or changes their role (admin; only owners grant admin or owner).
+#[server(endpoint = "members/set", input = Json, output = Json)]
+pub async fn set_member(
+    project: String,
+    email: String,
+    role: enclii_api::Role,
+) -> Result<enclii_api::Member, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::members::set(&engine.pool, caller.as_ref(), &project, &email, role)
+        .await
+        .map_err(switchyard_engine::Error::into_api)
+}
+
+/// Removes a member (admin; only owners remove admins; the last owner stays).
+#[server(endpoint = "members/remove", input = Json, output = Json)]
+pub async fn remove_member(project: String, email: String) -> Result<(), ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::members::remove(&engine.pool, caller.as_ref(), &project, &email)
+        .await
+        .map_err(switchyard_engine::Error::into_api)
+}

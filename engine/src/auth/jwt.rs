@@ -144,7 +144,11 @@ impl JwtVerifier {
             tracing::warn!(error = %e, "fetching the provider's JWKS failed");
             JwtError::KeysUnavailable
         })?;
-        keys.set = response.json::<JwkSet>().await.map_err(|e| {
+        let body = response
+            .bytes()
+            .await
+            .map_err(|_| JwtError::KeysUnavailable)?;
+        keys.set = serde_json::from_slice::<JwkSet>(&body).map_err(|e| {
             tracing::warn!(error = %e, "the provider's JWKS is not a key set");
             JwtError::KeysUnavailable
         })?;

@@ -82,10 +82,12 @@ pub enum Action {
     ManageMembers,
     ViewAudit,
     DeleteProject,
+    /// Create, list and revoke one's own API tokens.
+    ManageOwnTokens,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Action::WhoAmI,
         Action::ListProjects,
         Action::CreateProject,
@@ -98,13 +100,14 @@ impl Action {
         Action::ManageMembers,
         Action::ViewAudit,
         Action::DeleteProject,
+        Action::ManageOwnTokens,
     ];
 
     /// The weakest project role allowed to do this; `None` when no project role is involved.
     pub fn required_role(self) -> Option<Role> {
         use Action::*;
         match self {
-            WhoAmI | ListProjects | CreateProject => None,
+            WhoAmI | ListProjects | CreateProject | ManageOwnTokens => None,
             ViewProject => Some(Role::Viewer),
             ImportSpec | Deploy | ManageEnv => Some(Role::Developer),
             RevealSecret | ManageDomains | ManageMembers | ViewAudit => Some(Role::Admin),
@@ -133,6 +136,7 @@ impl Action {
             ManageMembers => "manage members",
             ViewAudit => "read the audit log",
             DeleteProject => "delete this project",
+            ManageOwnTokens => "manage API tokens",
         }
     }
 }

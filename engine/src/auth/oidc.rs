@@ -127,7 +127,7 @@ impl Oidc {
             LoginError::Unavailable
         })?;
         // Two fields the core metadata type does not carry, read from the same document.
-        let raw: serde_json::Value = self
+        let body = self
             .http
             .get(format!(
                 "{}/.well-known/openid-configuration",
@@ -136,9 +136,11 @@ impl Oidc {
             .send()
             .await
             .map_err(|_| LoginError::Unavailable)?
-            .json()
+            .bytes()
             .await
             .map_err(|_| LoginError::Unavailable)?;
+        let raw: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|_| LoginError::Unavailable)?;
         let jwt = JwtVerifier::new(
             &self.settings.issuer,
             &self.settings.api_audience,

@@ -141,3 +141,106 @@ mod tests {
         assert_eq!(hash("ency_x").len(), 32);
     }
 }
+
+/// Dashboard operations on the caller's own tokens.
+pub mod manage {
+    use chrono::Duration;
+    use enclii_api::{ApiError, ApiToken, CreatedToken};
+    use sqlx::PgPool;
+    use uuid::Uuid;
+
+    use super::Scope;
+    use crate::audit;
+    use crate::auth::{self, Action, Caller, Via};
+
+    fn session_user(caller: Option<&Caller>) -> crate::Result<&Caller> {
+        auth::authorize(caller, Action::ManageOwnTokens, None)?;
+        let caller = caller.ok_or_else(ApiError::unauthenticated)?;
+        // A token must not mint tokens: that would outlive its own expiry and revocation.
+        if !matches!(caller.via, Via::Session) {
+            return Err(ApiError::forbidden(
+                "API tokens are managed from a signed-in dashboard session",
+            )
+            .into());
+        }
+        Ok(caller)
+    }
+
+    pub async fn create(
+        pool: &PgPool,
+        caller: Option<&Caller>,
+        name: &str,
+        write: bool,
+        expires_in_days: Option<u32>,
+    ) -> crate::Result<CreatedToken> {
+        let who = session_user(caller)?;
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 {
+            return Err(ApiError::invalid("give the token a name of 1 to 100 characters").into());
+        }
+        let scopes: &[Scope] = if write {
+            &[Scope::Read, Scope::Write]
+        } else {
+            &[Scope::Read]
+        };
+        let expires_at = expires_in_days
+            .map(|d| chrono::Utc::now() + Duration::days(i64::from(d.clamp(1, 3650))));
+        let created = super::create(pool, who.user_id, name, scopes, expires_at).await?;
+        audit::record(
+            pool,
+            caller,
+            audit::Event::new("token.create")
+                .target("api_token", created.id.to_string())
+                .details(serde_json::json!({ "name": name, "write": write })),
+        )
+        .await?;
+        let token = list(pool, caller)
+            .await?
+            .into_iter()
+            .find(|t| t.id == created.id.to_string())
+            .ok_or_else(ApiError::internal)?;
+        Ok(CreatedToken {
+            token,
+            secret: created.token,
+        })
+    }
+
+    pub async fn list(pool: &PgPool, caller: Option<&Caller>) -> crate::Result<Vec<ApiToken>> {
+        let who = session_user(caller)?;
+        let rows = sqlx::query!(
+            "SELECT id, name, prefix, scopes, created_at, expires_at, last_used_at, revoked_at
+             FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC",
+            who.user_id
+        )
+        .fetch_all(pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ApiToken {
+                id: r.id.to_string(),
+                name: r.name,
+                prefix: r.prefix,
+                scopes: r.scopes,
+                created_at: r.created_at,
+                expires_at: r.expires_at,
+                last_used_at: r.last_used_at,
+                revoked_at: r.revoked_at,
+            })
+            .collect())
+    }
+
+    pub async fn revoke(pool: &PgPool, caller: Option<&Caller>, id: &str) -> crate::Result<()> {
+        let who = session_user(caller)?;
+        let id = Uuid::parse_str(id).map_err(|_| ApiError::invalid("not a token id"))?;
+        if !super::revoke(pool, who.user_id, id).await? {
+            return Err(ApiError::not_found("no such live token of yours").into());
+        }
+        audit::record(
+            pool,
+            caller,
+            audit::Event::new("token.revoke").target("api_token", id.to_string()),
+        )
+        .await?;
+        Ok(())
+    }
+}

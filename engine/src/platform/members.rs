@@ -1,0 +1,172 @@
+//! Who belongs to a project, with which role. Admins manage developers and viewers; only owners
+//! grant or take away admin and owner, and the last owner cannot leave.
+
+use enclii_api::{ApiError, Member, Role};
+use sqlx::PgPool;
+
+use super::project_access;
+use crate::audit;
+use crate::auth::{Action, Caller};
+
+pub async fn list(
+    pool: &PgPool,
+    caller: Option<&Caller>,
+    project: &str,
+) -> crate::Result<Vec<Member>> {
+    let project = project_access(pool, caller, project, Action::ViewProject).await?;
+    let rows = sqlx::query!(
+        r#"SELECT u.email, u.display_name, m.role, m.created_at
+           FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.project_id = $1
+           ORDER BY u.display_name"#,
+        project.id
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Member {
+            email: r.email,
+            display_name: r.display_name,
+            role: Role::parse(&r.role).unwrap_or(Role::Viewer),
+            since: r.created_at,
+        })
+        .collect())
+}
+
+/// Gives `email` the role `role` on the project (adding them if needed). The user must have signed
+/// in once, so that their identity is known.
+pub async fn set(
+    pool: &PgPool,
+    caller: Option<&Caller>,
+    project: &str,
+    email: &str,
+    role: Role,
+) -> crate::Result<Member> {
+    let project = project_access(pool, caller, project, Action::ManageMembers).await?;
+    let mine = if caller.is_some_and(|c| c.platform_admin) {
+        Role::Owner
+    } else {
+        project.role.unwrap_or(Role::Viewer)
+    };
+    let mut tx = pool.begin().await?;
+    let user = sqlx::query!(
+        "SELECT id, email, display_name FROM users WHERE lower(email) = lower($1)",
+        email
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| {
+        ApiError::not_found(format!(
+            "nobody with the email {email} has signed in to Enclii yet"
+        ))
+    })?;
+    let current: Option<String> = sqlx::query_scalar!(
+        "SELECT role FROM memberships WHERE project_id = $1 AND user_id = $2 FOR UPDATE",
+        project.id,
+        user.id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let current = current.as_deref().and_then(Role::parse);
+    if (role >= Role::Admin || current.is_some_and(|c| c >= Role::Admin)) && mine < Role::Owner {
+        return Err(
+            ApiError::forbidden("only owners grant or change the admin and owner roles").into(),
+        );
+    }
+    if current == Some(Role::Owner) && role != Role::Owner {
+        last_owner_guard(&mut tx, project.id).await?;
+    }
+    let since = sqlx::query_scalar!(
+        r#"INSERT INTO memberships (project_id, user_id, role) VALUES ($1, $2, $3)
+           ON CONFLICT (project_id, user_id) DO UPDATE SET role = EXCLUDED.role RETURNING created_at"#,
+        project.id,
+        user.id,
+        role.as_str()
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        caller,
+        audit::Event::new("member.set")
+            .target("user", user.id.to_string())
+            .project(project.id)
+            .details(serde_json::json!({ "email": email, "role": role.as_str() })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Member {
+        email: user.email,
+        display_name: user.display_name,
+        role,
+        since,
+    })
+}
+
+pub async fn remove(
+    pool: &PgPool,
+    caller: Option<&Caller>,
+    project: &str,
+    email: &str,
+) -> crate::Result<()> {
+    let project = project_access(pool, caller, project, Action::ManageMembers).await?;
+    let mine = if caller.is_some_and(|c| c.platform_admin) {
+        Role::Owner
+    } else {
+        project.role.unwrap_or(Role::Viewer)
+    };
+    let mut tx = pool.begin().await?;
+    let row = sqlx::query!(
+        "SELECT m.user_id, m.role FROM memberships m JOIN users u ON u.id = m.user_id
+         WHERE m.project_id = $1 AND lower(u.email) = lower($2) FOR UPDATE OF m",
+        project.id,
+        email
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("{email} is not a member of this project")))?;
+    let role = Role::parse(&row.role).unwrap_or(Role::Viewer);
+    if role >= Role::Admin && mine < Role::Owner {
+        return Err(ApiError::forbidden("only owners remove admins and owners").into());
+    }
+    if role == Role::Owner {
+        last_owner_guard(&mut tx, project.id).await?;
+    }
+    sqlx::query!(
+        "DELETE FROM memberships WHERE project_id = $1 AND user_id = $2",
+        project.id,
+        row.user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        caller,
+        audit::Event::new("member.remove")
+            .target("user", row.user_id.to_string())
+            .project(project.id)
+            .details(serde_json::json!({ "email": email })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn last_owner_guard(
+    tx: &mut sqlx::PgConnection,
+    project_id: uuid::Uuid,
+) -> crate::Result<()> {
+    let owners: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM memberships WHERE project_id = $1 AND role = 'owner'"#,
+        project_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if owners <= 1 {
+        return Err(ApiError::conflict(
+            "a project keeps at least one owner; make someone else owner first",
+        )
+        .into());
+    }
+    Ok(())
+}
