@@ -550,3 +550,92 @@ async fn a_deployment_records_a_release_and_supersedes_pending_ones(pool: PgPool
         "project `enclii-platform` has no environment `qa`; it has: production, staging"
     );
 }
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn admins_manage_members_but_only_owners_grant_admin_and_a_project_keeps_an_owner(
+    pool: PgPool,
+) {
+    let app = spawn_app(pool.clone()).await;
+    let owner = user(&pool, "owner", true).await;
+    let admin = user(&pool, "admin", true).await;
+    user(&pool, "dev", true).await;
+    let p = "enclii-platform";
+    app.call(
+        "/api/projects/create",
+        Some(&owner.token),
+        json!({"slug": p}),
+    )
+    .await;
+    let (status, _) = app
+        .call(
+            "/api/members/set",
+            Some(&owner.token),
+            json!({"project": p, "email": "admin@example.test", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .call(
+            "/api/members/set",
+            Some(&admin.token),
+            json!({"project": p, "email": "dev@example.test", "role": "developer"}),
+        )
+        .await;
+    assert_eq!(status, 200, "admins add developers");
+    let (status, body) = app
+        .call(
+            "/api/members/set",
+            Some(&admin.token),
+            json!({"project": p, "email": "dev@example.test", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (
+            403,
+            Some("only owners grant or change the admin and owner roles")
+        )
+    );
+    let (status, body) = app
+        .call(
+            "/api/members/set",
+            Some(&owner.token),
+            json!({"project": p, "email": "nobody@example.test", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = app
+        .call(
+            "/api/members/remove",
+            Some(&owner.token),
+            json!({"project": p, "email": "owner@example.test"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("conflict")),
+        "the last owner stays"
+    );
+    let (_, members) = app
+        .call(
+            "/api/members/list",
+            Some(&admin.token),
+            json!({"project": p}),
+        )
+        .await;
+    let roles: Vec<(&str, &str)> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["display_name"].as_str().unwrap(),
+                m["role"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [("admin", "admin"), ("dev", "developer"), ("owner", "owner")]
+    );
+}

@@ -653,3 +653,33 @@ async fn a_key_rotation_is_picked_up_through_an_unknown_kid(pool: PgPool) {
         "the rotation is picked up"
     );
 }
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn platform_admins_come_from_the_roles_claim_or_the_configured_emails(pool: PgPool) {
+    let provider = KeyedProvider::start(vec![jwk("a")]).await;
+    let mut server = Server::bind().await;
+    let mut settings = oidc_settings(&provider.issuer, 3600);
+    settings.platform_admin_emails = vec!["Boss@Example.test".into()];
+    server.start(pool, settings).await;
+    let origin = server.origin();
+    let cases = [
+        (
+            json!({"sub": "member", "email": "member@example.test", "roles": ["member"]}),
+            false,
+        ),
+        (
+            json!({"sub": "by-role", "email": "r@example.test", "roles": ["admin"]}),
+            true,
+        ),
+        (
+            json!({"sub": "by-email", "email": "boss@example.test", "roles": []}),
+            true,
+        ),
+    ];
+    for (claims, admin) in cases {
+        let token = provider.token("a", Some("test-a"), provider.claims(claims.clone()));
+        let (status, me) = bearer(&origin, &token).await;
+        assert_eq!(status, 200, "{me}");
+        assert_eq!(me["platform_admin"], admin, "{claims}");
+    }
+}
