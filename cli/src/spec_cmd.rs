@@ -15,11 +15,30 @@ pub enum SpecCommand {
     },
     /// Print the JSON Schema of the service spec (for editors).
     Schema,
+    /// Print the Kubernetes objects the service would get in an environment, as YAML documents.
+    Render {
+        file: PathBuf,
+        /// The environment (production, staging, …).
+        #[arg(long, short = 'e')]
+        env: String,
+        /// The image to run (default: a placeholder naming the service).
+        #[arg(long)]
+        image: Option<String>,
+        /// The project (default: the spec's `metadata.project`).
+        #[arg(long, short = 'p')]
+        project: Option<String>,
+    },
 }
 
 pub fn run(cmd: SpecCommand) -> ExitCode {
     match cmd {
         SpecCommand::Validate { files } => validate(&files),
+        SpecCommand::Render {
+            file,
+            env,
+            image,
+            project,
+        } => render(&file, &env, image.as_deref(), project.as_deref()),
         SpecCommand::Schema => {
             let text = serde_json::to_string_pretty(enclii_spec::schema()).unwrap_or_default();
             println!("{text}");
@@ -58,6 +77,43 @@ fn validate(files: &[PathBuf]) -> ExitCode {
         }
     }
     worst
+}
+
+fn render(path: &PathBuf, env: &str, image: Option<&str>, project: Option<&str>) -> ExitCode {
+    let name = path.display().to_string();
+    let text = match read_limited(path) {
+        Ok(text) => text,
+        Err(message) => {
+            eprintln!("{name}: {message}");
+            return ExitCode::from(3);
+        }
+    };
+    let file = match enclii_spec::parse(&text) {
+        Ok(file) => file,
+        Err(diagnostics) => {
+            for d in &diagnostics {
+                eprintln!("{}", d.located(&name));
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(project) = project.or(file.service.metadata.project.as_deref()) else {
+        eprintln!("{name}: the spec names no project; pass --project");
+        return ExitCode::from(2);
+    };
+    let namespace = format!("{project}-{env}");
+    let placeholder = format!("registry.invalid/{}:unreleased", file.service.metadata.name);
+    let target = enclii_spec::render::Target {
+        project,
+        environment: env,
+        namespace: &namespace,
+        image: image.unwrap_or(&placeholder),
+        release: "unreleased",
+    };
+    for manifest in enclii_spec::render::render(&file, &target) {
+        print!("{}", enclii_spec::yaml::emit(&manifest.body));
+    }
+    ExitCode::SUCCESS
 }
 
 /// Reads a spec, refusing anything larger than the parser accepts before loading it all.

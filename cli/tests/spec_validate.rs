@@ -91,3 +91,34 @@ fn the_schema_command_prints_the_published_schema() {
         serde_json::from_str(include_str!("../../schema/service-spec.schema.json")).unwrap();
     assert_eq!(printed, published);
 }
+
+#[test]
+fn render_prints_the_same_objects_as_the_snapshots() {
+    let out = enclii()
+        .args(["spec", "render", "--env", "production", "--image"])
+        .arg(format!(
+            "ghcr.io/madfam-io/docs-site@sha256:{}",
+            "0".repeat(63) + "1"
+        ))
+        .arg(fixture("docs-site.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.matches("---").count(),
+        6,
+        "Namespace, Deployment, Service, Ingress, HPA, PDB:\n{text}"
+    );
+    assert!(text.contains("kind: HorizontalPodAutoscaler"));
+    assert!(text.contains("namespace: enclii-platform-production"));
+    assert!(
+        text.contains("image: \"ghcr.io/madfam-io/docs-site@sha256:")
+            || text.contains("image: ghcr.io/madfam-io/docs-site@sha256:"),
+        "{text}"
+    );
+}

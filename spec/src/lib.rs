@@ -6,6 +6,7 @@
 
 pub mod diagnostic;
 pub mod model;
+pub mod render;
 pub mod rules;
 mod structure;
 pub mod yaml;

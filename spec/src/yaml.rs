@@ -468,3 +468,45 @@ mod tests {
         assert_eq!(display_path(&path), "spec.env[3].name");
     }
 }
+
+/// Writes plain data as one YAML document (starting with `---`), keys in their given order.
+pub fn emit(value: &serde_json::Value) -> String {
+    fn convert(v: &serde_json::Value) -> yaml_rust2::Yaml {
+        use yaml_rust2::Yaml;
+        match v {
+            serde_json::Value::Null => Yaml::Null,
+            serde_json::Value::Bool(b) => Yaml::Boolean(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Yaml::Integer(i),
+                None => Yaml::Real(n.to_string()),
+            },
+            serde_json::Value::String(s) => Yaml::String(s.clone()),
+            serde_json::Value::Array(items) => Yaml::Array(items.iter().map(convert).collect()),
+            serde_json::Value::Object(map) => Yaml::Hash(
+                map.iter()
+                    .map(|(k, v)| (Yaml::String(k.clone()), convert(v)))
+                    .collect(),
+            ),
+        }
+    }
+    let mut out = String::new();
+    let mut emitter = yaml_rust2::YamlEmitter::new(&mut out);
+    emitter.multiline_strings(true);
+    // Writing to a String cannot fail.
+    let _ = emitter.dump(&convert(value));
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod emit_tests {
+    use super::*;
+
+    #[test]
+    fn emitted_yaml_reads_back_as_the_same_data() {
+        let value = serde_json::json!({"b": 1, "a": ["x", {"c": true, "d": null}], "s": "8080", "m": "line1\nline2"});
+        let text = emit(&value);
+        let docs = load(&text).unwrap();
+        assert_eq!(docs[0].root.as_ref().unwrap().to_json(), value, "{text}");
+    }
+}

@@ -1,0 +1,521 @@
+//! The Kubernetes objects a service spec asks for, as typed `k8s-openapi` structs carrying only the
+//! fields Enclii owns (unset optional fields are not serialized, so a server-side apply claims
+//! nothing else). Pure: the same input always renders the same objects, in apply order.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar as K8sEnvVar, EnvVarSource, HTTPGetAction, Namespace,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSpec,
+    PodTemplateSpec, Probe as K8sProbe, ResourceRequirements, SecretKeySelector, Service,
+    ServicePort, ServiceSpec, TCPSocketAction, Volume as K8sVolume, VolumeMount,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::{Metadata, Resource};
+use serde::Serialize;
+
+use crate::SpecFile;
+use crate::model::{Probe, ResourceList};
+
+/// The label every object Enclii manages carries, with the owner labels below: pruning deletes the
+/// objects of a service that carry them and that the newest render no longer contains.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "enclii");
+pub const LABEL_PROJECT: &str = "enclii.dev/project";
+pub const LABEL_ENVIRONMENT: &str = "enclii.dev/environment";
+pub const LABEL_SERVICE: &str = "enclii.dev/service";
+pub const LABEL_TRACK: &str = "enclii.dev/track";
+pub const ANNOTATION_RELEASE: &str = "enclii.dev/release";
+/// The TLS issuer that means "Cloudflare terminates TLS in front of the cluster".
+pub const CLOUDFLARE: &str = "cloudflare";
+pub const DEFAULT_TLS_ISSUER: &str = "letsencrypt";
+
+/// What to render: a spec, where it runs, and which image.
+pub struct Target<'a> {
+    pub project: &'a str,
+    pub environment: &'a str,
+    pub namespace: &'a str,
+    /// An image reference, by digest when the release has one (`repo@sha256:…`).
+    pub image: &'a str,
+    /// Identifies the release in an annotation, so that the cluster says what runs.
+    pub release: &'a str,
+}
+
+/// One rendered object, ready to apply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Manifest {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    /// `None` for cluster-scoped objects (the Namespace).
+    pub namespace: Option<String>,
+    pub body: serde_json::Value,
+}
+
+fn manifest<K: Resource + Metadata<Ty = ObjectMeta> + Serialize>(obj: K) -> Manifest {
+    let meta = obj.metadata();
+    let name = meta.name.clone().unwrap_or_default();
+    let namespace = meta.namespace.clone();
+    let mut body = serde_json::to_value(&obj).unwrap_or(serde_json::Value::Null);
+    // k8s-openapi serializes the type fields too; make sure they are present and first-class.
+    body["apiVersion"] = K::API_VERSION.into();
+    body["kind"] = K::KIND.into();
+    Manifest {
+        api_version: K::API_VERSION.to_owned(),
+        kind: K::KIND.to_owned(),
+        name,
+        namespace,
+        body,
+    }
+}
+
+fn owner_labels(t: &Target, service: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+        (LABEL_PROJECT.to_owned(), t.project.to_owned()),
+        (LABEL_ENVIRONMENT.to_owned(), t.environment.to_owned()),
+        (LABEL_SERVICE.to_owned(), service.to_owned()),
+    ])
+}
+
+/// Pods carry `app: <service>` too: the specs' own NetworkPolicies select pods by it.
+fn selector_labels(service: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app".to_owned(), service.to_owned()),
+        (LABEL_SERVICE.to_owned(), service.to_owned()),
+    ])
+}
+
+fn meta(t: &Target, name: &str, service: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(t.namespace.to_owned()),
+        labels: Some(owner_labels(t, service)),
+        ..Default::default()
+    }
+}
+
+/// Every object of the service, in the order they should be applied.
+pub fn render(file: &SpecFile, t: &Target) -> Vec<Manifest> {
+    let spec = &file.service.spec;
+    let name = file.service.metadata.name.as_str();
+    let mut out = vec![manifest(namespace(t))];
+    for v in &spec.volumes {
+        let pvc = PersistentVolumeClaim {
+            metadata: meta(t, &format!("{name}-{}", v.name), name),
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(vec![format!("{:?}", v.access_mode)]),
+                storage_class_name: v.storage_class_name.clone(),
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some(BTreeMap::from([(
+                        "storage".to_owned(),
+                        K8sQuantity(v.size.0.clone()),
+                    )])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        out.push(manifest(pvc));
+    }
+    out.push(manifest(deployment(file, t)));
+    out.push(manifest(service(file, t)));
+    if let Some(ingress) = ingress(file, t) {
+        out.push(manifest(ingress));
+    }
+    if let Some(hpa) = autoscaler(file, t) {
+        out.push(manifest(hpa));
+    }
+    if let Some(pdb) = disruption_budget(file, t) {
+        out.push(manifest(pdb));
+    }
+    for extra in &file.extra_objects {
+        let mut body = extra.body.clone();
+        body["metadata"]["namespace"] = t.namespace.into();
+        let labels = body["metadata"]["labels"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let mut labels: BTreeMap<String, serde_json::Value> = labels.into_iter().collect();
+        for (k, v) in owner_labels(t, name) {
+            labels.insert(k, v.into());
+        }
+        body["metadata"]["labels"] = serde_json::to_value(labels).unwrap_or_default();
+        out.push(Manifest {
+            api_version: extra.api_version.clone(),
+            kind: extra.kind.clone(),
+            name: extra.name.clone(),
+            namespace: Some(t.namespace.to_owned()),
+            body,
+        });
+    }
+    out
+}
+
+fn namespace(t: &Target) -> Namespace {
+    let mut labels = BTreeMap::from([
+        (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+        (LABEL_PROJECT.to_owned(), t.project.to_owned()),
+        (LABEL_ENVIRONMENT.to_owned(), t.environment.to_owned()),
+    ]);
+    // The specs' NetworkPolicies select namespaces by a `name` label.
+    labels.insert("name".to_owned(), t.namespace.to_owned());
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(t.namespace.to_owned()),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn resources(list: &Option<ResourceList>) -> Option<BTreeMap<String, K8sQuantity>> {
+    let list = list.as_ref()?;
+    let mut out = BTreeMap::new();
+    if let Some(cpu) = &list.cpu {
+        out.insert("cpu".to_owned(), K8sQuantity(cpu.0.clone()));
+    }
+    if let Some(memory) = &list.memory {
+        out.insert("memory".to_owned(), K8sQuantity(memory.0.clone()));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+fn http_probe(path: &str, port: u16, p: Option<&Probe>, delay: i32, period: i32) -> K8sProbe {
+    K8sProbe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::Int(p.and_then(|p| p.port).unwrap_or(port).into()),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(
+            p.and_then(|p| p.initial_delay_seconds)
+                .map(|v| v as i32)
+                .unwrap_or(delay),
+        ),
+        period_seconds: Some(
+            p.and_then(|p| p.period_seconds)
+                .map(|v| v as i32)
+                .unwrap_or(period),
+        ),
+        timeout_seconds: p.and_then(|p| p.timeout_seconds).map(|v| v as i32),
+        failure_threshold: p.and_then(|p| p.failure_threshold).map(|v| v as i32),
+        ..Default::default()
+    }
+}
+
+fn deployment(file: &SpecFile, t: &Target) -> Deployment {
+    let spec = &file.service.spec;
+    let rt = &spec.runtime;
+    let name = file.service.metadata.name.as_str();
+    let readiness = match (&rt.readiness_probe, &rt.health_check) {
+        (Some(p), _) => http_probe(&p.path, rt.port, Some(p), 5, 5),
+        (None, Some(path)) => http_probe(path, rt.port, None, 5, 5),
+        (None, None) => K8sProbe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(rt.port.into()),
+                ..Default::default()
+            }),
+            period_seconds: Some(5),
+            ..Default::default()
+        },
+    };
+    let liveness = match (&rt.liveness_probe, &rt.health_check) {
+        (Some(p), _) => Some(http_probe(&p.path, rt.port, Some(p), 15, 10)),
+        (None, Some(path)) => Some(http_probe(path, rt.port, None, 30, 10)),
+        (None, None) => None,
+    };
+    let env: Vec<K8sEnvVar> = spec
+        .env
+        .iter()
+        .map(|e| K8sEnvVar {
+            name: e.name.clone(),
+            value: e.value.clone(),
+            value_from: e.value_from.as_ref().map(|f| EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: f.secret_key_ref.name.clone(),
+                    key: f.secret_key_ref.key.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        })
+        .collect();
+    let mounts: Vec<VolumeMount> = spec
+        .volumes
+        .iter()
+        .map(|v| VolumeMount {
+            name: v.name.clone(),
+            mount_path: v.mount_path.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let volumes: Vec<K8sVolume> = spec
+        .volumes
+        .iter()
+        .map(|v| K8sVolume {
+            name: v.name.clone(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: format!("{name}-{}", v.name),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let res = rt.resources.as_ref();
+    let container = Container {
+        name: name.to_owned(),
+        image: Some(t.image.to_owned()),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: rt.port.into(),
+            ..Default::default()
+        }]),
+        env: (!env.is_empty()).then_some(env),
+        resources: res.map(|r| ResourceRequirements {
+            requests: resources(&r.requests),
+            limits: resources(&r.limits),
+            ..Default::default()
+        }),
+        readiness_probe: Some(readiness),
+        liveness_probe: liveness,
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        ..Default::default()
+    };
+    let mut pod_labels = selector_labels(name);
+    pod_labels.insert(LABEL_TRACK.to_owned(), "stable".to_owned());
+    pod_labels.extend(owner_labels(t, name));
+    let mut metadata = meta(t, name, name);
+    metadata.annotations = Some(BTreeMap::from([(
+        ANNOTATION_RELEASE.to_owned(),
+        t.release.to_owned(),
+    )]));
+    // With an autoscaler, the replica count is the autoscaler's: applying it would fight it.
+    let replicas = match &spec.autoscaling {
+        Some(a) if a.enabled => None,
+        _ => Some(rt.replicas as i32),
+    };
+    Deployment {
+        metadata,
+        spec: Some(DeploymentSpec {
+            replicas,
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(name)),
+                ..Default::default()
+            },
+            progress_deadline_seconds: Some(600),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::String("25%".into())),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(BTreeMap::from([(
+                        ANNOTATION_RELEASE.to_owned(),
+                        t.release.to_owned(),
+                    )])),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes: (!volumes.is_empty()).then_some(volumes),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn service(file: &SpecFile, t: &Target) -> Service {
+    let name = file.service.metadata.name.as_str();
+    Service {
+        metadata: meta(t, name, name),
+        spec: Some(ServiceSpec {
+            selector: Some(selector_labels(name)),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: 80,
+                target_port: Some(IntOrString::String("http".into())),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn ingress(file: &SpecFile, t: &Target) -> Option<Ingress> {
+    let spec = &file.service.spec;
+    if spec.domains.is_empty() {
+        return None;
+    }
+    let name = file.service.metadata.name.as_str();
+    let mut annotations = BTreeMap::new();
+    let mut tls_hosts = Vec::new();
+    let mut issuer: Option<&str> = None;
+    for d in spec.domains.iter().filter(|d| d.tls) {
+        match d.tls_issuer.as_deref().unwrap_or(DEFAULT_TLS_ISSUER) {
+            CLOUDFLARE => {
+                annotations.insert(
+                    "enclii.dev/tls-terminated-by".to_owned(),
+                    CLOUDFLARE.to_owned(),
+                );
+            }
+            other => {
+                issuer = Some(other);
+                tls_hosts.push(d.domain.clone());
+            }
+        }
+    }
+    if let Some(issuer) = issuer {
+        annotations.insert(
+            "cert-manager.io/cluster-issuer".to_owned(),
+            issuer.to_owned(),
+        );
+    }
+    if let Some(c) = spec.caching.as_ref().filter(|c| c.enabled) {
+        let lines: Vec<String> = c
+            .headers
+            .iter()
+            .map(|h| format!("more_set_headers \"{}\";", h.replace('"', "\\\"")))
+            .collect();
+        if !lines.is_empty() {
+            annotations.insert(
+                "nginx.ingress.kubernetes.io/configuration-snippet".to_owned(),
+                lines.join("\n"),
+            );
+        }
+    }
+    let rules = spec
+        .domains
+        .iter()
+        .map(|d| IngressRule {
+            host: Some(d.domain.clone()),
+            http: Some(HTTPIngressRuleValue {
+                paths: vec![HTTPIngressPath {
+                    path: Some("/".into()),
+                    path_type: "Prefix".into(),
+                    backend: IngressBackend {
+                        service: Some(IngressServiceBackend {
+                            name: name.to_owned(),
+                            port: Some(ServiceBackendPort {
+                                name: Some("http".into()),
+                                ..Default::default()
+                            }),
+                        }),
+                        ..Default::default()
+                    },
+                }],
+            }),
+        })
+        .collect();
+    let mut metadata = meta(t, name, name);
+    metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+    Some(Ingress {
+        metadata,
+        spec: Some(IngressSpec {
+            rules: Some(rules),
+            tls: (!tls_hosts.is_empty()).then(|| {
+                vec![IngressTLS {
+                    hosts: Some(tls_hosts),
+                    secret_name: Some(format!("{name}-tls")),
+                }]
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+fn autoscaler(file: &SpecFile, t: &Target) -> Option<HorizontalPodAutoscaler> {
+    let a = file
+        .service
+        .spec
+        .autoscaling
+        .as_ref()
+        .filter(|a| a.enabled)?;
+    let name = file.service.metadata.name.as_str();
+    let metric = |resource: &str, pct: u32| MetricSpec {
+        type_: "Resource".into(),
+        resource: Some(ResourceMetricSource {
+            name: resource.to_owned(),
+            target: MetricTarget {
+                type_: "Utilization".into(),
+                average_utilization: Some(pct as i32),
+                ..Default::default()
+            },
+        }),
+        ..Default::default()
+    };
+    let mut metrics = Vec::new();
+    if let Some(cpu) = a.target_cpu_utilization_percentage {
+        metrics.push(metric("cpu", cpu));
+    }
+    if let Some(mem) = a.target_memory_utilization_percentage {
+        metrics.push(metric("memory", mem));
+    }
+    Some(HorizontalPodAutoscaler {
+        metadata: meta(t, name, name),
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: name.to_owned(),
+            },
+            min_replicas: Some(a.min_replicas as i32),
+            max_replicas: a.max_replicas as i32,
+            metrics: Some(metrics),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+fn disruption_budget(file: &SpecFile, t: &Target) -> Option<PodDisruptionBudget> {
+    let spec = &file.service.spec;
+    let least = match &spec.autoscaling {
+        Some(a) if a.enabled => a.min_replicas,
+        _ => spec.runtime.replicas,
+    };
+    if least <= 1 {
+        return None;
+    }
+    let name = file.service.metadata.name.as_str();
+    Some(PodDisruptionBudget {
+        metadata: meta(t, name, name),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(name)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,197 @@
+use super::*;
+use crate::parse;
+
+const FIXTURES: [(&str, &str); 6] = [
+    (
+        "switchyard-api",
+        include_str!("../../fixtures/dogfooding/switchyard-api.yaml"),
+    ),
+    (
+        "switchyard-ui",
+        include_str!("../../fixtures/dogfooding/switchyard-ui.yaml"),
+    ),
+    (
+        "plinto",
+        include_str!("../../fixtures/dogfooding/plinto.yaml"),
+    ),
+    (
+        "landing-page",
+        include_str!("../../fixtures/dogfooding/landing-page.yaml"),
+    ),
+    (
+        "docs-site",
+        include_str!("../../fixtures/dogfooding/docs-site.yaml"),
+    ),
+    (
+        "status-page",
+        include_str!("../../fixtures/dogfooding/status-page.yaml"),
+    ),
+];
+
+const DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+
+fn rendered(text: &str) -> Vec<Manifest> {
+    let file = parse(text).unwrap();
+    let image = format!("ghcr.io/madfam-io/{}@{DIGEST}", file.service.metadata.name);
+    let target = Target {
+        project: "enclii-platform",
+        environment: "production",
+        namespace: "enclii-platform-production",
+        image: &image,
+        release: "release-1",
+    };
+    render(&file, &target)
+}
+
+fn find<'a>(objects: &'a [Manifest], kind: &str) -> Option<&'a serde_json::Value> {
+    objects.iter().find(|m| m.kind == kind).map(|m| &m.body)
+}
+
+#[test]
+fn the_six_fixtures_render_as_their_snapshots() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots");
+    let mut stale = Vec::new();
+    for (name, text) in FIXTURES {
+        let objects: Vec<serde_json::Value> = rendered(text).into_iter().map(|m| m.body).collect();
+        let json = serde_json::to_string_pretty(&objects).unwrap() + "\n";
+        let path = format!("{dir}/{name}.json");
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(&path, &json).unwrap();
+        }
+        if std::fs::read_to_string(&path).unwrap_or_default() != json {
+            stale.push(name);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "snapshots differ for {stale:?}: review with `UPDATE_SNAPSHOTS=1 cargo test -p enclii-spec` and `git diff spec/snapshots`"
+    );
+}
+
+#[test]
+fn the_api_spec_asks_for_every_kind_of_object() {
+    let objects = rendered(FIXTURES[0].1);
+    let kinds: Vec<&str> = objects.iter().map(|m| m.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "Namespace",
+            "PersistentVolumeClaim",
+            "Deployment",
+            "Service",
+            "Ingress",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "NetworkPolicy"
+        ]
+    );
+    let deploy = find(&objects, "Deployment").unwrap();
+    assert!(
+        deploy["spec"].get("replicas").is_none(),
+        "the autoscaler owns the replica count"
+    );
+    let container = &deploy["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["image"],
+        format!("ghcr.io/madfam-io/switchyard-api@{DIGEST}")
+    );
+    assert_eq!(
+        container["readinessProbe"]["httpGet"]["path"],
+        "/health/ready"
+    );
+    assert_eq!(
+        container["livenessProbe"]["httpGet"]["path"],
+        "/health/live"
+    );
+    assert_eq!(container["resources"]["limits"]["memory"], "512Mi");
+    let db = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "DATABASE_URL")
+        .unwrap();
+    assert_eq!(
+        db["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "enclii-secrets", "key": "database-url"})
+    );
+    assert_eq!(
+        deploy["metadata"]["annotations"][ANNOTATION_RELEASE],
+        "release-1"
+    );
+    assert_eq!(
+        deploy["spec"]["template"]["metadata"]["labels"]["app"],
+        "switchyard-api"
+    );
+
+    let hpa = find(&objects, "HorizontalPodAutoscaler").unwrap();
+    assert_eq!(
+        (
+            hpa["spec"]["minReplicas"].as_i64(),
+            hpa["spec"]["maxReplicas"].as_i64()
+        ),
+        (Some(3), Some(10))
+    );
+    assert_eq!(hpa["spec"]["metrics"].as_array().unwrap().len(), 2);
+    let ingress = find(&objects, "Ingress").unwrap();
+    assert_eq!(
+        ingress["metadata"]["annotations"]["enclii.dev/tls-terminated-by"],
+        "cloudflare"
+    );
+    assert!(
+        ingress["spec"].get("tls").is_none(),
+        "Cloudflare terminates TLS: no certificate in the cluster"
+    );
+    let netpol = find(&objects, "NetworkPolicy").unwrap();
+    assert_eq!(
+        netpol["metadata"]["namespace"],
+        "enclii-platform-production"
+    );
+    assert_eq!(
+        netpol["metadata"]["labels"][LABEL_SERVICE],
+        "switchyard-api"
+    );
+    assert_eq!(
+        find(&objects, "PersistentVolumeClaim").unwrap()["spec"]["resources"]["requests"]["storage"],
+        "20Gi"
+    );
+}
+
+#[test]
+fn caching_headers_reach_the_ingress() {
+    let objects = rendered(FIXTURES[3].1);
+    let snippet = find(&objects, "Ingress").unwrap()["metadata"]["annotations"]["nginx.ingress.kubernetes.io/configuration-snippet"].as_str().unwrap().to_owned();
+    assert_eq!(
+        snippet,
+        "more_set_headers \"Cache-Control: public, max-age=86400, s-maxage=86400\";"
+    );
+}
+
+#[test]
+fn a_minimal_spec_gets_no_ingress_autoscaler_or_budget() {
+    let text = "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  build:\n    type: auto\n  runtime:\n    port: 8080\n";
+    let objects = rendered(text);
+    let kinds: Vec<&str> = objects.iter().map(|m| m.kind.as_str()).collect();
+    assert_eq!(kinds, ["Namespace", "Deployment", "Service"]);
+    let deploy = find(&objects, "Deployment").unwrap();
+    assert_eq!(deploy["spec"]["replicas"], 1);
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["tcpSocket"]["port"],
+        8080
+    );
+}
+
+#[test]
+fn a_cert_manager_issuer_gets_a_certificate() {
+    let text = "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  build:\n    type: auto\n  runtime:\n    port: 8080\n    replicas: 2\n  domains:\n    - domain: shop.example.com\n";
+    let objects = rendered(text);
+    let ingress = find(&objects, "Ingress").unwrap();
+    assert_eq!(
+        ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
+        DEFAULT_TLS_ISSUER
+    );
+    assert_eq!(ingress["spec"]["tls"][0]["hosts"][0], "shop.example.com");
+    assert_eq!(
+        find(&objects, "PodDisruptionBudget").unwrap()["spec"]["maxUnavailable"],
+        1
+    );
+}
