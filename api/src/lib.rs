@@ -19,6 +19,7 @@ pub mod paths {
     pub const SPEC_REVISIONS: &str = "/api/services/revisions";
     pub const DEPLOY: &str = "/api/deployments/create";
     pub const DEPLOYMENTS_LIST: &str = "/api/deployments/list";
+    pub const ROLLBACK: &str = "/api/deployments/rollback";
     pub const AUDIT_LIST: &str = "/api/audit/list";
     pub const TOKENS_CREATE: &str = "/api/tokens/create";
     pub const TOKENS_LIST: &str = "/api/tokens/list";

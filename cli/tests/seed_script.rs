@@ -54,6 +54,7 @@ fn ok(out: &Output) -> String {
 async fn start(pool: PgPool) -> Shell {
     let mut settings = switchyard_engine::Settings::with_database_url("postgres://unused").unwrap();
     settings.database.migrate = false;
+    settings.cluster.worker = false;
     let user = users::upsert(
         &pool,
         &users::Identity {

@@ -34,6 +34,46 @@ pub struct Settings {
     pub oidc: Option<OidcSettings>,
     #[serde(default)]
     pub session: SessionSettings,
+    #[serde(default)]
+    pub cluster: ClusterSettings,
+}
+
+/// Which Kubernetes cluster deployments go to.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClusterSettings {
+    #[serde(default)]
+    pub mode: ClusterMode,
+    /// The API server URL for `mode = "url"`.
+    pub url: Option<String>,
+    /// A rollout that has not finished after this long fails.
+    #[serde(default = "defaults::rollout_timeout_secs")]
+    pub rollout_timeout_secs: u64,
+    /// Run the deployment worker in this process.
+    #[serde(default = "defaults::yes")]
+    pub worker: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterMode {
+    /// kubeconfig or in-cluster service account (`kube::Client::try_default`): production.
+    #[default]
+    Kube,
+    /// The built-in sandbox cluster, started in this process: for trying Enclii on a laptop.
+    Sandbox,
+    /// An API server at `url`, without credentials (tests point this at a sandbox).
+    Url,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            mode: ClusterMode::default(),
+            url: None,
+            rollout_timeout_secs: defaults::rollout_timeout_secs(),
+            worker: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -165,6 +205,9 @@ mod defaults {
     }
     pub fn request_timeout_secs() -> u64 {
         30
+    }
+    pub fn rollout_timeout_secs() -> u64 {
+        900
     }
     pub fn scopes() -> Vec<String> {
         ["openid", "email", "profile", "org", "offline_access"]

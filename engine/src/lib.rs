@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod deploy;
 pub mod platform;
 
 pub use config::Settings;

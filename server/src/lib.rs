@@ -15,6 +15,8 @@ use switchyard_engine::{Engine, Settings, db};
 pub struct Switchyard {
     pub router: Router,
     pub engine: Engine,
+    /// The in-process sandbox cluster, when `cluster.mode = "sandbox"`; dropping it stops it.
+    pub sandbox: Option<enclii_sandbox::Sandbox>,
 }
 
 /// Connects to the database, applies migrations and assembles the router.
@@ -44,9 +46,50 @@ pub async fn build_with_pool(settings: Settings, pool: sqlx::PgPool) -> anyhow::
             }
         }
     });
+    let sandbox = start_cluster(&engine).await?;
     let leptos_options = leptos_options(&engine.settings);
     let router = http::router(engine.clone(), leptos_options);
-    Ok(Switchyard { router, engine })
+    Ok(Switchyard {
+        router,
+        engine,
+        sandbox,
+    })
+}
+
+/// Connects to the configured cluster (starting the sandbox first when asked) and starts this
+/// replica's deployment worker.
+async fn start_cluster(engine: &Engine) -> anyhow::Result<Option<enclii_sandbox::Sandbox>> {
+    use switchyard_engine::config::ClusterMode;
+    let settings = &engine.settings.cluster;
+    if !settings.worker {
+        return Ok(None);
+    }
+    let sandbox = if settings.mode == ClusterMode::Sandbox {
+        let sandbox = enclii_sandbox::Sandbox::start(enclii_sandbox::Options::default())
+            .await
+            .context("Failed to start the sandbox cluster")?;
+        tracing::warn!(url = %sandbox.kube_url, "using the SANDBOX cluster: nothing deployed here runs for real");
+        Some(sandbox)
+    } else {
+        None
+    };
+    let client =
+        switchyard_engine::deploy::connect(settings, sandbox.as_ref().map(|s| s.kube_url.as_str()))
+            .await
+            .map_err(anyhow::Error::msg)?;
+    let replica = format!("{}-{}", hostname(), std::process::id());
+    tokio::spawn(switchyard_engine::deploy::worker::run(
+        engine.clone(),
+        client,
+        replica,
+    ));
+    Ok(sandbox)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "switchyard".into())
 }
 
 pub async fn serve(

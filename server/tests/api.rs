@@ -20,6 +20,8 @@ const FIXTURES: [&str; 6] = [
 enum Needs {
     SignedIn,
     Role(&'static str),
+    /// Like `Role`, for an endpoint that answers this status to allowed callers in this test.
+    RoleThen(&'static str, u16),
     /// Only from a dashboard session: refused to every API token.
     Session,
 }
@@ -60,6 +62,12 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             "/api/deployments/list",
             json!({"project": p}),
             Needs::Role("viewer"),
+        ),
+        // Allowed, but there is nothing to roll back to yet: 422 once authorization has passed.
+        (
+            "/api/deployments/rollback",
+            json!({"project": p, "service": "docs-site", "environment": "production"}),
+            Needs::RoleThen("developer", 422),
         ),
         (
             "/api/members/list",
@@ -160,6 +168,13 @@ async fn every_server_function_checks_its_caller_as_anonymous_viewer_developer_a
                 (role, Needs::Role(needed)) => {
                     if rank(role) >= rank(needed) {
                         200
+                    } else {
+                        403
+                    }
+                }
+                (role, Needs::RoleThen(needed, allowed)) => {
+                    if rank(role) >= rank(needed) {
+                        *allowed
                     } else {
                         403
                     }

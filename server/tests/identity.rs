@@ -66,6 +66,7 @@ impl Server {
     async fn start(&mut self, pool: PgPool, oidc: OidcSettings) {
         let mut settings = Settings::with_database_url("postgres://unused").unwrap();
         settings.database.migrate = false;
+        settings.cluster.worker = false;
         settings.public_url = self.origin();
         settings.oidc = Some(oidc);
         let app = switchyard_server::build_with_pool(settings, pool)

@@ -133,13 +133,15 @@ pub fn render(file: &SpecFile, t: &Target) -> Vec<Manifest> {
         };
         out.push(manifest(pvc));
     }
+    // The autoscaler before the Deployment: a Deployment without a replica count starts at the
+    // autoscaler's minimum instead of at one.
+    if let Some(hpa) = autoscaler(file, t) {
+        out.push(manifest(hpa));
+    }
     out.push(manifest(deployment(file, t)));
     out.push(manifest(service(file, t)));
     if let Some(ingress) = ingress(file, t) {
         out.push(manifest(ingress));
-    }
-    if let Some(hpa) = autoscaler(file, t) {
-        out.push(manifest(hpa));
     }
     if let Some(pdb) = disruption_budget(file, t) {
         out.push(manifest(pdb));

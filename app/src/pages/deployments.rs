@@ -28,6 +28,27 @@ pub async fn deploy(
         .map_err(switchyard_engine::Error::into_api)
 }
 
+/// Rolls back to an earlier release (`release` id, or the one that ran before the current one).
+#[server(endpoint = "deployments/rollback", input = Json, output = Json)]
+pub async fn rollback(
+    project: String,
+    service: String,
+    environment: String,
+    release: Option<String>,
+) -> Result<DeploymentSummary, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::deployments::rollback(
+        &engine.pool,
+        caller.as_ref(),
+        &project,
+        &service,
+        &environment,
+        release.as_deref(),
+    )
+    .await
+    .map_err(switchyard_engine::Error::into_api)
+}
+
 /// A project's deployments (optionally of one service), newest first.
 #[server(endpoint = "deployments/list", input = Json, output = Json)]
 pub async fn list_deployments(

@@ -97,20 +97,50 @@ pub async fn create(
         .and_then(|s| s.as_str())
         .unwrap_or("canary")
         .to_owned();
+    let target = Target {
+        project: &project,
+        service_id: service.id,
+        service: req.service,
+        environment_id: environment.id,
+        environment: req.environment,
+    };
+    let summary = insert(&mut tx, caller, &target, release, &strategy).await?;
+    tx.commit().await?;
+    Ok(summary)
+}
+
+struct Target<'a> {
+    project: &'a super::ProjectRef,
+    service_id: uuid::Uuid,
+    service: &'a str,
+    environment_id: uuid::Uuid,
+    environment: &'a str,
+}
+
+/// Records a pending deployment of `release` (id, image, spec revision), supersedes pending ones,
+/// audits, and wakes a worker.
+async fn insert(
+    tx: &mut sqlx::PgConnection,
+    caller: Option<&Caller>,
+    t: &Target<'_>,
+    release: (uuid::Uuid, String, i32),
+    strategy: &str,
+) -> crate::Result<DeploymentSummary> {
+    let who = caller.map(|c| c.user_id);
     // A newer deployment makes older ones that have not started pointless.
     sqlx::query!(
         "UPDATE deployments SET state = 'superseded', finished_at = now(), state_reason = 'a newer deployment was requested'
          WHERE service_id = $1 AND environment_id = $2 AND state = 'pending'",
-        service.id,
-        environment.id
+        t.service_id,
+        t.environment_id
     )
     .execute(&mut *tx)
     .await?;
     let row = sqlx::query!(
         r#"INSERT INTO deployments (service_id, environment_id, release_id, strategy, state, created_by)
            VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id, created_at"#,
-        service.id,
-        environment.id,
+        t.service_id,
+        t.environment_id,
         release.0,
         strategy,
         who
@@ -120,26 +150,98 @@ pub async fn create(
     audit::record(
         &mut *tx,
         caller,
-        audit::Event::new("deployment.create")
+        audit::Event::new(if strategy == "rollback" { "deployment.rollback" } else { "deployment.create" })
             .target("deployment", row.id.to_string())
-            .project(project.id)
-            .details(serde_json::json!({ "service": req.service, "environment": req.environment, "image": release.1 })),
+            .project(t.project.id)
+            .details(serde_json::json!({ "service": t.service, "environment": t.environment, "image": release.1 })),
     )
     .await?;
-    tx.commit().await?;
+    // Wakes a worker at once (delivered at commit; workers also poll, so a lost one only delays).
+    sqlx::query!(
+        "SELECT pg_notify('enclii_deployments', $1)",
+        row.id.to_string()
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(DeploymentSummary {
         id: row.id,
-        project: project.slug,
-        service: req.service.to_owned(),
-        environment: req.environment.to_owned(),
+        project: t.project.slug.clone(),
+        service: t.service.to_owned(),
+        environment: t.environment.to_owned(),
         state: DeploymentState::Pending,
         state_reason: None,
-        strategy,
+        strategy: strategy.to_owned(),
         image: release.1,
         spec_revision: release.2,
         created_at: row.created_at,
         finished_at: None,
     })
+}
+
+/// Rolls back to an earlier release: `release` (an id), or the last release that succeeded in the
+/// environment before the one running now. It is re-applied and watched like any rollout.
+pub async fn rollback(
+    pool: &PgPool,
+    caller: Option<&Caller>,
+    project: &str,
+    service: &str,
+    environment: &str,
+    release: Option<&str>,
+) -> crate::Result<DeploymentSummary> {
+    let project = project_access(pool, caller, project, Action::Deploy).await?;
+    let mut tx = pool.begin().await?;
+    let ids = sqlx::query!(
+        "SELECT s.id AS service_id, e.id AS environment_id FROM services s JOIN environments e ON e.project_id = s.project_id
+         WHERE s.project_id = $1 AND s.name = $2 AND e.name = $3",
+        project.id,
+        service,
+        environment
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("project `{}` has no service `{service}` or no environment `{environment}`", project.slug)))?;
+    let target_release = match release {
+        Some(id) => {
+            let id =
+                uuid::Uuid::parse_str(id).map_err(|_| ApiError::invalid("not a release id"))?;
+            sqlx::query!("SELECT id, image_ref, spec_revision FROM releases WHERE id = $1 AND service_id = $2", id, ids.service_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| (r.id, r.image_ref, r.spec_revision))
+                .ok_or_else(|| ApiError::not_found("no such release of this service"))?
+        }
+        None => {
+            let ran: Vec<(uuid::Uuid, String, i32)> = sqlx::query!(
+                r#"SELECT r.id, r.image_ref, r.spec_revision FROM deployments d JOIN releases r ON r.id = d.release_id
+                   WHERE d.service_id = $1 AND d.environment_id = $2 AND d.state = 'succeeded' ORDER BY d.id DESC LIMIT 50"#,
+                ids.service_id,
+                ids.environment_id
+            )
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.image_ref, r.spec_revision))
+            .collect();
+            let current = ran.first().map(|r| r.0);
+            ran.into_iter()
+                .find(|r| Some(r.0) != current)
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "no earlier release has run in `{environment}` to roll back to"
+                    ))
+                })?
+        }
+    };
+    let target = Target {
+        project: &project,
+        service_id: ids.service_id,
+        service,
+        environment_id: ids.environment_id,
+        environment,
+    };
+    let summary = insert(&mut tx, caller, &target, target_release, "rollback").await?;
+    tx.commit().await?;
+    Ok(summary)
 }
 
 /// Deployments of a project (optionally one service), newest first; `cursor` is the last id seen.

@@ -32,6 +32,7 @@ fn settings() -> Settings {
     // The pool comes from sqlx::test; this URL is never dialled.
     let mut settings = Settings::with_database_url("postgres://unused").expect("default settings");
     settings.database.migrate = false; // sqlx::test already applied the migrations
+    settings.cluster.worker = false; // tests that deploy start a sandbox and turn it on
     settings
 }
 
@@ -119,4 +120,58 @@ impl TestApp {
         let json = serde_json::from_str(&text).unwrap_or_else(|_| serde_json::Value::String(text));
         (status, json)
     }
+}
+
+/// A server whose deployments go to a fresh sandbox cluster (fast pods, short deadlines).
+pub async fn spawn_app_with_sandbox(pool: PgPool) -> (TestApp, enclii_sandbox::Sandbox) {
+    let options = enclii_sandbox::Options {
+        ready_delay: std::time::Duration::from_millis(200),
+        progress_deadline: std::time::Duration::from_secs(2),
+        log_interval: std::time::Duration::from_millis(50),
+    };
+    // RUST_LOG=debug shows the worker's and kube-rs' view when a deploy test fails.
+    if std::env::var_os("RUST_LOG").is_some() {
+        switchyard_server::telemetry::init(&Default::default());
+    }
+    let sandbox = enclii_sandbox::Sandbox::start(options)
+        .await
+        .expect("start the sandbox");
+    let mut s = settings();
+    s.cluster.worker = true;
+    s.cluster.mode = switchyard_engine::config::ClusterMode::Url;
+    s.cluster.url = Some(sandbox.kube_url.clone());
+    s.cluster.rollout_timeout_secs = 30;
+    let app = switchyard_server::build_with_pool(s, pool)
+        .await
+        .expect("build app");
+    (serve(app.router, app.engine).await, sandbox)
+}
+
+/// Polls (in a test only) until the deployment reaches a terminal state; returns it.
+pub async fn wait_for_deployment(
+    app: &TestApp,
+    token: &str,
+    project: &str,
+    id: i64,
+) -> serde_json::Value {
+    for _ in 0..300 {
+        let (_, page) = app
+            .call(
+                "/api/deployments/list",
+                Some(token),
+                serde_json::json!({"project": project}),
+            )
+            .await;
+        if let Some(d) = page["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|d| d["id"] == id))
+        {
+            let state = d["state"].as_str().unwrap_or_default();
+            if !matches!(state, "pending" | "in_progress") {
+                return d.clone();
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("deployment {id} did not finish");
 }

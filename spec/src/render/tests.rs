@@ -77,10 +77,10 @@ fn the_api_spec_asks_for_every_kind_of_object() {
         [
             "Namespace",
             "PersistentVolumeClaim",
+            "HorizontalPodAutoscaler",
             "Deployment",
             "Service",
             "Ingress",
-            "HorizontalPodAutoscaler",
             "PodDisruptionBudget",
             "NetworkPolicy"
         ]

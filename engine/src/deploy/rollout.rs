@@ -1,0 +1,312 @@
+//! The truth about a rollout, from what the cluster reports. [`assess`] is pure and decides from
+//! one snapshot of the Deployment and its pods; [`watch`] feeds it from watchers (no polling).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::runtime::watcher;
+
+use enclii_spec::render::{ANNOTATION_RELEASE, LABEL_SERVICE};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    Waiting { ready: i32, desired: i32 },
+    Succeeded { ready: i32 },
+    Failed { reason: String },
+}
+
+/// Waiting reasons that will not resolve by waiting.
+const FATAL_WAITING: [&str; 6] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+pub fn assess(deploy: &Deployment, pods: &[Pod], release: &str) -> Progress {
+    let generation = deploy.metadata.generation.unwrap_or(0);
+    let Some(status) = &deploy.status else {
+        return Progress::Waiting {
+            ready: 0,
+            desired: desired(deploy),
+        };
+    };
+    if status.observed_generation.unwrap_or(0) < generation {
+        return Progress::Waiting {
+            ready: 0,
+            desired: desired(deploy),
+        };
+    }
+    let progressing = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Progressing");
+    if let Some(c) = progressing {
+        if c.status == "False" && c.reason.as_deref() == Some("ProgressDeadlineExceeded") {
+            return Progress::Failed {
+                reason: format!(
+                    "no progress within the deadline (ProgressDeadlineExceeded): {}",
+                    c.message.clone().unwrap_or_default()
+                ),
+            };
+        }
+    }
+    let new_pods: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| {
+            p.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_RELEASE))
+                .map(String::as_str)
+                == Some(release)
+        })
+        .collect();
+    for pod in &new_pods {
+        let name = pod.metadata.name.as_deref().unwrap_or("?");
+        let status = pod.status.as_ref();
+        for cs in status
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(w) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()) {
+                let reason = w.reason.as_deref().unwrap_or_default();
+                if FATAL_WAITING.contains(&reason) {
+                    let message = w
+                        .message
+                        .as_deref()
+                        .filter(|m| !m.is_empty())
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default();
+                    return Progress::Failed {
+                        reason: format!("pod {name}: {reason}{message}"),
+                    };
+                }
+            }
+        }
+        for c in status
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            if c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+            {
+                return Progress::Failed {
+                    reason: format!(
+                        "pod {name} cannot be scheduled: {}",
+                        c.message.clone().unwrap_or_default()
+                    ),
+                };
+            }
+        }
+    }
+    let desired = desired(deploy);
+    let ready = new_pods.iter().filter(|p| is_ready(p)).count() as i32;
+    let all = |v: Option<i32>| v.unwrap_or(0) >= desired;
+    if desired > 0
+        && ready >= desired
+        && all(status.updated_replicas)
+        && all(status.ready_replicas)
+        && all(status.available_replicas)
+    {
+        Progress::Succeeded { ready }
+    } else {
+        Progress::Waiting { ready, desired }
+    }
+}
+
+fn desired(deploy: &Deployment) -> i32 {
+    deploy
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .or_else(|| deploy.status.as_ref().and_then(|s| s.replicas))
+        .unwrap_or(1)
+        .max(1)
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// Follows the Deployment and its pods until the rollout of `release` succeeds or fails, calling
+/// `on_progress` whenever the count of ready new pods changes. `limit` bounds the wait.
+pub async fn watch(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    release: &str,
+    limit: Duration,
+    mut on_progress: impl FnMut(&Progress),
+) -> Progress {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(client, namespace);
+    let d = watcher(
+        deployments,
+        watcher::Config::default().fields(&format!("metadata.name={name}")),
+    )
+    .map(Update::Deployment);
+    let p = watcher(
+        pods,
+        watcher::Config::default().labels(&format!("{LABEL_SERVICE}={name}")),
+    )
+    .map(Update::Pod);
+    let mut events = futures::stream::select(d.boxed(), p.boxed());
+    let mut deploy: Option<Deployment> = None;
+    let mut pod_map: BTreeMap<String, Pod> = BTreeMap::new();
+    let mut last: Option<Progress> = None;
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    loop {
+        let event = tokio::select! {
+            _ = &mut deadline => return Progress::Failed { reason: format!("the rollout did not finish within {}s", limit.as_secs()) },
+            e = events.next() => e,
+        };
+        match event {
+            None => {
+                return Progress::Failed {
+                    reason: "the cluster closed the watch".into(),
+                };
+            }
+            Some(Update::Deployment(Ok(e))) => match e {
+                watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => deploy = Some(obj),
+                watcher::Event::Delete(_) => deploy = None,
+                _ => {}
+            },
+            Some(Update::Pod(Ok(e))) => match e {
+                watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
+                    pod_map.insert(pod.metadata.name.clone().unwrap_or_default(), pod);
+                }
+                watcher::Event::Delete(pod) => {
+                    pod_map.remove(pod.metadata.name.as_deref().unwrap_or_default());
+                }
+                watcher::Event::Init => pod_map.clear(),
+                watcher::Event::InitDone => {}
+            },
+            // The watcher retries by itself; keep waiting (the deadline bounds it).
+            Some(Update::Deployment(Err(e))) | Some(Update::Pod(Err(e))) => {
+                tracing::debug!(error = %e, "watch error; the watcher retries");
+                continue;
+            }
+        }
+        let Some(d) = &deploy else { continue };
+        let pods: Vec<Pod> = pod_map.values().cloned().collect();
+        let progress = assess(d, &pods, release);
+        if last.as_ref() != Some(&progress) {
+            on_progress(&progress);
+            last = Some(progress.clone());
+        }
+        if !matches!(progress, Progress::Waiting { .. }) {
+            return progress;
+        }
+    }
+}
+
+enum Update {
+    Deployment(Result<watcher::Event<Deployment>, watcher::Error>),
+    Pod(Result<watcher::Event<Pod>, watcher::Error>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deploy(
+        generation: i64,
+        observed: i64,
+        replicas: i32,
+        ready: i32,
+        progressing: (&str, &str),
+    ) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "generation": generation},
+            "spec": {"replicas": replicas, "selector": {}, "template": {}},
+            "status": {"observedGeneration": observed, "replicas": replicas, "updatedReplicas": replicas, "readyReplicas": ready,
+                       "availableReplicas": ready, "conditions": [{"type": "Progressing", "status": progressing.0, "reason": progressing.1, "message": "m"}]}
+        }))
+        .unwrap()
+    }
+
+    fn pod(release: &str, ready: bool, waiting: Option<&str>) -> Pod {
+        let state = match waiting {
+            Some(reason) => json!({"waiting": {"reason": reason, "message": "why"}}),
+            None => json!({"running": {}}),
+        };
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("web-{release}"), "annotations": {ANNOTATION_RELEASE: release}},
+            "status": {"conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}],
+                       "containerStatuses": [{"name": "web", "image": "i", "imageID": "", "ready": ready, "restartCount": 0, "state": state}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn success_needs_the_new_release_pods_ready() {
+        let d = deploy(2, 2, 1, 1, ("True", "NewReplicaSetAvailable"));
+        assert_eq!(
+            assess(&d, &[pod("r2", true, None)], "r2"),
+            Progress::Succeeded { ready: 1 }
+        );
+        // Ready pods of the old release do not count: that is how deploys "succeed" while nothing new runs.
+        assert_eq!(
+            assess(&d, &[pod("r1", true, None)], "r2"),
+            Progress::Waiting {
+                ready: 0,
+                desired: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_status_from_an_older_generation_says_nothing_yet() {
+        let d = deploy(3, 2, 1, 1, ("True", "NewReplicaSetAvailable"));
+        assert_eq!(
+            assess(&d, &[pod("r3", true, None)], "r3"),
+            Progress::Waiting {
+                ready: 0,
+                desired: 1
+            }
+        );
+    }
+
+    #[test]
+    fn fatal_waiting_reasons_fail_fast_with_the_pod_named() {
+        let d = deploy(1, 1, 1, 0, ("True", "ReplicaSetUpdated"));
+        for reason in FATAL_WAITING {
+            match assess(&d, &[pod("r1", false, Some(reason))], "r1") {
+                Progress::Failed { reason: r } => {
+                    assert_eq!(r, format!("pod web-r1: {reason}: why"))
+                }
+                other => panic!("{reason}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            assess(&d, &[pod("r1", false, Some("ContainerCreating"))], "r1"),
+            Progress::Waiting { .. }
+        ));
+    }
+
+    #[test]
+    fn the_progress_deadline_fails_the_rollout() {
+        let d = deploy(1, 1, 1, 0, ("False", "ProgressDeadlineExceeded"));
+        assert!(
+            matches!(assess(&d, &[], "r1"), Progress::Failed { reason } if reason.contains("ProgressDeadlineExceeded"))
+        );
+    }
+}

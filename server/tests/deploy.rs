@@ -1,0 +1,244 @@
+//! Deployments against the sandbox cluster through the real kube-rs client: healthy rollouts,
+//! failures reported with their reason, rollback, pruning, and a flaky API server.
+
+mod common;
+
+use common::{spawn_app_with_sandbox, user, wait_for_deployment};
+use serde_json::json;
+use sqlx::PgPool;
+
+const DOCS: &str = include_str!("../../spec/fixtures/dogfooding/docs-site.yaml");
+const API: &str = include_str!("../../spec/fixtures/dogfooding/switchyard-api.yaml");
+const P: &str = "enclii-platform";
+const NS: &str = "enclii-platform-production";
+
+async fn setup(app: &common::TestApp, pool: &PgPool, spec: &str) -> String {
+    let owner = user(pool, "owner", true).await;
+    app.call(
+        "/api/projects/create",
+        Some(&owner.token),
+        json!({"slug": P}),
+    )
+    .await;
+    let (status, body) = app
+        .call(
+            "/api/services/import",
+            Some(&owner.token),
+            json!({"spec": spec}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    owner.token
+}
+
+async fn deploy(
+    app: &common::TestApp,
+    token: &str,
+    service: &str,
+    image: &str,
+) -> serde_json::Value {
+    let (status, d) = app
+        .call(
+            "/api/deployments/create",
+            Some(token),
+            json!({"project": P, "service": service, "environment": "production", "image": image}),
+        )
+        .await;
+    assert_eq!(status, 200, "{d}");
+    wait_for_deployment(app, token, P, d["id"].as_i64().unwrap()).await
+}
+
+async fn steps(pool: &PgPool, id: i64) -> Vec<(String, String)> {
+    sqlx::query!(
+        "SELECT kind, state FROM deployment_steps WHERE deployment_id = $1 ORDER BY seq",
+        id
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.kind, r.state))
+    .collect()
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_healthy_rollout_applies_every_object_and_succeeds_when_the_new_pods_are_ready(
+    pool: PgPool,
+) {
+    let (app, sandbox) = spawn_app_with_sandbox(pool.clone()).await;
+    let token = setup(&app, &pool, API).await;
+    let d = deploy(
+        &app,
+        &token,
+        "switchyard-api",
+        "ghcr.io/madfam-io/switchyard-api:1",
+    )
+    .await;
+    assert_eq!(d["state"], "succeeded", "{d}");
+    let id = d["id"].as_i64().unwrap();
+    assert_eq!(
+        steps(&pool, id).await,
+        [
+            ("apply".into(), "succeeded".into()),
+            ("prune".into(), "succeeded".into()),
+            ("rollout".into(), "succeeded".into())
+        ]
+    );
+    for (resource, name) in [
+        ("apps/v1/deployments", "switchyard-api"),
+        ("/v1/services", "switchyard-api"),
+        ("autoscaling/v2/horizontalpodautoscalers", "switchyard-api"),
+        ("policy/v1/poddisruptionbudgets", "switchyard-api"),
+        (
+            "networking.k8s.io/v1/networkpolicies",
+            "switchyard-api-netpol",
+        ),
+        ("networking.k8s.io/v1/ingresses", "switchyard-api"),
+        ("/v1/persistentvolumeclaims", "switchyard-api-build-cache"),
+    ] {
+        assert!(
+            sandbox.object(resource, Some(NS), name).is_some(),
+            "{resource} {name} was not applied"
+        );
+    }
+    assert!(sandbox.object("/v1/namespaces", None, NS).is_some());
+    // The autoscaler's minimum (3) decided the pod count, and all of them run the new release.
+    let pods = sandbox.objects("/v1/pods", Some(NS));
+    assert_eq!(pods.len(), 3);
+    let evidence: serde_json::Value = sqlx::query_scalar!(
+        "SELECT evidence FROM deployment_steps WHERE deployment_id = $1 AND kind = 'rollout'",
+        id
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(evidence["ready"], 3);
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn images_that_cannot_run_fail_fast_with_the_reason(pool: PgPool) {
+    let (app, _sandbox) = spawn_app_with_sandbox(pool.clone()).await;
+    let token = setup(&app, &pool, DOCS).await;
+    for (image, reason) in [
+        ("ghcr.io/madfam-io/docs:pull-error", "ImagePullBackOff"),
+        ("ghcr.io/madfam-io/docs:crashloop", "CrashLoopBackOff"),
+        (
+            "ghcr.io/madfam-io/docs:unschedulable",
+            "cannot be scheduled",
+        ),
+        ("ghcr.io/madfam-io/docs:stuck", "ProgressDeadlineExceeded"),
+    ] {
+        let d = deploy(&app, &token, "docs-site", image).await;
+        assert_eq!(d["state"], "failed", "{image}: {d}");
+        assert!(
+            d["state_reason"].as_str().unwrap().contains(reason),
+            "{image}: {d}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn rolling_back_reapplies_an_earlier_release(pool: PgPool) {
+    let (app, sandbox) = spawn_app_with_sandbox(pool.clone()).await;
+    let token = setup(&app, &pool, DOCS).await;
+    let first = deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:1").await;
+    assert_eq!(first["state"], "succeeded");
+    assert_eq!(
+        deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:2").await["state"],
+        "succeeded"
+    );
+    let image = |s: &enclii_sandbox::Sandbox| {
+        s.object("apps/v1/deployments", Some(NS), "docs-site")
+            .unwrap()["spec"]["template"]["spec"]["containers"][0]["image"]
+            .clone()
+    };
+    assert_eq!(image(&sandbox), "ghcr.io/madfam-io/docs:2");
+
+    let (status, rb) = app
+        .call(
+            "/api/deployments/rollback",
+            Some(&token),
+            json!({"project": P, "service": "docs-site", "environment": "production"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rb}");
+    assert_eq!(rb["strategy"], "rollback");
+    let done = wait_for_deployment(&app, &token, P, rb["id"].as_i64().unwrap()).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(
+        image(&sandbox),
+        "ghcr.io/madfam-io/docs:1",
+        "the cluster runs the earlier release again"
+    );
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn an_object_the_spec_no_longer_asks_for_is_pruned(pool: PgPool) {
+    let (app, sandbox) = spawn_app_with_sandbox(pool.clone()).await;
+    let token = setup(&app, &pool, DOCS).await;
+    assert_eq!(
+        deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:1").await["state"],
+        "succeeded"
+    );
+    assert!(
+        sandbox
+            .object("networking.k8s.io/v1/ingresses", Some(NS), "docs-site")
+            .is_some()
+    );
+    let without_domains = DOCS.replace(
+        "  domains:\n    - domain: docs.enclii.io\n      tls: true\n      tlsIssuer: cloudflare\n",
+        "",
+    );
+    assert_ne!(without_domains, DOCS);
+    let (status, body) = app
+        .call(
+            "/api/services/import",
+            Some(&token),
+            json!({"spec": without_domains}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let d = deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:2").await;
+    assert_eq!(d["state"], "succeeded", "{d}");
+    assert!(
+        sandbox
+            .object("networking.k8s.io/v1/ingresses", Some(NS), "docs-site")
+            .is_none(),
+        "the Ingress was pruned"
+    );
+    assert!(
+        sandbox
+            .object("/v1/services", Some(NS), "docs-site")
+            .is_some(),
+        "the rest stays"
+    );
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_flaky_api_server_is_retried_and_a_broken_one_fails_the_deployment_clearly(pool: PgPool) {
+    let (app, sandbox) = spawn_app_with_sandbox(pool.clone()).await;
+    let token = setup(&app, &pool, DOCS).await;
+    sandbox.fail_next(3, 500);
+    assert_eq!(
+        deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:1").await["state"],
+        "succeeded",
+        "three 500s are retried through"
+    );
+    sandbox.hang_next(1);
+    assert_eq!(
+        deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:2").await["state"],
+        "succeeded",
+        "a hung request times out and is retried"
+    );
+    sandbox.fail_next(30, 500);
+    let d = deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:3").await;
+    assert_eq!(d["state"], "failed");
+    assert!(
+        d["state_reason"]
+            .as_str()
+            .unwrap()
+            .contains("the API server answered 500"),
+        "{d}"
+    );
+    sandbox.fail_next(0, 500);
+}
