@@ -69,6 +69,9 @@ pub struct WhoAmI {
     pub platform_admin: bool,
     /// How the request was authenticated: `session`, `api_token` or `plinto_token`.
     pub via: String,
+    /// Deployments go to the built-in sandbox cluster: nothing runs for real.
+    #[serde(default)]
+    pub sandbox: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

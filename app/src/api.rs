@@ -56,12 +56,14 @@ mod ssr {
 /// Who the request is authenticated as.
 #[server(endpoint = "whoami", input = Json, output = Json)]
 pub async fn whoami() -> Result<WhoAmI, ApiError> {
-    let (_engine, caller) = caller().await?;
+    let (engine, caller) = caller().await?;
     let caller = caller.ok_or_else(ApiError::unauthenticated)?;
+    let sandbox = engine.settings.cluster.mode == switchyard_engine::config::ClusterMode::Sandbox;
     Ok(WhoAmI {
         display_name: caller.display_name,
         email: caller.email,
         platform_admin: caller.platform_admin,
         via: caller.via.name().to_owned(),
+        sandbox,
     })
 }

@@ -6,6 +6,7 @@
 
 pub mod diagnostic;
 pub mod model;
+#[cfg(feature = "render")]
 pub mod render;
 pub mod rules;
 mod structure;
