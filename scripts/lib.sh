@@ -148,3 +148,14 @@ standin_start() {
   export ENCLII_OIDC__API_AUDIENCE="urn:switchyard:api"
   say "Plinto stand-in on http://127.0.0.1:$port (any login works; logins starting with 'admin' are platform admins)"
 }
+
+# dev_secrets_key: a random AES-256 key for secret values, kept in .enclii/ (development only; in
+# production secrets.key comes from the operator's secret store).
+dev_secrets_key() {
+  local file="$STATE/secrets.key"
+  mkdir -p "$STATE"
+  [ -s "$file" ] || python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())' > "$file"
+  chmod 600 "$file"
+  ENCLII_SECRETS__KEY="$(cat "$file")"
+  export ENCLII_SECRETS__KEY
+}

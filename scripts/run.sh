@@ -17,6 +17,7 @@ export ENCLII_DATABASE__URL="$PG_URL_BASE/switchyard"
 export ENCLII_SITE__ROOT="$ROOT/target/site"
 # No cluster configured: deploy to the built-in sandbox (the dashboard says so on every page).
 export ENCLII_CLUSTER__MODE="${ENCLII_CLUSTER__MODE:-sandbox}"
+dev_secrets_key
 standin_start 4444 "http://127.0.0.1:3000"
 trap 'kill "$STANDIN_PID" 2>/dev/null || true' EXIT
 

@@ -19,6 +19,7 @@ say "building the site for the end-to-end tests"
 cargo leptos build
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 
+dev_secrets_key
 E2E_DB="e2e_$(date +%s)_$$"
 pg_create_db "$E2E_DB"
 PORT="$(free_port)"

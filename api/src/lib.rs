@@ -24,6 +24,10 @@ pub mod paths {
     pub const TOKENS_CREATE: &str = "/api/tokens/create";
     pub const TOKENS_LIST: &str = "/api/tokens/list";
     pub const TOKENS_REVOKE: &str = "/api/tokens/revoke";
+    pub const ENV_SET: &str = "/api/env/set";
+    pub const ENV_LIST: &str = "/api/env/list";
+    pub const ENV_UNSET: &str = "/api/env/unset";
+    pub const ENV_REVEAL: &str = "/api/env/reveal";
     pub const MEMBERS_LIST: &str = "/api/members/list";
     pub const MEMBERS_SET: &str = "/api/members/set";
     pub const MEMBERS_REMOVE: &str = "/api/members/remove";
@@ -215,6 +219,20 @@ pub struct ApiToken {
 pub struct CreatedToken {
     pub token: ApiToken,
     pub secret: String,
+}
+
+/// An environment variable of a service in one environment. Secret values are never listed:
+/// `value` is `None` and `masked` is true; revealing one is a separate, audited call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvVar {
+    pub name: String,
+    /// `plain`, `secret` (encrypted at rest) or `secret_ref` (a key of an existing Kubernetes Secret).
+    pub kind: String,
+    pub value: Option<String>,
+    pub masked: bool,
+    pub secret_ref: Option<(String, String)>,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -413,3 +413,125 @@ pub fn deployments(ctx: &Context, service: Option<String>) -> Result<(), Failure
     }
     Ok(())
 }
+
+#[derive(Subcommand)]
+pub enum SecretsCommand {
+    /// Set a variable: `NAME=VALUE`, or `NAME` alone to read the value from standard input (so that
+    /// it stays out of the shell's history). Secret unless `--plain`.
+    Set {
+        assignment: String,
+        #[arg(long, short = 's')]
+        service: String,
+        #[arg(long, short = 'e')]
+        env: String,
+        #[arg(long)]
+        plain: bool,
+    },
+    /// List a service's variables in an environment (secret values are masked).
+    List {
+        #[arg(long, short = 's')]
+        service: String,
+        #[arg(long, short = 'e')]
+        env: String,
+    },
+    /// Remove a variable.
+    Unset {
+        name: String,
+        #[arg(long, short = 's')]
+        service: String,
+        #[arg(long, short = 'e')]
+        env: String,
+    },
+}
+
+pub fn secrets(ctx: &Context, cmd: SecretsCommand) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    match cmd {
+        SecretsCommand::Set {
+            assignment,
+            service,
+            env,
+            plain,
+        } => {
+            let (name, value) = match assignment.split_once('=') {
+                Some((n, v)) => (n.to_owned(), v.to_owned()),
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .map_err(|e| Failure::new(3, format!("cannot read the value: {e}")))?;
+                    (assignment, line.trim_end_matches(['\n', '\r']).to_owned())
+                }
+            };
+            let v: enclii_api::EnvVar = client.call(
+                paths::ENV_SET,
+                &json!({"project": project, "service": service, "environment": env, "name": name, "value": value, "secret": !plain}),
+            )?;
+            println!("Set {} ({}) for {service} in {env}", v.name, v.kind);
+        }
+        SecretsCommand::List { service, env } => {
+            let list: Vec<enclii_api::EnvVar> = client.call(
+                paths::ENV_LIST,
+                &json!({"project": project, "service": service, "environment": env}),
+            )?;
+            match ctx.output {
+                Format::Json => output::json(&list),
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = list
+                        .iter()
+                        .map(|v| {
+                            let shown = match (&v.value, &v.secret_ref) {
+                                (_, Some((n, k))) => format!("secret {n}/{k}"),
+                                (Some(value), None) => value.clone(),
+                                (None, None) => "••••••••".into(),
+                            };
+                            vec![v.name.clone(), v.kind.clone(), shown]
+                        })
+                        .collect();
+                    output::table(&["NAME", "KIND", "VALUE"], &rows);
+                }
+            }
+        }
+        SecretsCommand::Unset { name, service, env } => {
+            let () = client.call(
+                paths::ENV_UNSET,
+                &json!({"project": project, "service": service, "environment": env, "name": name}),
+            )?;
+            println!("Removed {name} from {service} in {env}");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct RollbackArgs {
+    #[arg(long, short = 's')]
+    service: String,
+    #[arg(long, short = 'e')]
+    env: String,
+    /// The release id to return to (default: the release that ran before the current one).
+    #[arg(long)]
+    release: Option<String>,
+}
+
+pub fn rollback(ctx: &Context, args: RollbackArgs) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    let d: DeploymentSummary = client.call(
+        paths::ROLLBACK,
+        &json!({"project": project, "service": args.service, "environment": args.env, "release": args.release}),
+    )?;
+    match ctx.output {
+        Format::Json => output::json(&d),
+        Format::Table => println!(
+            "Rollback #{} of {} in {}: {} ({})",
+            d.id,
+            d.service,
+            d.environment,
+            d.state.as_str(),
+            d.image
+        ),
+    }
+    Ok(())
+}

@@ -63,6 +63,11 @@ enum Command {
     },
     /// Deploy a service to an environment.
     Deploy(commands::DeployArgs),
+    /// Return a service to an earlier release.
+    Rollback(commands::RollbackArgs),
+    /// Environment variables and secrets of a service.
+    #[command(subcommand)]
+    Secrets(commands::SecretsCommand),
     /// Deployment history.
     Deployments {
         #[arg(long)]
@@ -102,6 +107,8 @@ fn main() -> ExitCode {
         ),
         Command::Deploy(args) => commands::deploy(&ctx, args),
         Command::Deployments { service } => commands::deployments(&ctx, service),
+        Command::Rollback(args) => commands::rollback(&ctx, args),
+        Command::Secrets(cmd) => commands::secrets(&ctx, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -53,6 +53,9 @@ fn ok(out: &Output) -> String {
 
 async fn start(pool: PgPool) -> Shell {
     let mut settings = switchyard_engine::Settings::with_database_url("postgres://unused").unwrap();
+    settings.secrets.key = Some(secrecy::SecretString::from(
+        "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".to_owned(),
+    ));
     settings.database.migrate = false;
     settings.cluster.worker = false;
     let user = users::upsert(
@@ -177,4 +180,38 @@ async fn without_a_token_the_cli_says_how_to_sign_in_and_exits_4(pool: PgPool) {
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("hint: run `enclii login`"));
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn secrets_are_set_listed_masked_and_unset_from_the_cli(pool: PgPool) {
+    let sh = start(pool).await;
+    let out = tokio::task::spawn_blocking(move || {
+        ok(&sh.run("./bin/enclii project create enclii-platform"));
+        ok(&sh.run("./bin/enclii service create --file dogfooding/docs-site.yaml"));
+        ok(&sh.run(
+            "./bin/enclii secrets set API_TOKEN=t0ps3cret --service docs-site --env production",
+        ));
+        ok(&sh.run(
+            "./bin/enclii secrets set MODE=fast --plain --service docs-site --env production",
+        ));
+        let list = ok(&sh.run("./bin/enclii secrets list --service docs-site --env production"));
+        ok(&sh.run("./bin/enclii secrets unset MODE --service docs-site --env production"));
+        let after =
+            ok(&sh.run("./bin/enclii secrets list --service docs-site --env production -o json"));
+        (list, after)
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.0.contains("API_TOKEN") && out.0.contains("••••••••") && !out.0.contains("t0ps3cret"),
+        "{}",
+        out.0
+    );
+    assert!(
+        out.0.contains("MODE") && out.0.contains("fast"),
+        "{}",
+        out.0
+    );
+    let after: serde_json::Value = serde_json::from_str(&out.1).unwrap();
+    assert_eq!(after.as_array().unwrap().len(), 1);
 }

@@ -36,6 +36,15 @@ pub struct Settings {
     pub session: SessionSettings,
     #[serde(default)]
     pub cluster: ClusterSettings,
+    #[serde(default)]
+    pub secrets: SecretsSettings,
+}
+
+/// Encryption of secret environment values at rest.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SecretsSettings {
+    /// 32 random bytes, base64: the AES-256-GCM key. Without it, secret values cannot be stored.
+    pub key: Option<SecretString>,
 }
 
 /// Which Kubernetes cluster deployments go to.

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod deploy;
 pub mod platform;
@@ -25,6 +26,8 @@ pub struct Engine {
     pub oidc: Option<Arc<auth::oidc::Oidc>>,
     /// Limits sign-in attempts per client address.
     pub login_limiter: Arc<auth::rate::Limiter>,
+    /// Encrypts secret values at rest, when `secrets.key` is configured.
+    pub secrets: Option<Arc<crypto::SecretBox>>,
 }
 
 impl Engine {
@@ -40,11 +43,18 @@ impl Engine {
             settings.session.login_attempts_per_minute,
             std::time::Duration::from_secs(60),
         ));
+        let secrets = match &settings.secrets.key {
+            Some(key) => Some(Arc::new(
+                crypto::SecretBox::from_base64(key).map_err(|e| e.to_string())?,
+            )),
+            None => None,
+        };
         Ok(Self {
             pool,
             settings: Arc::new(settings),
             oidc,
             login_limiter,
+            secrets,
         })
     }
 }

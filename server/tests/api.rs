@@ -70,6 +70,26 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             Needs::RoleThen("developer", 422),
         ),
         (
+            "/api/env/set",
+            json!({"project": p, "service": "docs-site", "environment": "production", "name": "API_KEY", "value": "s3cret", "secret": true}),
+            Needs::Role("developer"),
+        ),
+        (
+            "/api/env/list",
+            json!({"project": p, "service": "docs-site", "environment": "production"}),
+            Needs::Role("viewer"),
+        ),
+        (
+            "/api/env/reveal",
+            json!({"project": p, "service": "docs-site", "environment": "production", "name": "API_KEY"}),
+            Needs::Role("admin"),
+        ),
+        (
+            "/api/env/unset",
+            json!({"project": p, "service": "docs-site", "environment": "production", "name": "GONE"}),
+            Needs::RoleThen("developer", 404),
+        ),
+        (
             "/api/members/list",
             json!({"project": p}),
             Needs::Role("viewer"),
@@ -653,4 +673,129 @@ async fn admins_manage_members_but_only_owners_grant_admin_and_a_project_keeps_a
         roles,
         [("admin", "admin"), ("dev", "developer"), ("owner", "owner")]
     );
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn secrets_are_encrypted_at_rest_masked_in_lists_and_revealed_only_to_admins_with_an_audit(
+    pool: PgPool,
+) {
+    let app = spawn_app(pool.clone()).await;
+    let owner = user(&pool, "owner", true).await;
+    let dev = user(&pool, "dev", true).await;
+    app.call(
+        "/api/projects/create",
+        Some(&owner.token),
+        json!({"slug": "enclii-platform"}),
+    )
+    .await;
+    app.call(
+        "/api/services/import",
+        Some(&owner.token),
+        json!({"spec": FIXTURES[4]}),
+    )
+    .await;
+    app.call(
+        "/api/members/set",
+        Some(&owner.token),
+        json!({"project": "enclii-platform", "email": "dev@example.test", "role": "developer"}),
+    )
+    .await;
+    let at =
+        json!({"project": "enclii-platform", "service": "docs-site", "environment": "production"});
+    let with = |extra: serde_json::Value| {
+        let mut body = at.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let (status, set) = app
+        .call(
+            "/api/env/set",
+            Some(&dev.token),
+            with(json!({"name": "DB_PASSWORD", "value": "hunter2", "secret": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(
+        (set["masked"].as_bool(), set["value"].is_null()),
+        (Some(true), true)
+    );
+    app.call(
+        "/api/env/set",
+        Some(&dev.token),
+        with(json!({"name": "LOG_LEVEL", "value": "info"})),
+    )
+    .await;
+    app.call(
+        "/api/env/set",
+        Some(&dev.token),
+        with(json!({"name": "DATABASE_URL", "secret_ref": ["enclii-secrets", "database-url"]})),
+    )
+    .await;
+
+    let (_, list) = app
+        .call("/api/env/list", Some(&dev.token), at.clone())
+        .await;
+    assert!(!list.to_string().contains("hunter2"), "{list}");
+    let kinds: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("DATABASE_URL", "secret_ref"),
+            ("DB_PASSWORD", "secret"),
+            ("LOG_LEVEL", "plain")
+        ]
+    );
+
+    let stored: Vec<u8> =
+        sqlx::query_scalar!("SELECT ciphertext AS \"c!\" FROM env_vars WHERE name = 'DB_PASSWORD'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        !stored.windows(7).any(|w| w == b"hunter2"),
+        "encrypted at rest"
+    );
+
+    let reveal = with(json!({"name": "DB_PASSWORD"}));
+    assert_eq!(
+        app.call("/api/env/reveal", Some(&dev.token), reveal.clone())
+            .await
+            .0,
+        403,
+        "developers cannot reveal"
+    );
+    let (status, value) = app
+        .call("/api/env/reveal", Some(&owner.token), reveal)
+        .await;
+    assert_eq!((status, value.as_str()), (200, Some("hunter2")));
+    let reveals: i64 = sqlx::query_scalar!(
+        "SELECT count(*) AS \"n!\" FROM audit_events WHERE action = 'env.reveal'"
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(reveals, 1);
+    let leaked: i64 = sqlx::query_scalar!(
+        "SELECT count(*) AS \"n!\" FROM audit_events WHERE details::text LIKE '%hunter2%'"
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(leaked, 0, "no value in the audit log");
+
+    let (status, _) = app
+        .call(
+            "/api/env/unset",
+            Some(&dev.token),
+            with(json!({"name": "LOG_LEVEL"})),
+        )
+        .await;
+    assert_eq!(status, 200);
 }

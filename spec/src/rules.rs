@@ -521,7 +521,7 @@ fn relative_path(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn is_env_name(s: &str) -> bool {
+pub fn is_env_name(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with(|c: char| c.is_ascii_digit())
         && s.chars()

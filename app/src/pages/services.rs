@@ -57,3 +57,102 @@ pub async fn spec_revisions(
     .await
     .map_err(switchyard_engine::Error::into_api)
 }
+
+/// Sets an environment variable of a service in an environment: a plain `value`, a `secret`
+/// (encrypted at rest, never listed), or a reference to a key of an existing Kubernetes Secret.
+#[server(endpoint = "env/set", input = Json, output = Json)]
+#[allow(clippy::too_many_arguments)]
+pub async fn set_env(
+    project: String,
+    service: String,
+    environment: String,
+    name: String,
+    value: Option<String>,
+    secret: Option<bool>,
+    secret_ref: Option<(String, String)>,
+) -> Result<enclii_api::EnvVar, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    use switchyard_engine::platform::env::Value;
+    let value = match (value, secret_ref) {
+        (Some(v), None) if secret == Some(true) => Value::Secret(v),
+        (Some(v), None) => Value::Plain(v),
+        (None, Some((name, key))) => Value::SecretRef { name, key },
+        _ => {
+            return Err(ApiError::invalid(
+                "give either `value` (with `secret: true` to encrypt it) or `secret_ref`",
+            ));
+        }
+    };
+    switchyard_engine::platform::env::set(
+        &engine,
+        caller.as_ref(),
+        &project,
+        &service,
+        &environment,
+        &name,
+        value,
+    )
+    .await
+    .map_err(switchyard_engine::Error::into_api)
+}
+
+/// The variables of a service in an environment; secret values are masked.
+#[server(endpoint = "env/list", input = Json, output = Json)]
+pub async fn list_env(
+    project: String,
+    service: String,
+    environment: String,
+) -> Result<Vec<enclii_api::EnvVar>, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::env::list(
+        &engine,
+        caller.as_ref(),
+        &project,
+        &service,
+        &environment,
+    )
+    .await
+    .map_err(switchyard_engine::Error::into_api)
+}
+
+/// Removes a variable.
+#[server(endpoint = "env/unset", input = Json, output = Json)]
+pub async fn unset_env(
+    project: String,
+    service: String,
+    environment: String,
+    name: String,
+) -> Result<(), ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::env::unset(
+        &engine,
+        caller.as_ref(),
+        &project,
+        &service,
+        &environment,
+        &name,
+    )
+    .await
+    .map_err(switchyard_engine::Error::into_api)
+}
+
+/// A secret's value (admins; audited).
+#[server(endpoint = "env/reveal", input = Json, output = Json)]
+pub async fn reveal_env(
+    project: String,
+    service: String,
+    environment: String,
+    name: String,
+) -> Result<String, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::env::reveal(
+        &engine,
+        caller.as_ref(),
+        &project,
+        &service,
+        &environment,
+        &name,
+    )
+    .await
+    .map_err(switchyard_engine::Error::into_api)
+}

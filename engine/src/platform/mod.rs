@@ -3,6 +3,7 @@
 //! against the caller's role before touching anything.
 
 pub mod deployments;
+pub mod env;
 pub mod members;
 pub mod projects;
 pub mod services;

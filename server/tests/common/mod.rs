@@ -33,6 +33,10 @@ fn settings() -> Settings {
     let mut settings = Settings::with_database_url("postgres://unused").expect("default settings");
     settings.database.migrate = false; // sqlx::test already applied the migrations
     settings.cluster.worker = false; // tests that deploy start a sandbox and turn it on
+    // A fixed test key (32 bytes of 0x2a, base64): secrets in tests are encrypted for real.
+    settings.secrets.key = Some(secrecy::SecretString::from(
+        "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".to_owned(),
+    ));
     settings
 }
 

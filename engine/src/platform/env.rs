@@ -1,0 +1,269 @@
+//! Environment variables and secrets per service and environment: plain values, secrets encrypted
+//! at rest (AES-256-GCM, `crate::crypto`), and references to Kubernetes Secrets that Enclii never
+//! reads. Listing masks secrets; revealing one needs an admin and is audited.
+
+use enclii_api::{ApiError, EnvVar};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use super::project_access;
+use crate::auth::{Action, Caller};
+use crate::{Engine, audit};
+
+pub enum Value {
+    Plain(String),
+    Secret(String),
+    SecretRef { name: String, key: String },
+}
+
+struct Ids {
+    project: Uuid,
+    service: Uuid,
+    environment: Uuid,
+}
+
+async fn ids(
+    engine: &Engine,
+    caller: Option<&Caller>,
+    project: &str,
+    service: &str,
+    environment: &str,
+    action: Action,
+) -> crate::Result<Ids> {
+    let p = project_access(&engine.pool, caller, project, action).await?;
+    let row = sqlx::query!(
+        "SELECT s.id AS service_id, e.id AS environment_id FROM services s JOIN environments e ON e.project_id = s.project_id
+         WHERE s.project_id = $1 AND s.name = $2 AND e.name = $3",
+        p.id,
+        service,
+        environment
+    )
+    .fetch_optional(&engine.pool)
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("project `{project}` has no service `{service}` or no environment `{environment}`")))?;
+    Ok(Ids {
+        project: p.id,
+        service: row.service_id,
+        environment: row.environment_id,
+    })
+}
+
+/// The associated data that binds a ciphertext to its row.
+fn aad(ids: &Ids, name: &str) -> String {
+    format!("{}/{}/{name}", ids.service, ids.environment)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn set(
+    engine: &Engine,
+    caller: Option<&Caller>,
+    project: &str,
+    service: &str,
+    environment: &str,
+    name: &str,
+    value: Value,
+) -> crate::Result<EnvVar> {
+    let ids = ids(
+        engine,
+        caller,
+        project,
+        service,
+        environment,
+        Action::ManageEnv,
+    )
+    .await?;
+    if !enclii_spec::rules::is_env_name(name) {
+        return Err(ApiError::invalid(format!("`{name}` is not a valid variable name (letters, digits, '_', '-', '.'; not starting with a digit)")).into());
+    }
+    let who = caller.map(|c| c.user_id);
+    let (kind, plain, nonce, ct, ref_name, ref_key) = match value {
+        Value::Plain(v) => ("plain", Some(v), None, None, None, None),
+        Value::Secret(v) => {
+            let sealer = engine
+                .secrets
+                .as_ref()
+                .ok_or_else(|| ApiError::Unavailable {
+                    message:
+                        "secret values cannot be stored: the server has no secrets.key configured"
+                            .into(),
+                })?;
+            let (nonce, ct) = sealer.seal(&v, &aad(&ids, name));
+            ("secret", None, Some(nonce), Some(ct), None, None)
+        }
+        Value::SecretRef { name: n, key: k } => ("secret_ref", None, None, None, Some(n), Some(k)),
+    };
+    let mut tx = engine.pool.begin().await?;
+    sqlx::query!(
+        r#"INSERT INTO env_vars (service_id, environment_id, name, kind, value, ciphertext, nonce, ref_name, ref_key, updated_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (service_id, environment_id, name) DO UPDATE SET kind = EXCLUDED.kind, value = EXCLUDED.value,
+               ciphertext = EXCLUDED.ciphertext, nonce = EXCLUDED.nonce, ref_name = EXCLUDED.ref_name, ref_key = EXCLUDED.ref_key,
+               updated_by = EXCLUDED.updated_by, updated_at = now()"#,
+        ids.service,
+        ids.environment,
+        name,
+        kind,
+        plain,
+        ct,
+        nonce,
+        ref_name,
+        ref_key,
+        who
+    )
+    .execute(&mut *tx)
+    .await?;
+    // The audit names the variable and its kind, never its value.
+    audit::record(
+        &mut *tx,
+        caller,
+        audit::Event::new("env.set")
+            .target("env", format!("{service}/{environment}/{name}"))
+            .project(ids.project)
+            .details(serde_json::json!({ "kind": kind })),
+    )
+    .await?;
+    tx.commit().await?;
+    list(engine, caller, project, service, environment)
+        .await?
+        .into_iter()
+        .find(|v| v.name == name)
+        .ok_or_else(|| ApiError::internal().into())
+}
+
+pub async fn list(
+    engine: &Engine,
+    caller: Option<&Caller>,
+    project: &str,
+    service: &str,
+    environment: &str,
+) -> crate::Result<Vec<EnvVar>> {
+    let ids = ids(
+        engine,
+        caller,
+        project,
+        service,
+        environment,
+        Action::ViewProject,
+    )
+    .await?;
+    let rows = sqlx::query!(
+        r#"SELECT v.name, v.kind, v.value, v.ref_name, v.ref_key, v.updated_at, u.display_name AS "updated_by?"
+           FROM env_vars v LEFT JOIN users u ON u.id = v.updated_by
+           WHERE v.service_id = $1 AND v.environment_id = $2 ORDER BY v.name"#,
+        ids.service,
+        ids.environment
+    )
+    .fetch_all(&engine.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| EnvVar {
+            masked: r.kind == "secret",
+            secret_ref: r.ref_name.zip(r.ref_key),
+            name: r.name,
+            kind: r.kind,
+            value: r.value,
+            updated_at: r.updated_at,
+            updated_by: r.updated_by,
+        })
+        .collect())
+}
+
+pub async fn unset(
+    engine: &Engine,
+    caller: Option<&Caller>,
+    project: &str,
+    service: &str,
+    environment: &str,
+    name: &str,
+) -> crate::Result<()> {
+    let ids = ids(
+        engine,
+        caller,
+        project,
+        service,
+        environment,
+        Action::ManageEnv,
+    )
+    .await?;
+    let mut tx = engine.pool.begin().await?;
+    let gone = sqlx::query!(
+        "DELETE FROM env_vars WHERE service_id = $1 AND environment_id = $2 AND name = $3",
+        ids.service,
+        ids.environment,
+        name
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if gone == 0 {
+        return Err(ApiError::not_found(format!(
+            "`{name}` is not set for {service} in {environment}"
+        ))
+        .into());
+    }
+    audit::record(
+        &mut *tx,
+        caller,
+        audit::Event::new("env.unset")
+            .target("env", format!("{service}/{environment}/{name}"))
+            .project(ids.project),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A secret's value, for an admin; every reveal is in the audit log.
+pub async fn reveal(
+    engine: &Engine,
+    caller: Option<&Caller>,
+    project: &str,
+    service: &str,
+    environment: &str,
+    name: &str,
+) -> crate::Result<String> {
+    let ids = ids(
+        engine,
+        caller,
+        project,
+        service,
+        environment,
+        Action::RevealSecret,
+    )
+    .await?;
+    let row = sqlx::query!(
+        "SELECT ciphertext, nonce FROM env_vars WHERE service_id = $1 AND environment_id = $2 AND name = $3 AND kind = 'secret'",
+        ids.service,
+        ids.environment,
+        name
+    )
+    .fetch_optional(&engine.pool)
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("`{name}` is not a secret of {service} in {environment}")))?;
+    let sealer = engine
+        .secrets
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable {
+            message: "the server has no secrets.key configured".into(),
+        })?;
+    let value = sealer
+        .open(
+            row.nonce.as_deref().unwrap_or_default(),
+            row.ciphertext.as_deref().unwrap_or_default(),
+            &aad(&ids, name),
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "a stored secret did not decrypt");
+            ApiError::internal()
+        })?;
+    audit::record(
+        &engine.pool,
+        caller,
+        audit::Event::new("env.reveal")
+            .target("env", format!("{service}/{environment}/{name}"))
+            .project(ids.project),
+    )
+    .await?;
+    Ok(value.expose_secret().to_owned())
+}
