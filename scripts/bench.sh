@@ -22,7 +22,7 @@ PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"
 ENCLII_LISTEN="127.0.0.1:$PORT" ENCLII_PUBLIC_URL="$BASE" \
 ENCLII_DATABASE__URL="$PG_URL_BASE/$BENCH_DB" ENCLII_SITE__ROOT="$ROOT/target/site" \
-ENCLII_LOG__FILTER=warn \
+ENCLII_LOG__FILTER=warn ENCLII_CLUSTER__MODE=sandbox \
   "$TARGET_DIR/release/switchyard" >"$STATE/bench-server.log" 2>&1 &
 PID=$!
 cleanup() {
@@ -31,7 +31,11 @@ cleanup() {
   "$(pg_bin)/dropdb" -h 127.0.0.1 -p "${PG_URL_BASE##*:}" -U enclii --if-exists "$BENCH_DB" 2>/dev/null || true
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do curl -fsS "$BASE/health/live" >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 1 100); do
+  curl -fsS "$BASE/health/live" >/dev/null 2>&1 && break
+  kill -0 "$PID" 2>/dev/null || { cat "$STATE/bench-server.log" >&2; echo "the server exited" >&2; exit 1; }
+  sleep 0.1
+done
 
 # The hashed asset names come from the page itself, as a browser would find them.
 PAGE="$(curl -fsS "$BASE/")"

@@ -6,7 +6,46 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use enclii_spec::Diagnostic;
+/// A problem in a spec at a place in the file (the wire form of `enclii_spec::Diagnostic`; this
+/// crate stays free of the parser so that the dashboard's wasm does not carry it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub pos: Pos,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Diagnostic {
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// `file:line:col: message`, as `enclii spec validate` prints it.
+    pub fn located(&self, file: &str) -> String {
+        let prefix = if self.severity == Severity::Warning {
+            "warning: "
+        } else {
+            ""
+        };
+        format!(
+            "{file}:{}:{}: {prefix}{}",
+            self.pos.line, self.pos.col, self.message
+        )
+    }
+}
 
 /// Endpoint paths, stable and explicit (documented in docs/api.md). All take and return JSON by POST.
 pub mod paths {

@@ -26,7 +26,7 @@ pub async fn import(
                 "the spec has {errors} error{}",
                 if errors == 1 { "" } else { "s" }
             ),
-            diagnostics,
+            diagnostics: diagnostics.into_iter().map(wire).collect(),
         }
     })?;
     let meta = &file.service.metadata;
@@ -84,7 +84,7 @@ pub async fn import(
                 created: false,
                 changed: false,
                 diff: None,
-                warnings: file.warnings,
+                warnings: file.warnings.into_iter().map(wire).collect(),
             });
         }
     }
@@ -148,7 +148,7 @@ pub async fn import(
         created,
         changed: true,
         diff,
-        warnings: file.warnings,
+        warnings: file.warnings.into_iter().map(wire).collect(),
     })
 }
 
@@ -246,6 +246,21 @@ pub async fn revisions(
     }
     out.reverse();
     Ok(out)
+}
+
+/// A spec diagnostic in its wire form.
+fn wire(d: enclii_spec::Diagnostic) -> enclii_api::Diagnostic {
+    enclii_api::Diagnostic {
+        severity: match d.severity {
+            enclii_spec::Severity::Error => enclii_api::Severity::Error,
+            enclii_spec::Severity::Warning => enclii_api::Severity::Warning,
+        },
+        pos: enclii_api::Pos {
+            line: d.pos.line,
+            col: d.pos.col,
+        },
+        message: d.message,
+    }
 }
 
 /// A unified diff with three lines of context, headed by the two revision numbers.
