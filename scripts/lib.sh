@@ -78,16 +78,35 @@ free_port() {
 as_pg_user() {
   if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
-    runuser -u postgres -- "$@"
+    # From /, so that an unreadable working directory does not bother PostgreSQL's tools.
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi
 }
 
+# pg_dir NAME: the data directory of the private cluster NAME: .enclii/NAME, unless the `postgres`
+# user cannot reach the checkout (a clone under /root, say); then a directory of this checkout's own
+# under /var/tmp, linked from .enclii/NAME.
+pg_dir() {
+  local dir="$STATE/$1"
+  mkdir -p "$STATE"
+  if [ "$(id -u)" = 0 ] && ! { as_pg_user true && runuser -u postgres -- test -x "$STATE"; } 2>/dev/null; then
+    local alt
+    alt="/var/tmp/enclii-pg-$(printf '%s' "$ROOT" | sha1sum | cut -c1-12)/$1"
+    mkdir -p "$alt"
+    chown postgres "$alt" "$(dirname "$alt")"
+    [ -L "$dir" ] || { rm -rf "$dir"; ln -s "$alt" "$dir"; }
+    dir="$alt"
+  fi
+  echo "$dir"
+}
+
 # pg_start NAME [fast]: starts (or reuses) the private cluster $STATE/NAME on a free loopback port and
 # exports PG_URL_BASE (no database name). "fast" turns durability off: for throwaway test data only.
 pg_start() {
-  local name="$1" mode="${2:-}" dir="$STATE/$1" bin port
+  local name="$1" mode="${2:-}" dir bin port
+  dir="$(pg_dir "$1")"
   bin="$(pg_bin)"
   mkdir -p "$STATE"
   if [ ! -f "$dir/PG_VERSION" ]; then
@@ -112,7 +131,8 @@ pg_start() {
 }
 
 pg_stop() {
-  local dir="$STATE/$1"
+  local dir
+  dir="$(pg_dir "$1")"
   [ -f "$dir/PG_VERSION" ] || return 0
   as_pg_user "$(pg_bin)/pg_ctl" -D "$dir" -m fast stop >/dev/null 2>&1 || true
 }
