@@ -40,16 +40,11 @@ mod ssr {
 
     /// A cookie's value from the request headers.
     pub fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
-        headers
+        let values = headers
             .get_all(http::header::COOKIE)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|v| {
-                v.split(';').find_map(|pair| {
-                    let (k, v) = pair.trim().split_once('=')?;
-                    (k == name).then(|| v.to_owned())
-                })
-            })
+            .filter_map(|v| v.to_str().ok());
+        auth::sessions::cookie_value(values, name)
     }
 }
 

@@ -118,7 +118,7 @@ pub async fn list(
     )
     .fetch_all(pool)
     .await?;
-    let mut items: Vec<enclii_api::AuditEvent> = rows
+    let items: Vec<enclii_api::AuditEvent> = rows
         .into_iter()
         .map(|r| enclii_api::AuditEvent {
             id: r.id,
@@ -134,11 +134,7 @@ pub async fn list(
             details: r.details,
         })
         .collect();
-    let next = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|e| e.id.to_string())
-    } else {
-        None
-    };
-    Ok(enclii_api::Page { items, next })
+    Ok(crate::platform::keyset_page(items, limit, |e| {
+        e.id.to_string()
+    }))
 }

@@ -13,6 +13,16 @@ use super::{Caller, Via};
 /// The cookie's name.
 pub const COOKIE: &str = "enclii_session";
 
+/// A cookie's value from the request's `Cookie` header values (empty values count as absent).
+pub fn cookie_value<'a>(headers: impl IntoIterator<Item = &'a str>, name: &str) -> Option<String> {
+    headers.into_iter().find_map(|v| {
+        v.split(';').find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name && !v.is_empty()).then(|| v.to_owned())
+        })
+    })
+}
+
 pub fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
@@ -86,4 +96,28 @@ pub async fn sweep(pool: &PgPool) -> sqlx::Result<u64> {
             .await?
             .rows_affected();
     Ok(a + b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_by_exact_name_across_headers() {
+        let headers = [
+            "enclii_theme=dark; other=1",
+            "x_enclii_session=evil; enclii_session=abc",
+        ];
+        assert_eq!(cookie_value(headers, COOKIE).as_deref(), Some("abc"));
+        assert_eq!(
+            cookie_value(headers, "enclii_theme").as_deref(),
+            Some("dark")
+        );
+        assert_eq!(
+            cookie_value(["enclii_session="], COOKIE),
+            None,
+            "an emptied cookie is no session"
+        );
+        assert_eq!(cookie_value([], COOKIE), None);
+    }
 }

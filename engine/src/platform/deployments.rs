@@ -270,7 +270,7 @@ pub async fn list(
     )
     .fetch_all(pool)
     .await?;
-    let mut items: Vec<DeploymentSummary> = rows
+    let items: Vec<DeploymentSummary> = rows
         .into_iter()
         .map(|r| DeploymentSummary {
             id: r.id,
@@ -286,13 +286,9 @@ pub async fn list(
             finished_at: r.finished_at,
         })
         .collect();
-    let next = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|d| d.id.to_string())
-    } else {
-        None
-    };
-    Ok(Page { items, next })
+    Ok(crate::platform::keyset_page(items, limit, |d| {
+        d.id.to_string()
+    }))
 }
 
 /// A container image reference: `registry/name[:tag][@sha256:…]`, without spaces or schemes.

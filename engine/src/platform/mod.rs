@@ -82,3 +82,19 @@ pub async fn project_access(
 pub(crate) fn page_limit(limit: Option<u32>) -> i64 {
     i64::from(limit.unwrap_or(50).clamp(1, 200))
 }
+
+/// A page from rows fetched with `limit + 1`: the extra row only says that a next page exists, and
+/// the last kept row's key is the cursor for it.
+pub(crate) fn keyset_page<T>(
+    mut items: Vec<T>,
+    limit: i64,
+    key: impl Fn(&T) -> String,
+) -> enclii_api::Page<T> {
+    let next = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(key)
+    } else {
+        None
+    };
+    enclii_api::Page { items, next }
+}

@@ -183,7 +183,7 @@ pub async fn list(
     )
     .fetch_all(pool)
     .await?;
-    let mut items: Vec<ServiceSummary> = rows
+    let items: Vec<ServiceSummary> = rows
         .into_iter()
         .map(|r| ServiceSummary {
             project: project.slug.clone(),
@@ -197,13 +197,9 @@ pub async fn list(
             latest: serde_json::from_value(r.latest).unwrap_or_default(),
         })
         .collect();
-    let next = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|s| s.name.clone())
-    } else {
-        None
-    };
-    Ok(Page { items, next })
+    Ok(crate::platform::keyset_page(items, limit, |s| {
+        s.name.clone()
+    }))
 }
 
 /// Every revision of a service's spec, newest first, each with its diff to the one before.
