@@ -68,6 +68,40 @@ impl Client {
         })
     }
 
+    /// GETs `path` and copies the streamed body to `out` as it arrives.
+    pub fn stream_to(&self, path: &str, out: &mut dyn std::io::Write) -> Result<(), Failure> {
+        // No overall timeout: a followed log stream lasts as long as the user wants it.
+        let http = reqwest::blocking::Client::builder()
+            .user_agent(concat!("enclii/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Failure::new(6, format!("cannot start the HTTP client: {e}")))?;
+        let mut req = http.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let mut response = req.send().map_err(|e| {
+            Failure::new(
+                6,
+                format!(
+                    "cannot reach Switchyard at {}: {}",
+                    self.base,
+                    root_cause(&e)
+                ),
+            )
+        })?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let bytes = response.bytes().unwrap_or_default();
+            return Err(match serde_json::from_slice::<ApiError>(&bytes) {
+                Ok(error) => error.into(),
+                Err(_) => Failure::new(6, format!("{path} answered {status}")),
+            });
+        }
+        std::io::copy(&mut response, out)
+            .map_err(|e| Failure::new(6, format!("the log stream broke: {e}")))?;
+        Ok(())
+    }
+
     /// POSTs `body` as JSON to `path`; the answer is either `T` or the server's `ApiError`.
     pub fn call<B: Serialize, T: DeserializeOwned>(
         &self,

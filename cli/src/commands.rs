@@ -535,3 +535,27 @@ pub fn rollback(ctx: &Context, args: RollbackArgs) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+#[derive(Args)]
+pub struct LogsArgs {
+    #[arg(long, short = 's')]
+    service: String,
+    #[arg(long, short = 'e')]
+    env: String,
+    /// Keep following new lines.
+    #[arg(long, short = 'f')]
+    follow: bool,
+    /// How many past lines per pod.
+    #[arg(long, default_value_t = 100)]
+    tail: u32,
+}
+
+pub fn logs(ctx: &Context, args: LogsArgs) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    let path = format!(
+        "/api/logs/{project}/{}/{}?tail={}&follow={}",
+        args.service, args.env, args.tail, args.follow
+    );
+    client.stream_to(&path, &mut std::io::stdout().lock())
+}

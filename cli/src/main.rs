@@ -63,6 +63,8 @@ enum Command {
     },
     /// Deploy a service to an environment.
     Deploy(commands::DeployArgs),
+    /// A service's pod logs; `-f` keeps following.
+    Logs(commands::LogsArgs),
     /// Return a service to an earlier release.
     Rollback(commands::RollbackArgs),
     /// Environment variables and secrets of a service.
@@ -108,6 +110,7 @@ fn main() -> ExitCode {
         Command::Deploy(args) => commands::deploy(&ctx, args),
         Command::Deployments { service } => commands::deployments(&ctx, service),
         Command::Rollback(args) => commands::rollback(&ctx, args),
+        Command::Logs(args) => commands::logs(&ctx, args),
         Command::Secrets(cmd) => commands::secrets(&ctx, cmd),
     };
     match result {

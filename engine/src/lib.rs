@@ -28,6 +28,8 @@ pub struct Engine {
     pub login_limiter: Arc<auth::rate::Limiter>,
     /// Encrypts secret values at rest, when `secrets.key` is configured.
     pub secrets: Option<Arc<crypto::SecretBox>>,
+    /// The Kubernetes client, once the cluster is connected (reading logs and status needs it).
+    pub kube: Arc<std::sync::OnceLock<kube::Client>>,
 }
 
 impl Engine {
@@ -55,6 +57,7 @@ impl Engine {
             oidc,
             login_limiter,
             secrets,
+            kube: Arc::new(std::sync::OnceLock::new()),
         })
     }
 }

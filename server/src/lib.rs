@@ -77,6 +77,7 @@ async fn start_cluster(engine: &Engine) -> anyhow::Result<Option<enclii_sandbox:
         switchyard_engine::deploy::connect(settings, sandbox.as_ref().map(|s| s.kube_url.as_str()))
             .await
             .map_err(anyhow::Error::msg)?;
+    let _ = engine.kube.set(client.clone());
     let replica = format!("{}-{}", hostname(), std::process::id());
     tokio::spawn(switchyard_engine::deploy::worker::run(
         engine.clone(),

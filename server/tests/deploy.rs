@@ -242,3 +242,73 @@ async fn a_flaky_api_server_is_retried_and_a_broken_one_fails_the_deployment_cle
     );
     sandbox.fail_next(0, 500);
 }
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn pod_logs_stream_from_every_pod_and_only_to_members(pool: PgPool) {
+    let (app, _sandbox) = spawn_app_with_sandbox(pool.clone()).await;
+    let token = setup(&app, &pool, DOCS).await;
+    assert_eq!(
+        deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:1").await["state"],
+        "succeeded"
+    );
+    let url = app.url("/api/logs/enclii-platform/docs-site/production?tail=5");
+    let body = app
+        .client
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let pods: std::collections::BTreeSet<&str> = body
+        .lines()
+        .map(|l| l.split(" | ").next().unwrap())
+        .collect();
+    assert_eq!(
+        pods.len(),
+        2,
+        "both pods (the autoscaler's minimum) speak:\n{body}"
+    );
+    assert!(
+        body.lines()
+            .all(|l| l.contains("docs-site GET /health 200")),
+        "{body}"
+    );
+
+    // Following: lines keep coming after the history.
+    let mut follow = app
+        .client
+        .get(format!("{url}&follow=true"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    while seen.lines().count() < 14 {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), follow.chunk())
+            .await
+            .expect("a followed line")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        seen.contains("request=6"),
+        "a line newer than the history:\n{seen}"
+    );
+
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 401);
+    let outsider = user(&pool, "outsider", true).await;
+    assert_eq!(
+        app.client
+            .get(&url)
+            .bearer_auth(&outsider.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}

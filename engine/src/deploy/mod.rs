@@ -3,6 +3,7 @@
 //! The worker claims pending deployments from PostgreSQL, so any replica can drive any one.
 
 pub mod apply;
+pub mod logs;
 pub mod rollout;
 pub mod worker;
 

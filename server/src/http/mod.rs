@@ -4,6 +4,7 @@
 pub mod api_errors;
 pub mod auth;
 pub mod health;
+pub mod logs;
 pub mod metrics;
 pub mod static_files;
 
@@ -50,6 +51,7 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
     let router = Router::new()
         .merge(health::routes())
         .merge(auth::routes())
+        .merge(logs::routes())
         .merge(metrics::routes())
         .nest_service("/pkg", static_files::pkg(&state.leptos_options))
         .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), app_shell)
