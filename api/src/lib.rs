@@ -63,6 +63,7 @@ pub mod paths {
     pub const TOKENS_CREATE: &str = "/api/tokens/create";
     pub const TOKENS_LIST: &str = "/api/tokens/list";
     pub const TOKENS_REVOKE: &str = "/api/tokens/revoke";
+    pub const STATUS: &str = "/api/services/status";
     pub const ENV_SET: &str = "/api/env/set";
     pub const ENV_LIST: &str = "/api/env/list";
     pub const ENV_UNSET: &str = "/api/env/unset";
@@ -258,6 +259,23 @@ pub struct ApiToken {
 pub struct CreatedToken {
     pub token: ApiToken,
     pub secret: String,
+}
+
+/// What the cluster says about a service in an environment, right now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub environment: String,
+    pub namespace: String,
+    /// False when the service has never been applied there.
+    pub deployed: bool,
+    pub desired: i32,
+    pub ready: i32,
+    pub updated: i32,
+    /// The release the Deployment's template names.
+    pub release: Option<String>,
+    pub image: Option<String>,
+    /// The Progressing condition's reason (`NewReplicaSetAvailable`, `ProgressDeadlineExceeded`, …).
+    pub progress: Option<String>,
 }
 
 /// An environment variable of a service in one environment. Secret values are never listed:

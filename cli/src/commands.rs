@@ -559,3 +559,38 @@ pub fn logs(ctx: &Context, args: LogsArgs) -> Result<(), Failure> {
     );
     client.stream_to(&path, &mut std::io::stdout().lock())
 }
+
+pub fn status(ctx: &Context, service: String) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    let list: Vec<enclii_api::ServiceStatus> = client.call(
+        paths::STATUS,
+        &json!({"project": project, "service": service}),
+    )?;
+    match ctx.output {
+        Format::Json => output::json(&list),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|s| {
+                    if !s.deployed {
+                        return vec![
+                            s.environment.clone(),
+                            "-".into(),
+                            "not deployed".into(),
+                            "-".into(),
+                        ];
+                    }
+                    vec![
+                        s.environment.clone(),
+                        format!("{}/{}", s.ready, s.desired),
+                        s.progress.clone().unwrap_or_default(),
+                        s.image.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            output::table(&["ENV", "READY", "PROGRESS", "IMAGE"], &rows);
+        }
+    }
+    Ok(())
+}

@@ -63,6 +63,11 @@ enum Command {
     },
     /// Deploy a service to an environment.
     Deploy(commands::DeployArgs),
+    /// Live replica counts and the running image of a service, per environment.
+    Status {
+        #[arg(long, short = 's')]
+        service: String,
+    },
     /// A service's pod logs; `-f` keeps following.
     Logs(commands::LogsArgs),
     /// Return a service to an earlier release.
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
         Command::Deployments { service } => commands::deployments(&ctx, service),
         Command::Rollback(args) => commands::rollback(&ctx, args),
         Command::Logs(args) => commands::logs(&ctx, args),
+        Command::Status { service } => commands::status(&ctx, service),
         Command::Secrets(cmd) => commands::secrets(&ctx, cmd),
     };
     match result {

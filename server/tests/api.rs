@@ -69,6 +69,12 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             json!({"project": p, "service": "docs-site", "environment": "production"}),
             Needs::RoleThen("developer", 422),
         ),
+        // Allowed, but this test server has no cluster: 503 once authorization has passed.
+        (
+            "/api/services/status",
+            json!({"project": p, "service": "docs-site"}),
+            Needs::RoleThen("viewer", 503),
+        ),
         (
             "/api/env/set",
             json!({"project": p, "service": "docs-site", "environment": "production", "name": "API_KEY", "value": "s3cret", "secret": true}),

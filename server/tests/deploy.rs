@@ -244,6 +244,59 @@ async fn a_flaky_api_server_is_retried_and_a_broken_one_fails_the_deployment_cle
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn live_status_shows_ready_replicas_and_the_running_release(pool: PgPool) {
+    let (app, _sandbox) = spawn_app_with_sandbox(pool.clone()).await;
+    let token = setup(&app, &pool, DOCS).await;
+    let (_, before) = app
+        .call(
+            "/api/services/status",
+            Some(&token),
+            json!({"project": P, "service": "docs-site"}),
+        )
+        .await;
+    assert_eq!(
+        before
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["deployed"] == true)
+            .count(),
+        0,
+        "{before}"
+    );
+    assert_eq!(
+        deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:1").await["state"],
+        "succeeded"
+    );
+    let (status, after) = app
+        .call(
+            "/api/services/status",
+            Some(&token),
+            json!({"project": P, "service": "docs-site"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{after}");
+    let prod = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["environment"] == "production")
+        .unwrap();
+    assert_eq!(
+        (prod["desired"].as_i64(), prod["ready"].as_i64()),
+        (Some(2), Some(2)),
+        "{prod}"
+    );
+    assert_eq!(prod["image"], "ghcr.io/madfam-io/docs:1");
+    assert_eq!(prod["progress"], "NewReplicaSetAvailable");
+    let release: String = sqlx::query_scalar!("SELECT id::text AS \"id!\" FROM releases")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(prod["release"], release);
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn pod_logs_stream_from_every_pod_and_only_to_members(pool: PgPool) {
     let (app, _sandbox) = spawn_app_with_sandbox(pool.clone()).await;
     let token = setup(&app, &pool, DOCS).await;

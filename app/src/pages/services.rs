@@ -156,3 +156,15 @@ pub async fn reveal_env(
     .await
     .map_err(switchyard_engine::Error::into_api)
 }
+
+/// Live replica counts and the running release of a service, per environment, from the cluster.
+#[server(endpoint = "services/status", input = Json, output = Json)]
+pub async fn service_status(
+    project: String,
+    service: String,
+) -> Result<Vec<enclii_api::ServiceStatus>, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::services::status(&engine, caller.as_ref(), &project, &service)
+        .await
+        .map_err(switchyard_engine::Error::into_api)
+}

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod logs;
 pub mod rollout;
+pub mod status;
 pub mod worker;
 
 use crate::config::{ClusterMode, ClusterSettings};

@@ -317,3 +317,44 @@ mod tests {
         assert!(d.contains("-b: 2\n+b: 3\n"), "{d}");
     }
 }
+
+/// The live status of a service in every environment of its project (viewer).
+pub async fn status(
+    engine: &crate::Engine,
+    caller: Option<&Caller>,
+    project: &str,
+    service: &str,
+) -> crate::Result<Vec<enclii_api::ServiceStatus>> {
+    let project = project_access(&engine.pool, caller, project, Action::ViewProject).await?;
+    let envs = sqlx::query!(
+        "SELECT e.name, e.namespace FROM environments e JOIN services s ON s.project_id = e.project_id
+         WHERE e.project_id = $1 AND s.name = $2 ORDER BY e.name",
+        project.id,
+        service
+    )
+    .fetch_all(&engine.pool)
+    .await?;
+    if envs.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "project `{}` has no service `{service}`",
+            project.slug
+        ))
+        .into());
+    }
+    let client = engine
+        .kube
+        .get()
+        .cloned()
+        .ok_or_else(|| ApiError::Unavailable {
+            message: "this server is not connected to a cluster".into(),
+        })?;
+    let mut out = Vec::with_capacity(envs.len());
+    for e in envs {
+        out.push(
+            crate::deploy::status::read(client.clone(), &e.name, &e.namespace, service)
+                .await
+                .map_err(|message| ApiError::Unavailable { message })?,
+        );
+    }
+    Ok(out)
+}
