@@ -29,6 +29,8 @@ wasm_bindgen_version() {
 }
 
 ensure_toolchain() {
+  command -v curl >/dev/null 2>&1 || apt_install curl
+  command -v node >/dev/null 2>&1 || apt_install nodejs npm
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     say "adding the wasm32 target"
     rustup target add wasm32-unknown-unknown
