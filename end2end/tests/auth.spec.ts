@@ -56,3 +56,31 @@ test("an API token is shown once, listed by prefix, and can be revoked", async (
   const refused = await page.request.post("/api/whoami", { data: {}, headers: { authorization: `Bearer ${secret}` } });
   expect(refused.status()).toBe(401);
 });
+
+test("a deployment made with an API token shows on the Deployments page", async ({ page }, info) => {
+  const login = `deployer-${info.project.name}`;
+  await signIn(page, login);
+  await page.goto("/settings");
+  await page.getByLabel("Name").fill("ci");
+  await page.getByRole("button", { name: "Create token" }).click();
+  const token = (await page.getByTestId("new-token").textContent())!;
+  const headers = { authorization: `Bearer ${token}` };
+  const slug = `e2e-${info.project.name}`;
+  expect((await page.request.post("/api/projects/create", { data: { slug }, headers })).status()).toBe(200);
+  const spec = `apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: web\n  project: ${slug}\nspec:\n  build:\n    type: auto\n  runtime:\n    port: 8080\n`;
+  expect((await page.request.post("/api/services/import", { data: { spec }, headers })).status()).toBe(200);
+  const deploy = await page.request.post("/api/deployments/create", {
+    data: { project: slug, service: "web", environment: "production", image: "ghcr.io/example/web:1" },
+    headers,
+  });
+  expect(deploy.status()).toBe(200);
+  await page.goto("/deployments");
+  const row = page.getByTestId("deployments").getByRole("row").filter({ hasText: `${slug}/web` });
+  await expect(row).toContainText("ghcr.io/example/web:1");
+  // The sandbox rolls it out: the page shows the truth once it is done.
+  await expect(async () => {
+    await page.reload();
+    await expect(page.getByTestId("deployments").getByRole("row").filter({ hasText: `${slug}/web` })).toContainText("succeeded", { timeout: 1000 });
+  }).toPass({ timeout: 20000 });
+  await page.screenshot({ path: `screenshots/deployments-${info.project.name}.png`, fullPage: true });
+});

@@ -70,15 +70,89 @@ pub async fn list_deployments(
     .map_err(switchyard_engine::Error::into_api)
 }
 
+/// The newest deployments across the caller's projects (the first 20 projects, 20 each).
+async fn recent_deployments() -> Result<Vec<DeploymentSummary>, ApiError> {
+    let projects = crate::pages::projects::list_projects().await?;
+    let mut all = Vec::new();
+    for p in projects.into_iter().take(20) {
+        all.extend(list_deployments(p.slug, None, None, Some(20)).await?.items);
+    }
+    all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    all.truncate(50);
+    Ok(all)
+}
+
 #[component]
 pub fn DeploymentsPage() -> impl IntoView {
+    let deployments = Resource::new(|| (), |_| recent_deployments());
     view! {
         <Title text="Deployments" />
-        <PageHeader title="Deployments" />
-        <EmptyState
-            title="No deployments yet"
-            hint="Deploy a service to an environment; its canary rollout appears here."
-            command="enclii deploy --service my-service --env production"
-        />
+        <PageHeader title="Deployments" subtitle="The newest rollouts across your projects." />
+        <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
+            {move || {
+                deployments
+                    .get()
+                    .map(|r| match r {
+                        Err(e) => view! { <crate::components::state::ApiErrorPanel error=e /> }.into_any(),
+                        Ok(list) if list.is_empty() => {
+                            view! {
+                                <EmptyState
+                                    title="No deployments yet"
+                                    hint="Deploy a service to an environment; its rollout appears here."
+                                    command="enclii deploy --service my-service --env production --image REF"
+                                />
+                            }
+                                .into_any()
+                        }
+                        Ok(list) => view! { <DeploymentTable list /> }.into_any(),
+                    })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn DeploymentTable(list: Vec<DeploymentSummary>) -> impl IntoView {
+    view! {
+        <div class="overflow-x-auto">
+            <table class="w-full text-left text-sm" data-testid="deployments">
+                <thead>
+                    <tr class="text-slate-500">
+                        <th class="py-2">"#"</th>
+                        <th>"Service"</th>
+                        <th>"Environment"</th>
+                        <th>"State"</th>
+                        <th>"Image"</th>
+                        <th>"Started"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {list
+                        .into_iter()
+                        .map(|d| {
+                            let tone = match d.state.as_str() {
+                                "succeeded" => "bg-emerald-100 text-emerald-900 dark:bg-emerald-900 dark:text-emerald-100",
+                                "failed" | "rolled_back" | "aborted" => "bg-red-100 text-red-900 dark:bg-red-900 dark:text-red-100",
+                                _ => "bg-slate-100 text-slate-800 dark:bg-slate-800 dark:text-slate-100",
+                            };
+                            view! {
+                                <tr class="border-t border-slate-200 dark:border-slate-800">
+                                    <td class="py-2">{d.id}</td>
+                                    <td>{format!("{}/{}", d.project, d.service)}</td>
+                                    <td>{d.environment}</td>
+                                    <td>
+                                        <span class=format!("rounded-full px-2 py-0.5 text-xs font-medium {tone}") title=d.state_reason.clone().unwrap_or_default()>
+                                            {d.state.as_str()}
+                                        </span>
+                                    </td>
+                                    <td class="font-mono text-xs">{d.image}</td>
+                                    <td class="whitespace-nowrap">{d.created_at.format("%Y-%m-%d %H:%M").to_string()}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
     }
 }
