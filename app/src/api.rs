@@ -23,16 +23,11 @@ mod ssr {
             ApiError::internal()
         })?;
         let parts = use_context::<http::request::Parts>().ok_or_else(ApiError::internal)?;
-        let authorization = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
         let client_addr = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
-        let session = cookie(&parts.headers, auth::sessions::COOKIE);
-        let caller = auth::resolve(&engine, authorization, session.as_deref(), client_addr)
+        let caller = auth::from_headers(&engine, &parts.headers, client_addr)
             .await
             .map_err(switchyard_engine::Error::into_api)?;
         Ok((engine, caller))

@@ -274,6 +274,23 @@ mod tests {
     }
 }
 
+/// The caller behind a request's headers: `Authorization`, else the session cookie.
+pub async fn from_headers(
+    engine: &crate::Engine,
+    headers: &http::HeaderMap,
+    client_addr: Option<IpAddr>,
+) -> crate::Result<Option<Caller>> {
+    let authorization = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let cookies = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let session = sessions::cookie_value(cookies, sessions::COOKIE);
+    resolve(engine, authorization, session.as_deref(), client_addr).await
+}
+
 /// The caller of a request: the bearer token when there is one, else the session cookie. A
 /// credential that is present but not valid is an error (never silently anonymous), so a client
 /// learns its token is bad.

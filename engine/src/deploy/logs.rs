@@ -8,6 +8,39 @@ use kube::api::{ListParams, LogParams};
 
 use enclii_spec::render::LABEL_SERVICE;
 
+/// The logs of a service in an environment, for a caller allowed to view its project.
+pub async fn open(
+    engine: &crate::Engine,
+    caller: Option<&crate::auth::Caller>,
+    project: &str,
+    service: &str,
+    environment: &str,
+    follow: bool,
+    tail_lines: i64,
+) -> crate::Result<impl Stream<Item = String> + Send + 'static + use<>> {
+    use enclii_api::ApiError;
+    let project = crate::platform::project_access(
+        &engine.pool,
+        caller,
+        project,
+        crate::auth::Action::ViewProject,
+    )
+    .await?;
+    let placement = crate::platform::locate(&engine.pool, &project, service, environment).await?;
+    let client = engine
+        .kube
+        .get()
+        .cloned()
+        .ok_or_else(|| ApiError::Unavailable {
+            message: "this server is not connected to a cluster".into(),
+        })?;
+    Ok(
+        stream(client, &placement.namespace, service, follow, tail_lines)
+            .await
+            .map_err(|message| ApiError::Unavailable { message })?,
+    )
+}
+
 /// Lines from every pod of `service` in `namespace`; with `follow`, new lines as they come.
 pub async fn stream(
     client: kube::Client,
@@ -15,7 +48,7 @@ pub async fn stream(
     service: &str,
     follow: bool,
     tail_lines: i64,
-) -> Result<impl Stream<Item = String> + Send + 'static, String> {
+) -> Result<impl Stream<Item = String> + Send + 'static + use<>, String> {
     let pods: Api<Pod> = Api::namespaced(client, namespace);
     let list = pods
         .list(&ListParams::default().labels(&format!("{LABEL_SERVICE}={service}")))

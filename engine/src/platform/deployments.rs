@@ -190,16 +190,7 @@ pub async fn rollback(
 ) -> crate::Result<DeploymentSummary> {
     let project = project_access(pool, caller, project, Action::Deploy).await?;
     let mut tx = pool.begin().await?;
-    let ids = sqlx::query!(
-        "SELECT s.id AS service_id, e.id AS environment_id FROM services s JOIN environments e ON e.project_id = s.project_id
-         WHERE s.project_id = $1 AND s.name = $2 AND e.name = $3",
-        project.id,
-        service,
-        environment
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("project `{}` has no service `{service}` or no environment `{environment}`", project.slug)))?;
+    let ids = super::locate(&mut *tx, &project, service, environment).await?;
     let target_release = match release {
         Some(id) => {
             let id =

@@ -31,16 +31,7 @@ async fn ids(
     action: Action,
 ) -> crate::Result<Ids> {
     let p = project_access(&engine.pool, caller, project, action).await?;
-    let row = sqlx::query!(
-        "SELECT s.id AS service_id, e.id AS environment_id FROM services s JOIN environments e ON e.project_id = s.project_id
-         WHERE s.project_id = $1 AND s.name = $2 AND e.name = $3",
-        p.id,
-        service,
-        environment
-    )
-    .fetch_optional(&engine.pool)
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("project `{project}` has no service `{service}` or no environment `{environment}`")))?;
+    let row = super::locate(&engine.pool, &p, service, environment).await?;
     Ok(Ids {
         project: p.id,
         service: row.service_id,

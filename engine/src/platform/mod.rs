@@ -78,6 +78,37 @@ pub async fn project_access(
     }
 }
 
+/// A service in one environment of its project, and the namespace it runs in there.
+pub struct Placement {
+    pub service_id: Uuid,
+    pub environment_id: Uuid,
+    pub namespace: String,
+}
+
+/// Finds `service` and `environment` of a project the caller was already allowed to act on.
+pub async fn locate(
+    db: impl sqlx::PgExecutor<'_>,
+    project: &ProjectRef,
+    service: &str,
+    environment: &str,
+) -> crate::Result<Placement> {
+    let row = sqlx::query!(
+        "SELECT s.id AS service_id, e.id AS environment_id, e.namespace FROM services s JOIN environments e ON e.project_id = s.project_id
+         WHERE s.project_id = $1 AND s.name = $2 AND e.name = $3",
+        project.id,
+        service,
+        environment
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("project `{}` has no service `{service}` or no environment `{environment}`", project.slug)))?;
+    Ok(Placement {
+        service_id: row.service_id,
+        environment_id: row.environment_id,
+        namespace: row.namespace,
+    })
+}
+
 /// Keyset cursors: opaque to clients, a string key to us.
 pub(crate) fn page_limit(limit: Option<u32>) -> i64 {
     i64::from(limit.unwrap_or(50).clamp(1, 200))

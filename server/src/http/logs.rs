@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use enclii_api::ApiError;
 use futures::StreamExt;
 use switchyard_engine::Engine;
-use switchyard_engine::auth::{self, Action, sessions};
+use switchyard_engine::auth;
 
 use super::AppState;
 
@@ -34,60 +34,13 @@ async fn logs(
     Query(q): Query<HashMap<String, String>>,
     parts: Parts,
 ) -> Response {
-    let authorization = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let session = sessions::cookie_value(
-        parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-        sessions::COOKIE,
-    );
     let addr = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let caller = match auth::resolve(&engine, authorization, session.as_deref(), addr).await {
+    let caller = match auth::from_headers(&engine, &parts.headers, addr).await {
         Ok(c) => c,
         Err(e) => return fail(e.into_api()),
-    };
-    let project = match switchyard_engine::platform::project_access(
-        &engine.pool,
-        caller.as_ref(),
-        &project,
-        Action::ViewProject,
-    )
-    .await
-    {
-        Ok(p) => p,
-        Err(e) => return fail(e.into_api()),
-    };
-    let namespace: Option<String> = match sqlx::query_scalar!(
-        "SELECT e.namespace FROM environments e JOIN services s ON s.project_id = e.project_id
-         WHERE e.project_id = $1 AND e.name = $2 AND s.name = $3",
-        project.id,
-        environment,
-        service
-    )
-    .fetch_optional(&engine.pool)
-    .await
-    {
-        Ok(ns) => ns,
-        Err(e) => return fail(switchyard_engine::Error::from(e).into_api()),
-    };
-    let Some(namespace) = namespace else {
-        return fail(ApiError::not_found(format!(
-            "project `{}` has no service `{service}` or no environment `{environment}`",
-            project.slug
-        )));
-    };
-    let Some(client) = engine.kube.get().cloned() else {
-        return fail(ApiError::Unavailable {
-            message: "this server is not connected to a cluster".into(),
-        });
     };
     let follow = q.get("follow").is_some_and(|f| f == "true" || f == "1");
     let tail = q
@@ -95,7 +48,16 @@ async fn logs(
         .and_then(|t| t.parse().ok())
         .unwrap_or(100i64)
         .clamp(1, 10_000);
-    match switchyard_engine::deploy::logs::stream(client, &namespace, &service, follow, tail).await
+    match switchyard_engine::deploy::logs::open(
+        &engine,
+        caller.as_ref(),
+        &project,
+        &service,
+        &environment,
+        follow,
+        tail,
+    )
+    .await
     {
         Ok(lines) => {
             let body = Body::from_stream(lines.map(Ok::<_, std::io::Error>));
@@ -108,6 +70,6 @@ async fn logs(
             )
                 .into_response()
         }
-        Err(message) => fail(ApiError::Unavailable { message }),
+        Err(e) => fail(e.into_api()),
     }
 }
