@@ -58,6 +58,9 @@ pub mod paths {
     pub const SPEC_REVISIONS: &str = "/api/services/revisions";
     pub const DEPLOY: &str = "/api/deployments/create";
     pub const DEPLOYMENTS_LIST: &str = "/api/deployments/list";
+    pub const DEPLOYMENT_GET: &str = "/api/deployments/get";
+    pub const PROMOTE: &str = "/api/deployments/promote";
+    pub const ABORT: &str = "/api/deployments/abort";
     pub const ROLLBACK: &str = "/api/deployments/rollback";
     pub const AUDIT_LIST: &str = "/api/audit/list";
     pub const TOKENS_CREATE: &str = "/api/tokens/create";
@@ -227,6 +230,51 @@ pub struct DeploymentSummary {
     pub spec_revision: i32,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One deployment with everything its driver recorded: each step and its evidence, and every
+/// canary analysis with the values it measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentDetail {
+    pub deployment: DeploymentSummary,
+    /// How traffic was split (`replica ratio: …`, or `one step: …` and why).
+    pub traffic_split: Option<String>,
+    /// `promote` or `abort` while a manual request waits for the driver's next tick.
+    pub requested_action: Option<String>,
+    /// The canary weights the spec asks for, in order (the last is 100).
+    pub plan: Vec<u32>,
+    pub steps: Vec<DeploymentStep>,
+    pub analyses: Vec<CanaryAnalysis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentStep {
+    pub seq: i32,
+    /// `apply`, `canary`, `rollout`, `prune` or `withdraw`.
+    pub kind: String,
+    /// `running`, `succeeded` or `failed`.
+    pub state: String,
+    /// The canary's share of traffic in percent (100 for the full rollout).
+    pub weight: Option<i32>,
+    pub message: String,
+    pub evidence: serde_json::Value,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanaryAnalysis {
+    pub step_seq: i32,
+    pub run: i32,
+    pub weight: i32,
+    /// Percent; `None` when Prometheus had no data.
+    pub error_rate: Option<f64>,
+    pub requests: Option<f64>,
+    /// `pass`, `hold`, `inconclusive`, `breach` or `gave_up`.
+    pub decision: String,
+    pub detail: String,
+    pub query: String,
+    pub measured_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

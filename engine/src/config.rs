@@ -38,6 +38,43 @@ pub struct Settings {
     pub cluster: ClusterSettings,
     #[serde(default)]
     pub secrets: SecretsSettings,
+    #[serde(default)]
+    pub canary: CanarySettings,
+}
+
+/// How canary steps are analysed. `{namespace}`, `{service}`, `{track}` and `{window}` in the
+/// queries are replaced per analysis; the defaults read the usual `http_requests_total` counter
+/// labelled by the pods' `track`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CanarySettings {
+    /// Prometheus base URL (`http://prometheus:9090`). Without it (and outside the sandbox, which
+    /// brings its own), canary deployments fail at once with a message saying so.
+    pub prometheus_url: Option<String>,
+    /// The canary track's error rate as a ratio (0.0–1.0).
+    pub error_rate_query: String,
+    /// The canary track's request count over the window: below the spec's `minRequests` the
+    /// analysis is inconclusive, never a pass.
+    pub request_count_query: String,
+    /// The range each analysis looks back over.
+    pub window_secs: u64,
+    /// Time between analyses within a step (and the longest a manual promote or abort waits).
+    pub interval_ms: u64,
+    /// Inconclusive analyses in a row a step tolerates before the deployment fails.
+    pub inconclusive_limit: u32,
+}
+
+impl Default for CanarySettings {
+    fn default() -> Self {
+        Self {
+            prometheus_url: None,
+            error_rate_query: r#"sum(rate(http_requests_total{namespace="{namespace}",service="{service}",track="{track}",code=~"5.."}[{window}])) / sum(rate(http_requests_total{namespace="{namespace}",service="{service}",track="{track}"}[{window}]))"#.into(),
+            request_count_query: r#"sum(increase(http_requests_total{namespace="{namespace}",service="{service}",track="{track}"}[{window}]))"#.into(),
+            window_secs: 60,
+            interval_ms: 10_000,
+            inconclusive_limit: 6,
+        }
+    }
 }
 
 /// Encryption of secret environment values at rest.
@@ -60,6 +97,9 @@ pub struct ClusterSettings {
     /// Run the deployment worker in this process.
     #[serde(default = "defaults::yes")]
     pub worker: bool,
+    /// A driver that stops renewing its deployment's lease (a dead replica) hands it over after this long.
+    #[serde(default = "defaults::lease_secs")]
+    pub lease_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -81,6 +121,7 @@ impl Default for ClusterSettings {
             url: None,
             rollout_timeout_secs: defaults::rollout_timeout_secs(),
             worker: true,
+            lease_secs: defaults::lease_secs(),
         }
     }
 }
@@ -217,6 +258,9 @@ mod defaults {
     }
     pub fn rollout_timeout_secs() -> u64 {
         900
+    }
+    pub fn lease_secs() -> u64 {
+        30
     }
     pub fn scopes() -> Vec<String> {
         ["openid", "email", "profile", "org", "offline_access"]

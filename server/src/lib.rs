@@ -83,6 +83,7 @@ async fn start_cluster(engine: &Engine) -> anyhow::Result<Option<enclii_sandbox:
         engine.clone(),
         client,
         replica,
+        sandbox.as_ref().map(|s| s.prometheus_url.clone()),
     ));
     Ok(sandbox)
 }

@@ -63,6 +63,24 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             json!({"project": p}),
             Needs::Role("viewer"),
         ),
+        // The create row above made #1 (developer) and #2 (admin, superseding #1 while pending).
+        (
+            "/api/deployments/get",
+            json!({"project": p, "id": 2}),
+            Needs::Role("viewer"),
+        ),
+        // No worker runs here, so #2 stays pending (a canary that has not started): promote and
+        // abort are accepted, for its driver to act on.
+        (
+            "/api/deployments/promote",
+            json!({"project": p, "id": 2}),
+            Needs::Role("developer"),
+        ),
+        (
+            "/api/deployments/abort",
+            json!({"project": p, "id": 2}),
+            Needs::Role("developer"),
+        ),
         // Allowed, but there is nothing to roll back to yet: 422 once authorization has passed.
         (
             "/api/deployments/rollback",

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{spawn_app_with_sandbox, user, wait_for_deployment};
+use common::{spawn_app_with_sandbox, user, wait_for_deployment, with_canary_pause};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -24,7 +24,7 @@ async fn setup(app: &common::TestApp, pool: &PgPool, spec: &str) -> String {
         .call(
             "/api/services/import",
             Some(&owner.token),
-            json!({"spec": spec}),
+            json!({"spec": with_canary_pause(spec, "300ms")}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -80,8 +80,8 @@ async fn a_healthy_rollout_applies_every_object_and_succeeds_when_the_new_pods_a
         steps(&pool, id).await,
         [
             ("apply".into(), "succeeded".into()),
-            ("prune".into(), "succeeded".into()),
-            ("rollout".into(), "succeeded".into())
+            ("rollout".into(), "succeeded".into()),
+            ("prune".into(), "succeeded".into())
         ]
     );
     for (resource, name) in [
@@ -194,7 +194,7 @@ async fn an_object_the_spec_no_longer_asks_for_is_pruned(pool: PgPool) {
         .call(
             "/api/services/import",
             Some(&token),
-            json!({"spec": without_domains}),
+            json!({"spec": with_canary_pause(&without_domains, "300ms")}),
         )
         .await;
     assert_eq!(status, 200, "{body}");

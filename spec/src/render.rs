@@ -40,6 +40,15 @@ pub const LABEL_ENVIRONMENT: &str = "enclii.dev/environment";
 pub const LABEL_SERVICE: &str = "enclii.dev/service";
 pub const LABEL_TRACK: &str = "enclii.dev/track";
 pub const ANNOTATION_RELEASE: &str = "enclii.dev/release";
+/// Stable pods serve the running release; canary pods the release under analysis. The Service
+/// selects both, so their replica ratio splits the traffic; each Deployment selects only its own.
+pub const TRACK_STABLE: &str = "stable";
+pub const TRACK_CANARY: &str = "canary";
+
+/// The name of the Deployment that runs a service's canary track.
+pub fn canary_name(service: &str) -> String {
+    format!("{service}-canary")
+}
 /// The TLS issuer that means "Cloudflare terminates TLS in front of the cluster".
 pub const CLOUDFLARE: &str = "cloudflare";
 pub const DEFAULT_TLS_ISSUER: &str = "letsencrypt";
@@ -222,7 +231,23 @@ fn http_probe(path: &str, port: u16, p: Option<&Probe>, delay: i32, period: i32)
     }
 }
 
+/// The canary track's Deployment: the stable Deployment's pod template with the new release, under
+/// its own name and selector, at a fixed replica count (the autoscaler scales the stable track only).
+pub fn canary(file: &SpecFile, t: &Target, replicas: i32) -> Manifest {
+    let name = file.service.metadata.name.as_str();
+    let mut d = deployment_on(file, t, TRACK_CANARY);
+    d.metadata.name = Some(canary_name(name));
+    if let Some(spec) = d.spec.as_mut() {
+        spec.replicas = Some(replicas);
+    }
+    manifest(d)
+}
+
 fn deployment(file: &SpecFile, t: &Target) -> Deployment {
+    deployment_on(file, t, TRACK_STABLE)
+}
+
+fn deployment_on(file: &SpecFile, t: &Target, track: &str) -> Deployment {
     let spec = &file.service.spec;
     let rt = &spec.runtime;
     let name = file.service.metadata.name.as_str();
@@ -300,10 +325,14 @@ fn deployment(file: &SpecFile, t: &Target) -> Deployment {
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
         ..Default::default()
     };
-    let mut pod_labels = selector_labels(name);
-    pod_labels.insert(LABEL_TRACK.to_owned(), "stable".to_owned());
+    let mut track_selector = selector_labels(name);
+    track_selector.insert(LABEL_TRACK.to_owned(), track.to_owned());
+    let mut pod_labels = track_selector.clone();
     pod_labels.extend(owner_labels(t, name));
     let mut metadata = meta(t, name, name);
+    if let Some(labels) = metadata.labels.as_mut() {
+        labels.insert(LABEL_TRACK.to_owned(), track.to_owned());
+    }
     metadata.annotations = Some(BTreeMap::from([(
         ANNOTATION_RELEASE.to_owned(),
         t.release.to_owned(),
@@ -318,7 +347,7 @@ fn deployment(file: &SpecFile, t: &Target) -> Deployment {
         spec: Some(DeploymentSpec {
             replicas,
             selector: LabelSelector {
-                match_labels: Some(selector_labels(name)),
+                match_labels: Some(track_selector),
                 ..Default::default()
             },
             progress_deadline_seconds: Some(600),

@@ -1,6 +1,6 @@
 //! Deployments: requesting one and the history.
 
-use enclii_api::{ApiError, DeploymentSummary, Page};
+use enclii_api::{ApiError, DeploymentDetail, DeploymentSummary, Page};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use server_fn::codec::Json;
@@ -65,6 +65,45 @@ pub async fn list_deployments(
         service.as_deref(),
         cursor,
         limit,
+    )
+    .await
+    .map_err(switchyard_engine::Error::into_api)
+}
+
+/// One deployment with its steps and canary analyses (the live timeline reads this).
+#[server(endpoint = "deployments/get", input = Json, output = Json)]
+pub async fn get_deployment(project: String, id: i64) -> Result<DeploymentDetail, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::deployments::get(&engine.pool, caller.as_ref(), &project, id)
+        .await
+        .map_err(switchyard_engine::Error::into_api)
+}
+
+/// Skips a canary's remaining analysis and rolls it out to 100%.
+#[server(endpoint = "deployments/promote", input = Json, output = Json)]
+pub async fn promote(project: String, id: i64) -> Result<DeploymentSummary, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::deployments::control(
+        &engine.pool,
+        caller.as_ref(),
+        &project,
+        id,
+        "promote",
+    )
+    .await
+    .map_err(switchyard_engine::Error::into_api)
+}
+
+/// Takes a canary away; the stable release serves all traffic again.
+#[server(endpoint = "deployments/abort", input = Json, output = Json)]
+pub async fn abort(project: String, id: i64) -> Result<DeploymentSummary, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::deployments::control(
+        &engine.pool,
+        caller.as_ref(),
+        &project,
+        id,
+        "abort",
     )
     .await
     .map_err(switchyard_engine::Error::into_api)

@@ -2,7 +2,9 @@
 //! apply, pruning what the spec no longer asks for, and following the rollout to the truth.
 //! The worker claims pending deployments from PostgreSQL, so any replica can drive any one.
 
+pub mod analysis;
 pub mod apply;
+pub mod canary;
 pub mod logs;
 pub mod rollout;
 pub mod status;

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::watcher;
 
-use enclii_spec::render::{ANNOTATION_RELEASE, LABEL_SERVICE};
+use enclii_spec::render::ANNOTATION_RELEASE;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
@@ -144,28 +144,27 @@ fn is_ready(pod: &Pod) -> bool {
         .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
-/// Follows the Deployment and its pods until the rollout of `release` succeeds or fails, calling
-/// `on_progress` whenever the count of ready new pods changes. `limit` bounds the wait.
+/// Follows the Deployment `name` and its pods (those matching the label selector `pods`: one
+/// track, so that canary pods never count for the stable rollout) until the rollout of `release`
+/// succeeds or fails, calling `on_progress` whenever the count of ready new pods changes. `limit`
+/// bounds the wait.
 pub async fn watch(
     client: kube::Client,
     namespace: &str,
     name: &str,
+    pods: &str,
     release: &str,
     limit: Duration,
     mut on_progress: impl FnMut(&Progress),
 ) -> Progress {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let pods: Api<Pod> = Api::namespaced(client, namespace);
+    let pod_api: Api<Pod> = Api::namespaced(client, namespace);
     let d = watcher(
         deployments,
         watcher::Config::default().fields(&format!("metadata.name={name}")),
     )
     .map(Update::Deployment);
-    let p = watcher(
-        pods,
-        watcher::Config::default().labels(&format!("{LABEL_SERVICE}={name}")),
-    )
-    .map(Update::Pod);
+    let p = watcher(pod_api, watcher::Config::default().labels(pods)).map(Update::Pod);
     let mut events = futures::stream::select(d.boxed(), p.boxed());
     let mut deploy: Option<Deployment> = None;
     let mut pod_map: BTreeMap<String, Pod> = BTreeMap::new();

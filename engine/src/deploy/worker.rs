@@ -1,27 +1,49 @@
 //! The deployment driver. Each replica runs one worker; a deployment is driven by whichever worker
-//! holds its lease.
+//! holds its lease, and every step it takes is a row in PostgreSQL, so a restarted or different
+//! replica resumes where the last one stopped.
 //!
 //! Why row leases (`FOR UPDATE SKIP LOCKED` plus `lease_owner`/`lease_until`) rather than advisory
 //! locks or a Kubernetes Lease: the claim and the state change are one statement in the database
 //! that already holds the deployment, so there is no second system to disagree with; a lease
 //! outlives a connection drop (an advisory lock dies with its session and would hand the work over
 //! while the first driver may still be applying); and a dead replica's work returns after at most
-//! `LEASE` without anyone having to notice it died.
+//! `cluster.lease_secs` without anyone having to notice it died. Every write a driver makes is
+//! fenced by its lease (`WHERE lease_owner = me`), so a driver that lost its lease cannot record a
+//! step or an analysis after its successor took over.
 
 use std::time::Duration;
 
-use enclii_spec::render::{self, Target};
+use enclii_spec::SpecFile;
+use enclii_spec::model::RolloutStrategy;
+use enclii_spec::render::{
+    self, LABEL_SERVICE, LABEL_TRACK, Manifest, TRACK_CANARY, TRACK_STABLE, Target,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::api::DeleteParams;
+use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
+use super::analysis::{Prometheus, Queries};
+use super::canary::{self, Decision, Policy, StepClock};
 use super::{apply, rollout};
 use crate::Engine;
 
-pub const LEASE: Duration = Duration::from_secs(30);
 pub const CHANNEL: &str = "enclii_deployments";
 
-/// Claims and drives deployments until the process stops.
-pub async fn run(engine: Engine, client: kube::Client, replica: String) {
+/// Claims and drives deployments until the process stops. `prometheus_url` overrides the
+/// configured one (the in-process sandbox brings its own).
+pub async fn run(
+    engine: Engine,
+    client: kube::Client,
+    replica: String,
+    prometheus_url: Option<String>,
+) {
+    let prometheus_url = prometheus_url.or_else(|| engine.settings.canary.prometheus_url.clone());
+    let prometheus = prometheus_url
+        .as_deref()
+        .map(|u| std::sync::Arc::new(Prometheus::new(u)));
     let mut listener = match PgListener::connect_with(&engine.pool).await {
         Ok(mut l) => match l.listen(CHANNEL).await {
             Ok(()) => Some(l),
@@ -29,17 +51,22 @@ pub async fn run(engine: Engine, client: kube::Client, replica: String) {
         },
         Err(_) => None,
     };
+    let lease = lease(&engine);
     loop {
         if engine.pool.is_closed() {
             tracing::info!("the database pool closed; the deployment worker stops");
             return;
         }
-        match claim(&engine.pool, &replica).await {
+        match claim(&engine.pool, &replica, lease).await {
             Ok(Some(id)) => {
-                let engine = engine.clone();
-                let client = client.clone();
-                let replica = replica.clone();
-                tokio::spawn(async move { drive_with_lease(&engine, client, id, &replica).await });
+                let driver = Driver {
+                    engine: engine.clone(),
+                    client: client.clone(),
+                    id,
+                    replica: replica.clone(),
+                    prometheus: prometheus.clone(),
+                };
+                tokio::spawn(async move { driver.run_with_lease().await });
                 continue;
             }
             Ok(None) => {}
@@ -49,9 +76,11 @@ pub async fn run(engine: Engine, client: kube::Client, replica: String) {
                 continue;
             }
         }
-        // A new deployment notifies at once; the timeout also catches expired leases.
+        // A new deployment notifies at once; the timeout also catches expired leases and
+        // deployments that were waiting for another one of the same service to finish.
+        let wait = lease.min(Duration::from_secs(2));
         let woke = match listener.as_mut() {
-            Some(l) => tokio::time::timeout(Duration::from_secs(2), l.recv()).await,
+            Some(l) => tokio::time::timeout(wait, l.recv()).await,
             None => Ok(Err(sqlx::Error::PoolClosed)),
         };
         if let Ok(Err(_)) = woke {
@@ -62,53 +91,56 @@ pub async fn run(engine: Engine, client: kube::Client, replica: String) {
     }
 }
 
-/// Takes one deployment that is pending, or whose driver's lease ran out.
-pub async fn claim(pool: &PgPool, replica: &str) -> sqlx::Result<Option<i64>> {
+fn lease(engine: &Engine) -> Duration {
+    Duration::from_secs(engine.settings.cluster.lease_secs.max(1))
+}
+
+/// Takes one deployment that is pending (and no other deployment of the same service and
+/// environment is being driven), or whose driver's lease ran out.
+pub async fn claim(pool: &PgPool, replica: &str, lease: Duration) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar!(
         r#"UPDATE deployments SET state = 'in_progress', started_at = COALESCE(started_at, now()),
                   lease_owner = $1, lease_until = now() + make_interval(secs => $2)
-           WHERE id = (SELECT id FROM deployments
-                       WHERE state = 'pending' OR (state = 'in_progress' AND lease_until < now())
-                       ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1)
+           WHERE id = (SELECT d.id FROM deployments d
+                       WHERE (d.state = 'pending' AND NOT EXISTS (
+                                 SELECT 1 FROM deployments o
+                                 WHERE o.service_id = d.service_id AND o.environment_id = d.environment_id
+                                   AND o.state = 'in_progress'))
+                          OR (d.state = 'in_progress' AND d.lease_until < now())
+                       ORDER BY d.id FOR UPDATE SKIP LOCKED LIMIT 1)
            RETURNING id"#,
         replica,
-        LEASE.as_secs_f64()
+        lease.as_secs_f64()
     )
     .fetch_optional(pool)
     .await
 }
 
-async fn drive_with_lease(engine: &Engine, client: kube::Client, id: i64, replica: &str) {
-    let renew = async {
-        loop {
-            tokio::time::sleep(LEASE / 3).await;
-            let kept = sqlx::query!(
-                "UPDATE deployments SET lease_until = now() + make_interval(secs => $3) WHERE id = $1 AND lease_owner = $2 AND state = 'in_progress'",
-                id,
-                replica,
-                LEASE.as_secs_f64()
-            )
-            .execute(&engine.pool)
-            .await;
-            if !matches!(kept, Ok(r) if r.rows_affected() == 1) {
-                tracing::warn!(
-                    deployment = id,
-                    "lost the lease; another replica drives this deployment now"
-                );
-                return;
-            }
-        }
-    };
-    tokio::select! {
-        result = drive(engine, client, id) => {
-            if let Err(e) = result {
-                tracing::error!(deployment = id, error = %e, "driving a deployment failed on the database; it will be resumed");
-            }
-        }
-        _ = renew => {}
+/// Why a driver stops before a terminal state.
+#[derive(Debug)]
+enum Stop {
+    /// The lease went to another replica, or the deployment is no longer in progress.
+    Lost,
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Stop {
+    fn from(e: sqlx::Error) -> Self {
+        Stop::Db(e)
     }
 }
 
+type Flow<T = ()> = Result<T, Stop>;
+
+struct Driver {
+    engine: Engine,
+    client: kube::Client,
+    id: i64,
+    replica: String,
+    prometheus: Option<std::sync::Arc<Prometheus>>,
+}
+
+/// What the driver needs to know about the deployment, loaded once.
 struct Job {
     project: String,
     service: String,
@@ -116,142 +148,699 @@ struct Job {
     namespace: String,
     image: String,
     release: String,
-    source: String,
+    strategy: String,
+    traffic_split: Option<String>,
+    file: SpecFile,
 }
 
-#[tracing::instrument(skip(engine, client), fields(deployment = id))]
-pub async fn drive(engine: &Engine, client: kube::Client, id: i64) -> sqlx::Result<()> {
-    let pool = &engine.pool;
-    let row = sqlx::query!(
-        r#"SELECT s.name AS service, p.slug AS project, e.name AS environment, e.namespace, r.id AS release_id,
-                  r.image_ref, r.image_digest, sr.source
-           FROM deployments d JOIN services s ON s.id = d.service_id JOIN projects p ON p.id = s.project_id
-                JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
-                JOIN spec_revisions sr ON sr.service_id = r.service_id AND sr.revision = r.spec_revision
-           WHERE d.id = $1"#,
-        id
-    )
-    .fetch_one(pool)
-    .await?;
-    let job = Job {
-        project: row.project,
-        service: row.service,
-        environment: row.environment,
-        namespace: row.namespace,
-        image: pinned_image(&row.image_ref, row.image_digest.as_deref()),
-        release: row.release_id.to_string(),
-        source: row.source,
-    };
-    let file = match enclii_spec::parse(&job.source) {
-        Ok(f) => f,
-        Err(_) => return finish(pool, id, "failed", "the release's spec no longer parses").await,
-    };
-    let target = Target {
-        project: &job.project,
-        environment: &job.environment,
-        namespace: &job.namespace,
-        image: &job.image,
-        release: &job.release,
-    };
-    let manifests = render::render(&file, &target);
+/// A step row: new, or found again after a restart.
+struct StepRow {
+    seq: i32,
+    state: String,
+}
 
-    let seq = step_start(pool, id, "apply", None).await?;
-    match apply::apply_all(&client, &manifests).await {
-        Ok(applied) => {
-            step_end(
-                pool,
-                id,
-                seq,
-                "succeeded",
-                &format!("applied {} objects", applied.len()),
-                serde_json::json!({ "objects": applied }),
-            )
-            .await?
-        }
-        Err(reason) => {
-            step_end(pool, id, seq, "failed", &reason, serde_json::json!({})).await?;
-            return finish(pool, id, "failed", &reason).await;
-        }
+impl Driver {
+    fn pool(&self) -> &PgPool {
+        &self.engine.pool
     }
-    let seq = step_start(pool, id, "prune", None).await?;
-    match apply::prune(
-        &client,
-        &job.namespace,
-        &job.service,
-        &job.environment,
-        &manifests,
-    )
-    .await
-    {
-        Ok(pruned) => {
-            step_end(
-                pool,
-                id,
-                seq,
-                "succeeded",
-                &format!("pruned {} objects", pruned.len()),
-                serde_json::json!({ "objects": pruned }),
-            )
-            .await?
-        }
-        Err(reason) => {
-            step_end(pool, id, seq, "failed", &reason, serde_json::json!({})).await?;
-            return finish(pool, id, "failed", &reason).await;
-        }
-    }
-    // Canary analysis is the canary issue's; until it lands every strategy rolls out in one step,
-    // and the record says so.
-    let seq = step_start(pool, id, "rollout", Some(100)).await?;
-    sqlx::query!("UPDATE deployments SET traffic_split = 'single step (no canary analysis yet)' WHERE id = $1", id).execute(pool).await?;
-    let limit = Duration::from_secs(engine.settings.cluster.rollout_timeout_secs);
-    let pool2 = pool.clone();
-    let outcome = rollout::watch(client, &job.namespace, &job.service, &job.release, limit, move |p| {
-        if let rollout::Progress::Waiting { ready, desired } = p {
-            // Progress is evidence too: the dashboard and `deploy --wait` show it as it happens.
-            let (pool, ready, desired) = (pool2.clone(), *ready, *desired);
-            tokio::spawn(async move {
-                let _ = sqlx::query!(
-                    "UPDATE deployment_steps SET message = $3, evidence = jsonb_build_object('ready', $4::int, 'desired', $5::int)
-                     WHERE deployment_id = $1 AND seq = $2 AND state = 'running'",
-                    id,
-                    seq,
-                    format!("{ready}/{desired} new pods ready"),
-                    ready,
-                    desired
+
+    async fn run_with_lease(self) {
+        let lease = lease(&self.engine);
+        let renew = async {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let kept = sqlx::query!(
+                    "UPDATE deployments SET lease_until = now() + make_interval(secs => $3) WHERE id = $1 AND lease_owner = $2 AND state = 'in_progress'",
+                    self.id,
+                    self.replica,
+                    lease.as_secs_f64()
                 )
-                .execute(&pool)
+                .execute(self.pool())
                 .await;
-            });
-        }
-    })
-    .await;
-    match outcome {
-        rollout::Progress::Succeeded { ready } => {
-            step_end(
-                pool,
-                id,
-                seq,
-                "succeeded",
-                &format!("{ready} new pods ready"),
-                serde_json::json!({ "ready": ready }),
-            )
-            .await?;
-            finish(
-                pool,
-                id,
-                "succeeded",
-                &format!("{ready} pods of the new release are ready"),
-            )
-            .await
-        }
-        rollout::Progress::Failed { reason } => {
-            step_end(pool, id, seq, "failed", &reason, serde_json::json!({})).await?;
-            finish(pool, id, "failed", &reason).await
-        }
-        rollout::Progress::Waiting { .. } => {
-            finish(pool, id, "failed", "the rollout stopped without an outcome").await
+                if !matches!(kept, Ok(r) if r.rows_affected() == 1) {
+                    return;
+                }
+            }
+        };
+        let id = self.id;
+        tokio::select! {
+            result = self.drive() => match result {
+                Ok(()) => {}
+                Err(Stop::Lost) => tracing::info!(deployment = id, "no longer this replica's deployment; stopped driving it"),
+                Err(Stop::Db(e)) => tracing::error!(deployment = id, error = %e, "driving a deployment failed on the database; it will be resumed"),
+            },
+            _ = renew => tracing::warn!(deployment = id, "lost the lease; another replica drives this deployment now"),
         }
     }
+
+    #[tracing::instrument(skip(self), fields(deployment = self.id))]
+    async fn drive(&self) -> Flow {
+        let Some(job) = self.load().await? else {
+            return Ok(());
+        };
+        let plan = job.file.service.spec.rollout.clone().unwrap_or_default();
+        let canary_wanted = job.strategy == "canary" && plan.strategy == RolloutStrategy::Canary;
+        // A resumed deployment keeps the path its first driver chose.
+        let path = match &job.traffic_split {
+            Some(split) => split.clone(),
+            None => {
+                let split = if !canary_wanted {
+                    match job.strategy.as_str() {
+                        "rollback" => "one step: a rollback restores a release that ran before, without analysis".to_owned(),
+                        _ => "one step: the spec asks for a rolling update".to_owned(),
+                    }
+                } else {
+                    match self.stable_replicas(&job).await {
+                        Ok(Some(n)) if n > 0 => format!(
+                            "replica ratio: canary pods beside the {n} stable pods behind one Service (no Gateway API route is configured)"
+                        ),
+                        Ok(_) => "one step: no stable pods run yet to compare a canary against"
+                            .to_owned(),
+                        Err(reason) => return self.finish("failed", &reason).await,
+                    }
+                };
+                self.fenced_update_split(&split).await?;
+                split
+            }
+        };
+        if path.starts_with("replica ratio") {
+            self.canary(&job, &plan).await
+        } else {
+            self.full_rollout(&job, None).await
+        }
+    }
+
+    async fn load(&self) -> Flow<Option<Job>> {
+        let row = sqlx::query!(
+            r#"SELECT s.name AS service, p.slug AS project, e.name AS environment, e.namespace, r.id AS release_id,
+                      r.image_ref, r.image_digest, sr.source, d.strategy, d.traffic_split
+               FROM deployments d JOIN services s ON s.id = d.service_id JOIN projects p ON p.id = s.project_id
+                    JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
+                    JOIN spec_revisions sr ON sr.service_id = r.service_id AND sr.revision = r.spec_revision
+               WHERE d.id = $1"#,
+            self.id
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let file = match enclii_spec::parse(&row.source) {
+            Ok(f) => f,
+            Err(_) => {
+                self.finish("failed", "the release's spec no longer parses")
+                    .await?;
+                return Ok(None);
+            }
+        };
+        Ok(Some(Job {
+            project: row.project,
+            service: row.service,
+            environment: row.environment,
+            namespace: row.namespace,
+            image: pinned_image(&row.image_ref, row.image_digest.as_deref()),
+            release: row.release_id.to_string(),
+            strategy: row.strategy,
+            traffic_split: row.traffic_split,
+            file,
+        }))
+    }
+
+    fn target<'a>(&self, job: &'a Job) -> Target<'a> {
+        Target {
+            project: &job.project,
+            environment: &job.environment,
+            namespace: &job.namespace,
+            image: &job.image,
+            release: &job.release,
+        }
+    }
+
+    /// Ready pods of the stable track, as the cluster reports them (`None`: no stable Deployment).
+    async fn stable_replicas(&self, job: &Job) -> Result<Option<i32>, String> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &job.namespace);
+        let d = apply::with_retries(
+            "read the stable Deployment",
+            5,
+            Duration::from_secs(10),
+            || api.get_opt(&job.service),
+        )
+        .await?;
+        Ok(d.and_then(|d| d.status).and_then(|s| s.ready_replicas))
+    }
+
+    /// Applies every object (the stable track gets the release), waits for its pods, then prunes
+    /// what the spec no longer asks for, the canary Deployment included.
+    async fn full_rollout(&self, job: &Job, promoted_from: Option<&str>) -> Flow {
+        let manifests = render::render(&job.file, &self.target(job));
+        let step = self.step("apply", None).await?;
+        if step.state != "succeeded" {
+            match apply::apply_all(&self.client, &manifests).await {
+                Ok(applied) => {
+                    let message = format!("applied {} objects", applied.len());
+                    self.step_end(
+                        step.seq,
+                        "succeeded",
+                        &message,
+                        json!({ "objects": applied }),
+                    )
+                    .await?
+                }
+                Err(reason) => {
+                    self.step_end(step.seq, "failed", &reason, json!({}))
+                        .await?;
+                    return self.finish("failed", &reason).await;
+                }
+            }
+        }
+        let step = self.step("rollout", Some(100)).await?;
+        let limit = Duration::from_secs(self.engine.settings.cluster.rollout_timeout_secs);
+        let outcome = self
+            .watch(job, &job.service, TRACK_STABLE, step.seq, limit)
+            .await;
+        let ready = match outcome {
+            rollout::Progress::Succeeded { ready } => ready,
+            rollout::Progress::Failed { reason } => {
+                self.step_end(step.seq, "failed", &reason, json!({}))
+                    .await?;
+                let reason = match promoted_from {
+                    // maxUnavailable 0: the pods not yet replaced still run the previous release.
+                    Some(_) => format!(
+                        "promotion failed: {reason}; the pods not yet replaced keep serving the previous release, `enclii rollback` restores it fully"
+                    ),
+                    None => reason,
+                };
+                return self.finish("failed", &reason).await;
+            }
+            rollout::Progress::Waiting { .. } => {
+                return self
+                    .finish("failed", "the rollout stopped without an outcome")
+                    .await;
+            }
+        };
+        self.step_end(
+            step.seq,
+            "succeeded",
+            &format!("{ready} new pods ready"),
+            json!({ "ready": ready }),
+        )
+        .await?;
+        let step = self.step("prune", None).await?;
+        match apply::prune(
+            &self.client,
+            &job.namespace,
+            &job.service,
+            &job.environment,
+            &manifests,
+        )
+        .await
+        {
+            Ok(pruned) => {
+                let message = format!("pruned {} objects", pruned.len());
+                self.step_end(
+                    step.seq,
+                    "succeeded",
+                    &message,
+                    json!({ "objects": pruned }),
+                )
+                .await?
+            }
+            Err(reason) => {
+                // The release runs; only the clean-up failed. Say so rather than fail the rollout.
+                self.step_end(step.seq, "failed", &reason, json!({}))
+                    .await?;
+            }
+        }
+        let reason = match promoted_from {
+            Some(how) => format!("{how}; {ready} pods of the new release are ready"),
+            None => format!("{ready} pods of the new release are ready"),
+        };
+        self.finish("succeeded", &reason).await
+    }
+
+    async fn watch(
+        &self,
+        job: &Job,
+        deployment: &str,
+        track: &str,
+        seq: i32,
+        limit: Duration,
+    ) -> rollout::Progress {
+        let pool = self.pool().clone();
+        let id = self.id;
+        let pods = format!("{LABEL_SERVICE}={},{LABEL_TRACK}={track}", job.service);
+        rollout::watch(self.client.clone(), &job.namespace, deployment, &pods, &job.release, limit, move |p| {
+            if let rollout::Progress::Waiting { ready, desired } = p {
+                // Progress is evidence too: the dashboard and `deploy --wait` show it as it happens.
+                let (pool, ready, desired) = (pool.clone(), *ready, *desired);
+                tokio::spawn(async move {
+                    let _ = sqlx::query!(
+                        "UPDATE deployment_steps SET message = $3, evidence = evidence || jsonb_build_object('ready', $4::int, 'desired', $5::int)
+                         WHERE deployment_id = $1 AND seq = $2 AND state = 'running'",
+                        id,
+                        seq,
+                        format!("{ready}/{desired} new pods ready"),
+                        ready,
+                        desired
+                    )
+                    .execute(&pool)
+                    .await;
+                });
+            }
+        })
+        .await
+    }
+
+    /// Steps the canary through the spec's weights, analysing each, then promotes it; or takes it
+    /// away at the first breach, at a manual abort, or when a newer deployment supersedes it.
+    async fn canary(&self, job: &Job, plan: &enclii_spec::model::Rollout) -> Flow {
+        let Some(prometheus) = self.prometheus.clone() else {
+            return self
+                .withdraw(job, "failed", "canary analysis needs Prometheus: set canary.prometheus_url, or deploy with `rollout.strategy: rolling`", json!({}))
+                .await;
+        };
+        let settings = &self.engine.settings.canary;
+        let policy = Policy {
+            max_error_rate: plan.max_error_rate,
+            min_requests: plan.min_requests as f64,
+            inconclusive_limit: settings.inconclusive_limit.max(1),
+        };
+        let queries = Queries::new(settings, &job.namespace, &job.service, TRACK_CANARY);
+        let interval = Duration::from_millis(settings.interval_ms.max(50));
+        let canary_name = render::canary_name(&job.service);
+        // The canary pods need what the stable pods have: the namespace and the volumes.
+        let prerequisites: Vec<Manifest> = render::render(&job.file, &self.target(job))
+            .into_iter()
+            .filter(|m| matches!(m.kind.as_str(), "Namespace" | "PersistentVolumeClaim"))
+            .collect();
+        let mut promoted_by_hand = false;
+        'steps: for step in plan.steps.iter().filter(|s| s.weight < 100) {
+            let weight = step.weight;
+            let row = self.step("canary", Some(weight as i32)).await?;
+            if row.state == "succeeded" {
+                continue;
+            }
+            match self.control(job, row.seq).await? {
+                Control::Continue => {}
+                Control::Ended => return Ok(()),
+                Control::Promote => {
+                    promoted_by_hand = true;
+                    self.step_end(row.seq, "succeeded", "promoted by hand", json!({}))
+                        .await?;
+                    break 'steps;
+                }
+            }
+            let stable = match self.stable_replicas(job).await {
+                Ok(n) => n.unwrap_or(1).max(1),
+                Err(reason) => {
+                    self.step_end(row.seq, "failed", &reason, json!({})).await?;
+                    return self.withdraw(job, "failed", &reason, json!({})).await;
+                }
+            };
+            let replicas = canary::canary_replicas(weight, stable);
+            let effective = canary::effective_weight(replicas, stable);
+            let mut manifests = prerequisites.clone();
+            manifests.push(render::canary(&job.file, &self.target(job), replicas));
+            if let Err(reason) = apply::apply_all(&self.client, &manifests).await {
+                self.step_end(row.seq, "failed", &reason, json!({})).await?;
+                return self.withdraw(job, "failed", &reason, json!({})).await;
+            }
+            sqlx::query!(
+                "UPDATE deployment_steps SET evidence = evidence || $3 WHERE deployment_id = $1 AND seq = $2",
+                self.id,
+                row.seq,
+                json!({ "canary_pods": replicas, "stable_pods": stable, "effective_weight": effective })
+            )
+            .execute(self.pool())
+            .await?;
+            let limit = Duration::from_secs(self.engine.settings.cluster.rollout_timeout_secs);
+            match self
+                .watch(job, &canary_name, TRACK_CANARY, row.seq, limit)
+                .await
+            {
+                rollout::Progress::Succeeded { .. } => {}
+                rollout::Progress::Failed { reason } => {
+                    let reason =
+                        format!("the canary's pods failed at {weight}% of traffic: {reason}");
+                    self.step_end(row.seq, "failed", &reason, json!({})).await?;
+                    metrics::counter!("enclii_canary_rollbacks_total", "cause" => "pods")
+                        .increment(1);
+                    return self
+                        .withdraw(job, "rolled_back", &reason, json!({ "weight": weight }))
+                        .await;
+                }
+                rollout::Progress::Waiting { .. } => {
+                    return self
+                        .withdraw(
+                            job,
+                            "failed",
+                            "the canary's rollout stopped without an outcome",
+                            json!({}),
+                        )
+                        .await;
+                }
+            }
+            self.step_message(row.seq, &format!("{replicas} canary pods beside {stable} stable pods (~{effective:.0}% of traffic); analysing")).await?;
+            loop {
+                match self.control(job, row.seq).await? {
+                    Control::Promote => {
+                        promoted_by_hand = true;
+                        self.step_end(row.seq, "succeeded", "promoted by hand", json!({}))
+                            .await?;
+                        break 'steps;
+                    }
+                    Control::Continue => {}
+                    Control::Ended => return Ok(()),
+                }
+                let (measurement, error) = match prometheus.measure(&queries).await {
+                    Ok(m) => (m, None),
+                    // An unreachable Prometheus is no evidence of health: inconclusive, recorded.
+                    Err(e) => (Default::default(), Some(e)),
+                };
+                let (held_for, inconclusive_before) = self.step_clock(row.seq).await?;
+                let clock = StepClock {
+                    held_for,
+                    pause: step.pause.0,
+                    inconclusive_before,
+                };
+                let decision = canary::decide(weight, measurement, clock, policy);
+                metrics::counter!("enclii_canary_analyses_total", "decision" => decision.label())
+                    .increment(1);
+                let detail = error.unwrap_or_else(|| match &decision {
+                    Decision::RollBack { reason } | Decision::GiveUp { reason } => reason.clone(),
+                    Decision::Promote => {
+                        format!("passed after {}s at this weight", held_for.as_secs())
+                    }
+                    Decision::Hold => format!(
+                        "healthy; holding {}s of {}s",
+                        held_for.as_secs(),
+                        step.pause.0.as_secs()
+                    ),
+                    Decision::Inconclusive => "too little traffic to judge".to_owned(),
+                });
+                self.record_analysis(row.seq, weight, &measurement, &decision, &detail, &queries)
+                    .await?;
+                let evidence = json!({
+                    "weight": weight,
+                    "error_rate_percent": measurement.error_ratio.filter(|r| r.is_finite()).map(|r| r * 100.0),
+                    "requests": measurement.requests,
+                    "query": queries.error_rate,
+                    "threshold_percent": policy.max_error_rate,
+                });
+                match decision {
+                    Decision::Promote => {
+                        metrics::counter!("enclii_canary_promotions_total", "kind" => "step")
+                            .increment(1);
+                        self.step_end(row.seq, "succeeded", &detail, evidence)
+                            .await?;
+                        continue 'steps;
+                    }
+                    Decision::Hold | Decision::Inconclusive => tokio::time::sleep(interval).await,
+                    Decision::RollBack { reason } => {
+                        self.step_end(row.seq, "failed", &reason, evidence.clone())
+                            .await?;
+                        metrics::counter!("enclii_canary_rollbacks_total", "cause" => "error_rate")
+                            .increment(1);
+                        return self.withdraw(job, "rolled_back", &reason, evidence).await;
+                    }
+                    Decision::GiveUp { reason } => {
+                        self.step_end(row.seq, "failed", &reason, evidence.clone())
+                            .await?;
+                        metrics::counter!("enclii_canary_rollbacks_total", "cause" => "inconclusive").increment(1);
+                        return self.withdraw(job, "failed", &reason, evidence).await;
+                    }
+                }
+            }
+        }
+        metrics::counter!("enclii_canary_promotions_total", "kind" => if promoted_by_hand { "manual" } else { "analysis" })
+            .increment(1);
+        let how = if promoted_by_hand {
+            "promoted by hand to 100%"
+        } else {
+            "every canary step passed its analysis; promoted to 100%"
+        };
+        self.full_rollout(job, Some(how)).await
+    }
+
+    /// Reads a manual request (or a newer deployment's) and carries out an abort at once.
+    async fn control(&self, job: &Job, seq: i32) -> Flow<Control> {
+        let row = sqlx::query!(
+            "SELECT requested_action, state, lease_owner FROM deployments WHERE id = $1",
+            self.id
+        )
+        .fetch_one(self.pool())
+        .await?;
+        if row.state != "in_progress" || row.lease_owner.as_deref() != Some(self.replica.as_str()) {
+            return Err(Stop::Lost);
+        }
+        match row.requested_action.as_deref() {
+            Some("promote") => Ok(Control::Promote),
+            Some(action @ ("abort" | "supersede")) => {
+                let (state, reason) = if action == "abort" {
+                    (
+                        "aborted",
+                        "aborted by hand; traffic is back on the stable release",
+                    )
+                } else {
+                    (
+                        "superseded",
+                        "a newer deployment of this service was requested; the canary was withdrawn",
+                    )
+                };
+                metrics::counter!("enclii_canary_aborts_total", "why" => action.to_owned())
+                    .increment(1);
+                self.step_end(seq, "failed", reason, json!({})).await?;
+                self.withdraw(job, state, reason, json!({})).await?;
+                Ok(Control::Ended)
+            }
+            _ => Ok(Control::Continue),
+        }
+    }
+
+    /// Takes the canary away (the stable track was never touched, so it serves everything again),
+    /// records how, and ends the deployment in `state`.
+    async fn withdraw(
+        &self,
+        job: &Job,
+        state: &str,
+        reason: &str,
+        evidence: serde_json::Value,
+    ) -> Flow {
+        let step = self.step("withdraw", Some(0)).await?;
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &job.namespace);
+        let name = render::canary_name(&job.service);
+        let removed = apply::with_retries(
+            &format!("delete Deployment/{name}"),
+            5,
+            Duration::from_secs(10),
+            || async {
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await;
+        let mut evidence = evidence;
+        evidence["canary_removed"] = removed.is_ok().into();
+        match removed {
+            Ok(()) => {
+                self.step_end(
+                    step.seq,
+                    "succeeded",
+                    "canary removed; the stable release serves all traffic",
+                    evidence,
+                )
+                .await?;
+                self.finish(state, reason).await
+            }
+            Err(e) => {
+                self.step_end(step.seq, "failed", &e, evidence).await?;
+                self.finish(state, &format!("{reason}; removing the canary failed ({e}): it still gets a share of traffic"))
+                    .await
+            }
+        }
+    }
+
+    /// The step of `kind` at `weight` that a previous driver started, or a new one.
+    async fn step(&self, kind: &str, weight: Option<i32>) -> Flow<StepRow> {
+        let found = sqlx::query!(
+            r#"SELECT seq, state FROM deployment_steps
+               WHERE deployment_id = $1 AND kind = $2 AND weight IS NOT DISTINCT FROM $3
+               ORDER BY seq DESC LIMIT 1"#,
+            self.id,
+            kind,
+            weight
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(r) = found {
+            if r.state != "failed" {
+                return Ok(StepRow {
+                    seq: r.seq,
+                    state: r.state,
+                });
+            }
+        }
+        let seq = sqlx::query_scalar!(
+            r#"INSERT INTO deployment_steps (deployment_id, seq, kind, state, weight)
+               SELECT $1, (SELECT COALESCE(max(seq), 0) + 1 FROM deployment_steps WHERE deployment_id = $1), $2, 'running', $3
+               WHERE EXISTS (SELECT 1 FROM deployments WHERE id = $1 AND lease_owner = $4 AND state = 'in_progress')
+               RETURNING seq"#,
+            self.id,
+            kind,
+            weight,
+            self.replica
+        )
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(Stop::Lost)?;
+        Ok(StepRow {
+            seq,
+            state: "running".into(),
+        })
+    }
+
+    /// How long the step has held its weight, and how many of its analyses were inconclusive.
+    async fn step_clock(&self, seq: i32) -> Flow<(Duration, u32)> {
+        let r = sqlx::query!(
+            r#"SELECT EXTRACT(EPOCH FROM now() - s.started_at)::float8 AS "held!",
+                      (SELECT count(*) FROM canary_analyses a WHERE a.deployment_id = s.deployment_id AND a.step_seq = s.seq
+                         AND a.decision = 'inconclusive') AS "inconclusive!"
+               FROM deployment_steps s WHERE s.deployment_id = $1 AND s.seq = $2"#,
+            self.id,
+            seq
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok((
+            Duration::from_secs_f64(r.held.max(0.0)),
+            r.inconclusive as u32,
+        ))
+    }
+
+    async fn record_analysis(
+        &self,
+        seq: i32,
+        weight: u32,
+        m: &canary::Measurement,
+        decision: &Decision,
+        detail: &str,
+        queries: &Queries,
+    ) -> Flow {
+        // The run number comes from the rows themselves and the key refuses a duplicate, so two
+        // drivers cannot both record run n; the lease fence stops a driver that was replaced.
+        let inserted = sqlx::query!(
+            r#"INSERT INTO canary_analyses (deployment_id, step_seq, run, weight, error_rate, requests, decision, detail, query, replica)
+               SELECT $1, $2, (SELECT COALESCE(max(run), 0) + 1 FROM canary_analyses WHERE deployment_id = $1 AND step_seq = $2),
+                      $3, $4, $5, $6, $7, $8, $9
+               WHERE EXISTS (SELECT 1 FROM deployments WHERE id = $1 AND lease_owner = $9 AND state = 'in_progress')
+               ON CONFLICT DO NOTHING"#,
+            self.id,
+            seq,
+            weight as i32,
+            m.error_ratio.filter(|r| r.is_finite()).map(|r| r * 100.0),
+            m.requests.filter(|r| r.is_finite()),
+            decision.label(),
+            detail,
+            format!("{}\n{}", queries.error_rate, queries.requests),
+            self.replica
+        )
+        .execute(self.pool())
+        .await?;
+        if inserted.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(Stop::Lost)
+        }
+    }
+
+    async fn fenced_update_split(&self, split: &str) -> Flow {
+        let r = sqlx::query!(
+            "UPDATE deployments SET traffic_split = $3 WHERE id = $1 AND lease_owner = $2 AND state = 'in_progress'",
+            self.id,
+            self.replica,
+            split
+        )
+        .execute(self.pool())
+        .await?;
+        if r.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(Stop::Lost)
+        }
+    }
+
+    async fn step_message(&self, seq: i32, message: &str) -> Flow {
+        sqlx::query!(
+            "UPDATE deployment_steps SET message = $3 WHERE deployment_id = $1 AND seq = $2",
+            self.id,
+            seq,
+            message
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn step_end(
+        &self,
+        seq: i32,
+        state: &str,
+        message: &str,
+        evidence: serde_json::Value,
+    ) -> Flow {
+        let r = sqlx::query!(
+            "UPDATE deployment_steps SET state = $3, message = $4, evidence = evidence || $5, finished_at = now()
+             WHERE deployment_id = $1 AND seq = $2
+               AND EXISTS (SELECT 1 FROM deployments WHERE id = $1 AND lease_owner = $6 AND state = 'in_progress')",
+            self.id,
+            seq,
+            state,
+            message,
+            evidence,
+            self.replica
+        )
+        .execute(self.pool())
+        .await?;
+        if r.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(Stop::Lost)
+        }
+    }
+
+    /// The one terminal state: only the lease holder of an in-progress deployment can write it.
+    async fn finish(&self, state: &str, reason: &str) -> Flow {
+        let r = sqlx::query!(
+            "UPDATE deployments SET state = $2, state_reason = $3, finished_at = now(), lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND state = 'in_progress' AND lease_owner = $4
+             RETURNING strategy",
+            self.id,
+            state,
+            reason,
+            self.replica
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(r) = r else { return Err(Stop::Lost) };
+        metrics::counter!("enclii_rollouts_total", "strategy" => r.strategy, "state" => state.to_owned()).increment(1);
+        tracing::info!(deployment = self.id, state, reason, "deployment finished");
+        // Wakes workers: a deployment of the same service may have been waiting for this one.
+        let _ = sqlx::query!(
+            "SELECT pg_notify('enclii_deployments', $1)",
+            self.id.to_string()
+        )
+        .execute(self.pool())
+        .await;
+        Ok(())
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Control {
+    Continue,
+    Promote,
+    /// The deployment was aborted or superseded, and is finished.
+    Ended,
 }
 
 /// The image by digest when the release knows it: a tag can be moved, a digest cannot.
@@ -267,54 +856,6 @@ pub fn pinned_image(image_ref: &str, digest: Option<&str>) -> String {
         }
         _ => image_ref.to_owned(),
     }
-}
-
-async fn step_start(pool: &PgPool, id: i64, kind: &str, weight: Option<i32>) -> sqlx::Result<i32> {
-    sqlx::query_scalar!(
-        r#"INSERT INTO deployment_steps (deployment_id, seq, kind, state, weight)
-           VALUES ($1, (SELECT COALESCE(max(seq), 0) + 1 FROM deployment_steps WHERE deployment_id = $1), $2, 'running', $3)
-           RETURNING seq"#,
-        id,
-        kind,
-        weight
-    )
-    .fetch_one(pool)
-    .await
-}
-
-async fn step_end(
-    pool: &PgPool,
-    id: i64,
-    seq: i32,
-    state: &str,
-    message: &str,
-    evidence: serde_json::Value,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE deployment_steps SET state = $3, message = $4, evidence = evidence || $5, finished_at = now() WHERE deployment_id = $1 AND seq = $2",
-        id,
-        seq,
-        state,
-        message,
-        evidence
-    )
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-async fn finish(pool: &PgPool, id: i64, state: &str, reason: &str) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE deployments SET state = $2, state_reason = $3, finished_at = now(), lease_owner = NULL, lease_until = NULL
-         WHERE id = $1 AND state = 'in_progress'",
-        id,
-        state,
-        reason
-    )
-    .execute(pool)
-    .await?;
-    tracing::info!(deployment = id, state, reason, "deployment finished");
-    Ok(())
 }
 
 #[cfg(test)]

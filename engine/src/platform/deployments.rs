@@ -2,7 +2,10 @@
 //! environment). Recording a deployment here is the start of a rollout; driving it to a terminal
 //! state is the Kubernetes engine's work.
 
-use enclii_api::{ApiError, DeploymentState, DeploymentSummary, Page};
+use enclii_api::{
+    ApiError, CanaryAnalysis, DeploymentDetail, DeploymentState, DeploymentStep, DeploymentSummary,
+    Page,
+};
 use sqlx::PgPool;
 
 use super::{page_limit, project_access};
@@ -133,6 +136,16 @@ async fn insert(
          WHERE service_id = $1 AND environment_id = $2 AND state = 'pending'",
         t.service_id,
         t.environment_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    // A canary being analysed is withdrawn at its driver's next tick; this one starts after it.
+    sqlx::query!(
+        "UPDATE deployments SET requested_action = 'supersede', requested_by = $3
+         WHERE service_id = $1 AND environment_id = $2 AND state = 'in_progress' AND strategy = 'canary'",
+        t.service_id,
+        t.environment_id,
+        who
     )
     .execute(&mut *tx)
     .await?;
@@ -280,6 +293,147 @@ pub async fn list(
     Ok(crate::platform::keyset_page(items, limit, |d| {
         d.id.to_string()
     }))
+}
+
+/// One deployment of a project, with its steps and canary analyses.
+pub async fn get(
+    pool: &PgPool,
+    caller: Option<&Caller>,
+    project: &str,
+    id: i64,
+) -> crate::Result<DeploymentDetail> {
+    let project = project_access(pool, caller, project, Action::ViewProject).await?;
+    let r = sqlx::query!(
+        r#"SELECT d.id, s.name AS service, e.name AS environment, d.state, d.state_reason, d.strategy,
+                  r.image_ref, r.spec_revision, d.created_at, d.finished_at, d.traffic_split, d.requested_action,
+                  sr.spec
+           FROM deployments d JOIN services s ON s.id = d.service_id
+                JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
+                JOIN spec_revisions sr ON sr.service_id = r.service_id AND sr.revision = r.spec_revision
+           WHERE d.id = $1 AND s.project_id = $2"#,
+        id,
+        project.id
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("project `{}` has no deployment #{id}", project.slug)))?;
+    let steps = sqlx::query_as!(
+        DeploymentStep,
+        "SELECT seq, kind, state, weight, message, evidence, started_at, finished_at
+         FROM deployment_steps WHERE deployment_id = $1 ORDER BY seq",
+        id
+    )
+    .fetch_all(pool)
+    .await?;
+    let analyses = sqlx::query_as!(
+        CanaryAnalysis,
+        "SELECT step_seq, run, weight, error_rate, requests, decision, detail, query, measured_at
+         FROM canary_analyses WHERE deployment_id = $1 ORDER BY step_seq, run",
+        id
+    )
+    .fetch_all(pool)
+    .await?;
+    // The weights as the release's spec plans them (the stored spec is the typed model as JSON).
+    let plan = serde_json::from_value::<enclii_spec::model::Rollout>(
+        r.spec
+            .pointer("/spec/rollout")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null),
+    )
+    .unwrap_or_default()
+    .steps
+    .iter()
+    .map(|s| s.weight)
+    .collect();
+    Ok(DeploymentDetail {
+        deployment: DeploymentSummary {
+            id: r.id,
+            project: project.slug.clone(),
+            service: r.service,
+            environment: r.environment,
+            state: DeploymentState::parse(&r.state).unwrap_or(DeploymentState::Failed),
+            state_reason: r.state_reason,
+            strategy: r.strategy,
+            image: r.image_ref,
+            spec_revision: r.spec_revision,
+            created_at: r.created_at,
+            finished_at: r.finished_at,
+        },
+        traffic_split: r.traffic_split,
+        requested_action: r.requested_action,
+        plan,
+        steps,
+        analyses,
+    })
+}
+
+/// Asks the driver of a canary to skip the remaining analysis (`promote`) or to take the canary
+/// away (`abort`). The driver acts on it at its next tick, on whichever replica holds the lease.
+pub async fn control(
+    pool: &PgPool,
+    caller: Option<&Caller>,
+    project: &str,
+    id: i64,
+    action: &str,
+) -> crate::Result<DeploymentSummary> {
+    let project = project_access(pool, caller, project, Action::Deploy).await?;
+    if !matches!(action, "promote" | "abort") {
+        return Err(ApiError::invalid(format!("`{action}` is neither promote nor abort")).into());
+    }
+    let mut tx = pool.begin().await?;
+    let row = sqlx::query!(
+        r#"SELECT d.state, d.strategy, d.traffic_split FROM deployments d JOIN services s ON s.id = d.service_id
+           WHERE d.id = $1 AND s.project_id = $2 FOR UPDATE OF d"#,
+        id,
+        project.id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("project `{}` has no deployment #{id}", project.slug)))?;
+    let state = DeploymentState::parse(&row.state).unwrap_or(DeploymentState::Failed);
+    if state.is_terminal() {
+        return Err(ApiError::conflict(format!(
+            "deployment #{id} already ended ({}); nothing to {action}",
+            state.as_str()
+        ))
+        .into());
+    }
+    let is_canary = row.strategy == "canary"
+        && row
+            .traffic_split
+            .as_deref()
+            .is_none_or(|s| s.starts_with("replica ratio"));
+    if !is_canary {
+        return Err(ApiError::conflict(format!(
+            "deployment #{id} is not a canary ({}); only canaries can be promoted or aborted",
+            row.traffic_split.as_deref().unwrap_or(&row.strategy)
+        ))
+        .into());
+    }
+    let who = caller.map(|c| c.user_id);
+    sqlx::query!(
+        "UPDATE deployments SET requested_action = $2, requested_by = $3 WHERE id = $1",
+        id,
+        action,
+        who
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        caller,
+        audit::Event::new(if action == "promote" {
+            "deployment.promote"
+        } else {
+            "deployment.abort"
+        })
+        .target("deployment", id.to_string())
+        .project(project.id),
+    )
+    .await?;
+    tx.commit().await?;
+    let detail = get(pool, caller, &project.slug, id).await?;
+    Ok(detail.deployment)
 }
 
 /// A container image reference: `registry/name[:tag][@sha256:…]`, without spaces or schemes.

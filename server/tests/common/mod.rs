@@ -28,7 +28,7 @@ impl TestApp {
     }
 }
 
-fn settings() -> Settings {
+pub fn settings() -> Settings {
     // The pool comes from sqlx::test; this URL is never dialled.
     let mut settings = Settings::with_database_url("postgres://unused").expect("default settings");
     settings.database.migrate = false; // sqlx::test already applied the migrations
@@ -126,25 +126,52 @@ impl TestApp {
     }
 }
 
-/// A server whose deployments go to a fresh sandbox cluster (fast pods, short deadlines).
-pub async fn spawn_app_with_sandbox(pool: PgPool) -> (TestApp, enclii_sandbox::Sandbox) {
+/// The sandbox as deploy tests use it: pods ready in 200 ms, a 2 s progress deadline.
+pub async fn start_sandbox() -> enclii_sandbox::Sandbox {
     let options = enclii_sandbox::Options {
         ready_delay: std::time::Duration::from_millis(200),
         progress_deadline: std::time::Duration::from_secs(2),
         log_interval: std::time::Duration::from_millis(50),
     };
+    enclii_sandbox::Sandbox::start(options)
+        .await
+        .expect("start the sandbox")
+}
+
+/// Settings whose deployments go to `sandbox`, with a quick canary clock (analyses every 100 ms,
+/// three inconclusive ones fail a step) and short leases.
+pub fn sandbox_settings(sandbox: &enclii_sandbox::Sandbox) -> Settings {
+    let mut s = settings();
+    s.cluster.mode = switchyard_engine::config::ClusterMode::Url;
+    s.cluster.url = Some(sandbox.kube_url.clone());
+    s.cluster.rollout_timeout_secs = 30;
+    s.cluster.lease_secs = 2;
+    s.canary.prometheus_url = Some(sandbox.prometheus_url.clone());
+    s.canary.interval_ms = 100;
+    s.canary.inconclusive_limit = 3;
+    s
+}
+
+/// `spec` with canary steps of 10% and 50% held for `pause` each (the fixtures use the seed's
+/// 60 s pauses, too slow for a test).
+pub fn with_canary_pause(spec: &str, pause: &str) -> String {
+    let rollout = format!(
+        "spec:\n  rollout:\n    steps:\n      - weight: 10\n        pause: {pause}\n      - weight: 50\n        pause: {pause}\n      - weight: 100\n"
+    );
+    let out = spec.replacen("\nspec:\n", &format!("\n{rollout}"), 1);
+    assert_ne!(out, spec, "the spec has a top-level `spec:` line");
+    out
+}
+
+/// A server whose deployments go to a fresh sandbox cluster (fast pods, short deadlines).
+pub async fn spawn_app_with_sandbox(pool: PgPool) -> (TestApp, enclii_sandbox::Sandbox) {
     // RUST_LOG=debug shows the worker's and kube-rs' view when a deploy test fails.
     if std::env::var_os("RUST_LOG").is_some() {
         switchyard_server::telemetry::init(&Default::default());
     }
-    let sandbox = enclii_sandbox::Sandbox::start(options)
-        .await
-        .expect("start the sandbox");
-    let mut s = settings();
+    let sandbox = start_sandbox().await;
+    let mut s = sandbox_settings(&sandbox);
     s.cluster.worker = true;
-    s.cluster.mode = switchyard_engine::config::ClusterMode::Url;
-    s.cluster.url = Some(sandbox.kube_url.clone());
-    s.cluster.rollout_timeout_secs = 30;
     let app = switchyard_server::build_with_pool(s, pool)
         .await
         .expect("build app");
@@ -178,4 +205,9 @@ pub async fn wait_for_deployment(
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("deployment {id} did not finish");
+}
+
+/// Serves an app built by the caller (settings of its own).
+pub async fn serve_app(app: switchyard_server::Switchyard) -> TestApp {
+    serve(app.router, app.engine).await
 }

@@ -195,3 +195,49 @@ fn a_cert_manager_issuer_gets_a_certificate() {
         1
     );
 }
+
+#[test]
+fn the_canary_track_has_its_own_deployment_and_selector_and_the_service_selects_both_tracks() {
+    let file = parse(FIXTURES[0].1).unwrap();
+    let target = Target {
+        project: "enclii-platform",
+        environment: "production",
+        namespace: "enclii-platform-production",
+        image: "ghcr.io/madfam-io/switchyard-api:2",
+        release: "r2",
+    };
+    let canary = canary(&file, &target, 2);
+    assert_eq!(canary.name, "switchyard-api-canary");
+    let spec = &canary.body["spec"];
+    assert_eq!(
+        spec["replicas"], 2,
+        "a fixed count even though the spec autoscales"
+    );
+    assert_eq!(spec["selector"]["matchLabels"][LABEL_TRACK], TRACK_CANARY);
+    assert_eq!(
+        spec["template"]["metadata"]["labels"][LABEL_TRACK],
+        TRACK_CANARY
+    );
+    assert_eq!(
+        spec["template"]["spec"]["containers"][0]["image"],
+        "ghcr.io/madfam-io/switchyard-api:2"
+    );
+    assert_eq!(
+        canary.body["metadata"]["labels"][LABEL_SERVICE], "switchyard-api",
+        "pruned with the service"
+    );
+
+    let all = render(&file, &target);
+    let stable = all.iter().find(|m| m.kind == "Deployment").unwrap();
+    assert_eq!(
+        stable.body["spec"]["selector"]["matchLabels"][LABEL_TRACK],
+        TRACK_STABLE
+    );
+    // The Service selects by service only: both tracks' pods receive traffic.
+    let service = all.iter().find(|m| m.kind == "Service").unwrap();
+    assert!(service.body["spec"]["selector"].get(LABEL_TRACK).is_none());
+    assert_eq!(
+        service.body["spec"]["selector"][LABEL_SERVICE],
+        "switchyard-api"
+    );
+}

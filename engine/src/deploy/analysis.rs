@@ -1,0 +1,156 @@
+//! Measuring a canary track in Prometheus: the configured queries, filled in per service, as
+//! instant queries over HTTP. An empty answer is "no data", which the decision treats as
+//! inconclusive; an unreachable Prometheus is an error the worker retries and records.
+
+use std::time::Duration;
+
+use crate::config::CanarySettings;
+use crate::deploy::canary::Measurement;
+
+pub struct Prometheus {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// The queries one analysis ran, as recorded with its result.
+pub struct Queries {
+    pub error_rate: String,
+    pub requests: String,
+}
+
+impl Queries {
+    pub fn new(settings: &CanarySettings, namespace: &str, service: &str, track: &str) -> Self {
+        let fill = |q: &str| {
+            q.replace("{namespace}", namespace)
+                .replace("{service}", service)
+                .replace("{track}", track)
+                .replace("{window}", &format!("{}s", settings.window_secs))
+        };
+        Self {
+            error_rate: fill(&settings.error_rate_query),
+            requests: fill(&settings.request_count_query),
+        }
+    }
+}
+
+impl Prometheus {
+    pub fn new(base: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .unwrap_or_default();
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    pub async fn measure(&self, q: &Queries) -> Result<Measurement, String> {
+        Ok(Measurement {
+            error_ratio: self.scalar(&q.error_rate).await?,
+            requests: self.scalar(&q.requests).await?,
+        })
+    }
+
+    /// The first sample of an instant vector (or a scalar); `None` when the result is empty.
+    async fn scalar(&self, query: &str) -> Result<Option<f64>, String> {
+        let url = format!("{}/api/v1/query", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .form(&[("query", query)])
+            .send()
+            .await
+            .map_err(|e| format!("Prometheus at {} is unreachable: {e}", self.base))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.map_err(|e| {
+            format!("Prometheus answered {status} with a body that is not JSON: {e}")
+        })?;
+        parse_sample(&body)
+    }
+}
+
+/// Reads `{"status":"success","data":{"resultType":"vector","result":[{"value":[t,"v"]}]}}`.
+pub fn parse_sample(body: &serde_json::Value) -> Result<Option<f64>, String> {
+    if body["status"] != "success" {
+        return Err(format!(
+            "Prometheus refused the query: {}",
+            body["error"].as_str().unwrap_or("no reason given")
+        ));
+    }
+    let data = &body["data"];
+    let value = match data["resultType"].as_str() {
+        Some("vector") => match data["result"].as_array().and_then(|r| r.first()) {
+            Some(sample) => &sample["value"][1],
+            None => return Ok(None),
+        },
+        Some("scalar") => &data["result"][1],
+        other => {
+            return Err(format!(
+                "Prometheus returned a {other:?} result; the query must give one number"
+            ));
+        }
+    };
+    let text = value
+        .as_str()
+        .ok_or("Prometheus returned a sample without a value")?;
+    // "NaN" (0/0: no requests at all) parses as NaN; the decision treats it as no data.
+    text.parse::<f64>()
+        .map(Some)
+        .map_err(|_| format!("Prometheus returned {text:?}, not a number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn samples_empty_results_and_errors_are_told_apart() {
+        let v = |r: serde_json::Value| json!({"status": "success", "data": {"resultType": "vector", "result": r}});
+        assert_eq!(
+            parse_sample(&v(json!([{"metric": {}, "value": [1, "0.25"]}]))),
+            Ok(Some(0.25))
+        );
+        assert_eq!(parse_sample(&v(json!([]))), Ok(None));
+        assert!(
+            parse_sample(&v(json!([{"metric": {}, "value": [1, "NaN"]}])))
+                .unwrap()
+                .unwrap()
+                .is_nan()
+        );
+        assert_eq!(
+            parse_sample(
+                &json!({"status": "success", "data": {"resultType": "scalar", "result": [1, "3"]}})
+            ),
+            Ok(Some(3.0))
+        );
+        assert!(
+            parse_sample(&json!({"status": "error", "error": "parse error"}))
+                .unwrap_err()
+                .contains("parse error")
+        );
+        assert!(
+            parse_sample(
+                &json!({"status": "success", "data": {"resultType": "matrix", "result": []}})
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn queries_are_filled_per_track() {
+        let q = Queries::new(&CanarySettings::default(), "p-prod", "api", "canary");
+        assert!(
+            q.error_rate
+                .contains(r#"namespace="p-prod",service="api",track="canary",code=~"5..""#),
+            "{}",
+            q.error_rate
+        );
+        assert!(q.requests.contains("[60s]"), "{}", q.requests);
+        for placeholder in ["{namespace}", "{service}", "{track}", "{window}"] {
+            assert!(!q.requests.contains(placeholder) && !q.error_rate.contains(placeholder));
+        }
+    }
+}
