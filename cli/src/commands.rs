@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use enclii_api::{DeploymentSummary, ImportOutcome, Page, Project, ServiceSummary, WhoAmI, paths};
+use enclii_api::{
+    CanaryAnalysis, DeploymentDetail, DeploymentStep, DeploymentSummary, ImportOutcome, Page,
+    Project, ServiceSummary, WhoAmI, paths,
+};
 use serde_json::json;
 
 use crate::client::{Client, Failure};
@@ -337,37 +340,48 @@ pub fn deploy(ctx: &Context, args: DeployArgs) -> Result<(), Failure> {
         return Ok(());
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout);
-    let mut last = d.state;
+    // What was printed for each step, so that only changes are shown.
+    let mut shown: std::collections::BTreeMap<i32, String> = Default::default();
+    let mut analyses = 0;
     loop {
-        let page: Page<DeploymentSummary> = client.call(
-            paths::DEPLOYMENTS_LIST,
-            &json!({"project": project, "service": d.service, "limit": 20}),
+        let now: DeploymentDetail = client.call(
+            paths::DEPLOYMENT_GET,
+            &json!({"project": project, "id": d.id}),
         )?;
-        let now = page
-            .items
-            .into_iter()
-            .find(|x| x.id == d.id)
-            .ok_or_else(|| Failure::new(5, "the deployment disappeared"))?;
-        if now.state != last && ctx.output == Format::Table {
-            println!(
-                "  {}{}",
-                now.state.as_str(),
-                now.state_reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            );
-            last = now.state;
+        if ctx.output == Format::Table {
+            for step in &now.steps {
+                let line = step_line(step);
+                if shown.get(&step.seq) != Some(&line) {
+                    println!("  {line}");
+                    shown.insert(step.seq, line);
+                }
+            }
+            for a in now.analyses.iter().skip(analyses) {
+                println!("    {}", analysis_line(a));
+            }
+            analyses = now.analyses.len();
         }
-        if now.state.is_terminal() {
+        let summary = &now.deployment;
+        if summary.state.is_terminal() {
             if ctx.output == Format::Json {
                 output::json(&now);
+            } else {
+                println!(
+                    "Deployment #{} {}{}",
+                    summary.id,
+                    summary.state.as_str(),
+                    summary
+                        .state_reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                );
             }
-            return match now.state {
+            return match summary.state {
                 enclii_api::DeploymentState::Succeeded => Ok(()),
                 state => Err(Failure::new(
                     1,
-                    format!("deployment #{} ended {}", now.id, state.as_str()),
+                    format!("deployment #{} ended {}", summary.id, state.as_str()),
                 )),
             };
         }
@@ -377,12 +391,99 @@ pub fn deploy(ctx: &Context, args: DeployArgs) -> Result<(), Failure> {
                 format!(
                     "gave up waiting after {}s; the deployment is still {}",
                     args.timeout,
-                    now.state.as_str()
+                    summary.state.as_str()
                 ),
             ));
         }
-        std::thread::sleep(std::time::Duration::from_secs(2));
+        std::thread::sleep(std::time::Duration::from_secs(1));
     }
+}
+
+/// `canary 10%  succeeded  passed after 60s at this weight`
+fn step_line(step: &DeploymentStep) -> String {
+    let weight = match (step.kind.as_str(), step.weight) {
+        ("canary" | "rollout", Some(w)) => format!(" {w}%"),
+        _ => String::new(),
+    };
+    format!("{}{weight}: {} {}", step.kind, step.state, step.message)
+        .trim_end()
+        .to_owned()
+}
+
+fn analysis_line(a: &CanaryAnalysis) -> String {
+    let rate = a
+        .error_rate
+        .map(|r| format!("{r:.2}% errors"))
+        .unwrap_or_else(|| "no data".into());
+    let requests = a
+        .requests
+        .map(|r| format!("{r:.0} requests"))
+        .unwrap_or_else(|| "no requests".into());
+    format!(
+        "analysis #{} at {}%: {rate}, {requests}: {} ({})",
+        a.run, a.weight, a.decision, a.detail
+    )
+}
+
+/// One deployment: its steps, each canary analysis, and how traffic was split.
+pub fn show_deployment(ctx: &Context, id: i64) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    let d: DeploymentDetail = client.call(
+        paths::DEPLOYMENT_GET,
+        &json!({"project": project, "id": id}),
+    )?;
+    if ctx.output == Format::Json {
+        output::json(&d);
+        return Ok(());
+    }
+    let s = &d.deployment;
+    println!(
+        "Deployment #{} of {} to {}: {}{}",
+        s.id,
+        s.service,
+        s.environment,
+        s.state.as_str(),
+        s.state_reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    );
+    println!("  image: {}", s.image);
+    println!("  strategy: {}", s.strategy);
+    if let Some(split) = &d.traffic_split {
+        println!("  traffic: {split}");
+    }
+    if let Some(action) = &d.requested_action {
+        println!("  requested: {action} (the driver acts on it at its next analysis)");
+    }
+    for step in &d.steps {
+        println!("  {}", step_line(step));
+        for a in d.analyses.iter().filter(|a| a.step_seq == step.seq) {
+            println!("    {}", analysis_line(a));
+        }
+    }
+    Ok(())
+}
+
+/// `promote` or `abort` a canary in progress.
+pub fn control_deployment(ctx: &Context, id: i64, action: &str) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    let path = if action == "promote" {
+        paths::PROMOTE
+    } else {
+        paths::ABORT
+    };
+    let d: DeploymentSummary = client.call(path, &json!({"project": project, "id": id}))?;
+    match ctx.output {
+        Format::Json => output::json(&d),
+        Format::Table => println!(
+            "Asked deployment #{} to {action}; its driver acts at the next analysis (`enclii deployment {}` shows it).",
+            d.id, d.id
+        ),
+    }
+    Ok(())
 }
 
 pub fn deployments(ctx: &Context, service: Option<String>) -> Result<(), Failure> {

@@ -75,6 +75,12 @@ enum Command {
     /// Environment variables and secrets of a service.
     #[command(subcommand)]
     Secrets(commands::SecretsCommand),
+    /// One deployment: its steps, canary analyses and traffic split.
+    Deployment { id: i64 },
+    /// Skip a canary's remaining analysis and roll it out to 100%.
+    Promote { id: i64 },
+    /// Take a canary away; the stable release serves all traffic again.
+    Abort { id: i64 },
     /// Deployment history.
     Deployments {
         #[arg(long)]
@@ -114,6 +120,9 @@ fn main() -> ExitCode {
         ),
         Command::Deploy(args) => commands::deploy(&ctx, args),
         Command::Deployments { service } => commands::deployments(&ctx, service),
+        Command::Deployment { id } => commands::show_deployment(&ctx, id),
+        Command::Promote { id } => commands::control_deployment(&ctx, id, "promote"),
+        Command::Abort { id } => commands::control_deployment(&ctx, id, "abort"),
         Command::Rollback(args) => commands::rollback(&ctx, args),
         Command::Logs(args) => commands::logs(&ctx, args),
         Command::Status { service } => commands::status(&ctx, service),

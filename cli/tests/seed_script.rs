@@ -53,11 +53,15 @@ fn ok(out: &Output) -> String {
 
 async fn start(pool: PgPool) -> Shell {
     let mut settings = switchyard_engine::Settings::with_database_url("postgres://unused").unwrap();
+    settings.cluster.worker = false;
+    start_with(pool, settings).await
+}
+
+async fn start_with(pool: PgPool, mut settings: switchyard_engine::Settings) -> Shell {
     settings.secrets.key = Some(secrecy::SecretString::from(
         "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".to_owned(),
     ));
     settings.database.migrate = false;
-    settings.cluster.worker = false;
     let user = users::upsert(
         &pool,
         &users::Identity {
@@ -214,4 +218,60 @@ async fn secrets_are_set_listed_masked_and_unset_from_the_cli(pool: PgPool) {
     );
     let after: serde_json::Value = serde_json::from_str(&out.1).unwrap();
     assert_eq!(after.as_array().unwrap().len(), 1);
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn deploy_wait_shows_each_canary_step_and_analysis_and_exits_1_on_a_rollback(pool: PgPool) {
+    let sandbox = enclii_sandbox::Sandbox::start(enclii_sandbox::Options {
+        ready_delay: std::time::Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut settings = switchyard_engine::Settings::with_database_url("postgres://unused").unwrap();
+    settings.cluster.mode = switchyard_engine::config::ClusterMode::Url;
+    settings.cluster.url = Some(sandbox.kube_url.clone());
+    settings.canary.prometheus_url = Some(sandbox.prometheus_url.clone());
+    settings.canary.interval_ms = 100;
+    let sh = start_with(pool, settings).await;
+    let spec = sh.home.join("docs-site.yaml");
+    std::fs::write(
+        &spec,
+        include_str!("../../spec/fixtures/dogfooding/docs-site.yaml").replacen(
+            "\nspec:\n",
+            "\nspec:\n  rollout:\n    steps:\n      - weight: 10\n        pause: 200ms\n      - weight: 100\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let spec = spec.display().to_string();
+    let (first, bad, shown) = tokio::task::spawn_blocking(move || {
+        ok(&sh.run("./bin/enclii project create enclii-platform"));
+        ok(&sh.run(&format!("./bin/enclii service create --file {spec}")));
+        let first = ok(&sh.run(
+            "./bin/enclii deploy --service docs-site --env production --image ghcr.io/madfam-io/docs:1 --wait",
+        ));
+        let bad = sh.run(
+            "./bin/enclii deploy --service docs-site --env production --image ghcr.io/madfam-io/docs:errors --wait",
+        );
+        let shown = ok(&sh.run("./bin/enclii deployment 2"));
+        (first, bad, shown)
+    })
+    .await
+    .unwrap();
+    assert!(first.contains("rollout 100%: succeeded"), "{first}");
+    assert!(first.contains("Deployment #1 succeeded"), "{first}");
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("canary 10%: failed error rate 8.00% exceeded 2%"),
+        "{out}"
+    );
+    assert!(out.contains("analysis #1 at 10%: 8.00% errors"), "{out}");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("deployment #2 ended rolled_back"));
+    assert!(shown.contains("traffic: replica ratio"), "{shown}");
+    assert!(
+        shown.contains("withdraw: succeeded canary removed"),
+        "{shown}"
+    );
 }
