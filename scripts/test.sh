@@ -31,6 +31,7 @@ ENCLII_PUBLIC_URL="http://127.0.0.1:$PORT" \
 ENCLII_DATABASE__URL="$PG_URL_BASE/$E2E_DB" \
 ENCLII_SITE__ROOT="$ROOT/target/site" \
 ENCLII_CLUSTER__MODE=sandbox \
+ENCLII_CANARY__INTERVAL_MS=500 \
   "$TARGET_DIR/debug/switchyard" >"$LOG" 2>&1 &
 SERVER_PID=$!
 cleanup() {

@@ -247,6 +247,73 @@ pub struct DeploymentDetail {
     pub analyses: Vec<CanaryAnalysis>,
 }
 
+/// One weight of the plan as the timeline shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub weight: u32,
+    /// `pending`, `running`, `succeeded`, `failed` or `skipped` (the deployment ended before it).
+    pub state: &'static str,
+    /// The latest analysis at this weight, percent.
+    pub error_rate: Option<f64>,
+    pub requests: Option<f64>,
+}
+
+impl DeploymentDetail {
+    /// The plan's weights with how far the deployment got through each. The 100% stage is the
+    /// full rollout; a deployment that went out in one step shows only that.
+    pub fn stages(&self) -> Vec<Stage> {
+        let one_step = self
+            .traffic_split
+            .as_deref()
+            .is_some_and(|s| !s.starts_with("replica ratio"));
+        let plan: Vec<u32> = if one_step || self.plan.is_empty() {
+            vec![100]
+        } else {
+            self.plan.clone()
+        };
+        let ended = self.deployment.state.is_terminal();
+        plan.into_iter()
+            .map(|weight| {
+                let kind = if weight >= 100 { "rollout" } else { "canary" };
+                let step = self
+                    .steps
+                    .iter()
+                    .rev()
+                    .find(|s| s.kind == kind && s.weight == Some(weight as i32));
+                let state = match step.map(|s| s.state.as_str()) {
+                    Some("running") if ended => "failed",
+                    Some("running") => "running",
+                    Some("succeeded") => "succeeded",
+                    Some(_) => "failed",
+                    None if ended => "skipped",
+                    None => "pending",
+                };
+                let last = self
+                    .analyses
+                    .iter()
+                    .rev()
+                    .find(|a| a.weight == weight as i32);
+                Stage {
+                    weight,
+                    state,
+                    error_rate: last.and_then(|a| a.error_rate),
+                    requests: last.and_then(|a| a.requests),
+                }
+            })
+            .collect()
+    }
+
+    /// Whether promote and abort apply: a canary still in progress.
+    pub fn is_live_canary(&self) -> bool {
+        !self.deployment.state.is_terminal()
+            && self.deployment.strategy == "canary"
+            && self
+                .traffic_split
+                .as_deref()
+                .is_none_or(|s| s.starts_with("replica ratio"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentStep {
     pub seq: i32,
@@ -503,5 +570,103 @@ mod tests {
         );
         assert_eq!(Role::parse("admin"), Some(Role::Admin));
         assert_eq!(Role::parse("root"), None);
+    }
+}
+
+#[cfg(test)]
+mod stage_tests {
+    use super::*;
+
+    fn detail(
+        state: DeploymentState,
+        split: Option<&str>,
+        steps: &[(&str, i32, &str)],
+    ) -> DeploymentDetail {
+        let at = DateTime::<Utc>::from_timestamp(0, 0).unwrap();
+        DeploymentDetail {
+            deployment: DeploymentSummary {
+                id: 1,
+                project: "p".into(),
+                service: "s".into(),
+                environment: "production".into(),
+                state,
+                state_reason: None,
+                strategy: "canary".into(),
+                image: "i".into(),
+                spec_revision: 1,
+                created_at: at,
+                finished_at: None,
+            },
+            traffic_split: split.map(Into::into),
+            requested_action: None,
+            plan: vec![10, 50, 100],
+            steps: steps
+                .iter()
+                .enumerate()
+                .map(|(i, (kind, weight, state))| DeploymentStep {
+                    seq: i as i32 + 1,
+                    kind: (*kind).into(),
+                    state: (*state).into(),
+                    weight: Some(*weight),
+                    message: String::new(),
+                    evidence: serde_json::Value::Null,
+                    started_at: at,
+                    finished_at: None,
+                })
+                .collect(),
+            analyses: vec![CanaryAnalysis {
+                step_seq: 1,
+                run: 1,
+                weight: 10,
+                error_rate: Some(0.4),
+                requests: Some(600.0),
+                decision: "pass".into(),
+                detail: String::new(),
+                query: String::new(),
+                measured_at: at,
+            }],
+        }
+    }
+
+    fn states(d: &DeploymentDetail) -> Vec<(u32, &'static str)> {
+        d.stages()
+            .into_iter()
+            .map(|s| (s.weight, s.state))
+            .collect()
+    }
+
+    #[test]
+    fn stages_follow_the_steps() {
+        let split = Some("replica ratio: …");
+        let running = detail(
+            DeploymentState::InProgress,
+            split,
+            &[("canary", 10, "succeeded"), ("canary", 50, "running")],
+        );
+        assert_eq!(
+            states(&running),
+            [(10, "succeeded"), (50, "running"), (100, "pending")]
+        );
+        assert_eq!(running.stages()[0].error_rate, Some(0.4));
+        assert!(running.is_live_canary());
+        let rolled_back = detail(
+            DeploymentState::RolledBack,
+            split,
+            &[("canary", 10, "succeeded"), ("canary", 50, "failed")],
+        );
+        assert_eq!(
+            states(&rolled_back),
+            [(10, "succeeded"), (50, "failed"), (100, "skipped")]
+        );
+        assert!(!rolled_back.is_live_canary());
+        let killed = detail(DeploymentState::Failed, split, &[("canary", 10, "running")]);
+        assert_eq!(states(&killed)[0], (10, "failed"));
+        let one_step = detail(
+            DeploymentState::Succeeded,
+            Some("one step: first release"),
+            &[("rollout", 100, "succeeded")],
+        );
+        assert_eq!(states(&one_step), [(100, "succeeded")]);
+        assert!(!one_step.is_live_canary());
     }
 }

@@ -11,3 +11,12 @@ export async function signIn(page: Page, login: string, startAt = "/") {
   await page.locator('button[type="submit"]').click();
   await expect(page.getByTestId("user-menu")).toContainText(`Test ${login}`);
 }
+
+/** Creates an API token on the Settings page (as a person would) and returns its secret. */
+export async function apiToken(page: Page): Promise<string> {
+  await page.goto("/settings");
+  await expect(page.locator("#app")).toHaveAttribute("data-hydrated", "true");
+  await page.getByLabel("Name").fill("e2e");
+  await page.getByRole("button", { name: "Create token" }).click();
+  return (await page.getByTestId("new-token").textContent())!;
+}

@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod deploy;
+pub mod events;
 pub mod platform;
 
 pub use config::Settings;
@@ -30,6 +31,8 @@ pub struct Engine {
     pub secrets: Option<Arc<crypto::SecretBox>>,
     /// The Kubernetes client, once the cluster is connected (reading logs and status needs it).
     pub kube: Arc<std::sync::OnceLock<kube::Client>>,
+    /// Ids of deployments that changed (see [`events`]).
+    pub deployment_events: tokio::sync::broadcast::Sender<i64>,
 }
 
 impl Engine {
@@ -58,6 +61,7 @@ impl Engine {
             login_limiter,
             secrets,
             kube: Arc::new(std::sync::OnceLock::new()),
+            deployment_events: events::channel(),
         })
     }
 }

@@ -46,6 +46,10 @@ pub async fn build_with_pool(settings: Settings, pool: sqlx::PgPool) -> anyhow::
             }
         }
     });
+    tokio::spawn(switchyard_engine::events::run(
+        engine.pool.clone(),
+        engine.deployment_events.clone(),
+    ));
     let sandbox = start_cluster(&engine).await?;
     let leptos_options = leptos_options(&engine.settings);
     let router = http::router(engine.clone(), leptos_options);

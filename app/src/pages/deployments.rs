@@ -169,14 +169,14 @@ fn DeploymentTable(list: Vec<DeploymentSummary>) -> impl IntoView {
                     {list
                         .into_iter()
                         .map(|d| {
-                            let tone = match d.state.as_str() {
-                                "succeeded" => "bg-emerald-100 text-emerald-900 dark:bg-emerald-900 dark:text-emerald-100",
-                                "failed" | "rolled_back" | "aborted" => "bg-red-100 text-red-900 dark:bg-red-900 dark:text-red-100",
-                                _ => "bg-slate-100 text-slate-800 dark:bg-slate-800 dark:text-slate-100",
-                            };
+                            let tone = super::deployment::state_tone(d.state.as_str());
                             view! {
                                 <tr class="border-t border-slate-200 dark:border-slate-800">
-                                    <td class="py-2">{d.id}</td>
+                                    <td class="py-2">
+                                        <a class="font-medium text-indigo-700 hover:underline dark:text-indigo-300" href=format!("/projects/{}/deployments/{}", d.project, d.id)>
+                                            {format!("#{}", d.id)}
+                                        </a>
+                                    </td>
                                     <td>{format!("{}/{}", d.project, d.service)}</td>
                                     <td>{d.environment}</td>
                                     <td>

@@ -3,6 +3,7 @@
 
 pub mod api_errors;
 pub mod auth;
+pub mod events;
 pub mod health;
 pub mod logs;
 pub mod metrics;
@@ -52,6 +53,7 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         .merge(health::routes())
         .merge(auth::routes())
         .merge(logs::routes())
+        .merge(events::routes())
         .merge(metrics::routes())
         .nest_service("/pkg", static_files::pkg(&state.leptos_options))
         .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), app_shell)

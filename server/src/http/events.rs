@@ -1,0 +1,102 @@
+//! `GET /api/events/deployments/{project}/{id}`: a deployment's record as server-sent events, sent
+//! whenever it changes, until it ends. The dashboard's live timeline and anything else that wants
+//! to watch a rollout without polling use it. Like every endpoint, it establishes the caller first.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use enclii_api::ApiError;
+use switchyard_engine::platform::deployments;
+use switchyard_engine::{Engine, auth};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/events/deployments/{project}/{id}", get(deployment))
+}
+
+fn fail(e: ApiError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(e)).into_response()
+}
+
+async fn deployment(
+    State(engine): State<Engine>,
+    Path((project, id)): Path<(String, i64)>,
+    parts: Parts,
+) -> Response {
+    let addr = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let caller = match auth::from_headers(&engine, &parts.headers, addr).await {
+        Ok(c) => c,
+        Err(e) => return fail(e.into_api()),
+    };
+    // Subscribe before the first read, so that no change between the two is missed.
+    let mut changes = engine.deployment_events.subscribe();
+    let first = match deployments::get(&engine.pool, caller.as_ref(), &project, id).await {
+        Ok(d) => d,
+        Err(e) => return fail(e.into_api()),
+    };
+    let stream = async_stream(move |tx| async move {
+        let mut last = first;
+        if tx.send(event(&last)).await.is_err() {
+            return;
+        }
+        while !last.deployment.state.is_terminal() {
+            match changes.recv().await {
+                Ok(changed) if changed != id => continue,
+                // Lagged: some ids were dropped, ours may be among them; re-read to be sure.
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            }
+            // A burst of changes (a step and its analysis) becomes one event.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Access is re-checked on every read: a member removed mid-stream stops receiving.
+            let now = match deployments::get(&engine.pool, caller.as_ref(), &project, id).await {
+                Ok(d) => d,
+                Err(_) => return,
+            };
+            if now != last {
+                if tx.send(event(&now)).await.is_err() {
+                    return;
+                }
+                last = now;
+            }
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+fn event(d: &enclii_api::DeploymentDetail) -> Result<Event, Infallible> {
+    Ok(Event::default()
+        .event("deployment")
+        .data(serde_json::to_string(d).unwrap_or_default()))
+}
+
+/// A stream fed by a task through a small channel: the task ends when the client goes away.
+fn async_stream<F, Fut>(
+    body: F,
+) -> impl futures::Stream<Item = Result<Event, Infallible>> + Send + 'static
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Event, Infallible>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(body(tx));
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
