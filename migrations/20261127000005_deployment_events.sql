@@ -4,8 +4,12 @@
 
 CREATE FUNCTION enclii_notify_deployment() RETURNS trigger AS $$
 BEGIN
-    PERFORM pg_notify('enclii_deployment_events',
-        (CASE WHEN TG_TABLE_NAME = 'deployments' THEN NEW.id ELSE NEW.deployment_id END)::text);
+    -- Separate branches: PL/pgSQL resolves NEW's fields only in the branch that runs.
+    IF TG_TABLE_NAME = 'deployments' THEN
+        PERFORM pg_notify('enclii_deployment_events', NEW.id::text);
+    ELSE
+        PERFORM pg_notify('enclii_deployment_events', NEW.deployment_id::text);
+    END IF;
     RETURN NULL;
 END;
 $$ LANGUAGE plpgsql;

@@ -247,6 +247,12 @@ pub struct DeploymentDetail {
     pub analyses: Vec<CanaryAnalysis>,
 }
 
+/// Whether a recorded traffic split is a canary's (replica ratio or Gateway API weights), rather
+/// than a one-step rollout's.
+pub fn is_canary_split(split: &str) -> bool {
+    split.starts_with("replica ratio") || split.starts_with("gateway api")
+}
+
 /// One weight of the plan as the timeline shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stage {
@@ -265,7 +271,7 @@ impl DeploymentDetail {
         let one_step = self
             .traffic_split
             .as_deref()
-            .is_some_and(|s| !s.starts_with("replica ratio"));
+            .is_some_and(|s| !is_canary_split(s));
         let plan: Vec<u32> = if one_step || self.plan.is_empty() {
             vec![100]
         } else {
@@ -307,10 +313,7 @@ impl DeploymentDetail {
     pub fn is_live_canary(&self) -> bool {
         !self.deployment.state.is_terminal()
             && self.deployment.strategy == "canary"
-            && self
-                .traffic_split
-                .as_deref()
-                .is_none_or(|s| s.starts_with("replica ratio"))
+            && self.traffic_split.as_deref().is_none_or(is_canary_split)
     }
 }
 

@@ -109,6 +109,7 @@ fn render(path: &PathBuf, env: &str, image: Option<&str>, project: Option<&str>)
         namespace: &namespace,
         image: image.unwrap_or(&placeholder),
         release: "unreleased",
+        gateway: None,
     };
     for manifest in enclii_spec::render::render(&file, &target) {
         print!("{}", enclii_spec::yaml::emit(&manifest.body));

@@ -62,6 +62,15 @@ pub struct CanarySettings {
     pub interval_ms: u64,
     /// Inconclusive analyses in a row a step tolerates before the deployment fails.
     pub inconclusive_limit: u32,
+    /// Split canary traffic by Gateway API HTTPRoute weights through this Gateway, when the cluster
+    /// serves the Gateway API; otherwise (or without it) by the canary/stable replica ratio.
+    pub gateway: Option<GatewaySettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewaySettings {
+    pub name: String,
+    pub namespace: String,
 }
 
 impl Default for CanarySettings {
@@ -73,6 +82,7 @@ impl Default for CanarySettings {
             window_secs: 60,
             interval_ms: 10_000,
             inconclusive_limit: 6,
+            gateway: None,
         }
     }
 }

@@ -44,6 +44,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
                 .delete(core_ns_named),
         )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
+        .route("/apis/{group}/{version}", get(discovery))
         .route("/apis/{group}/{version}/{plural}", get(group_cluster))
         .route(
             "/apis/{group}/{version}/namespaces/{ns}/{plural}",
@@ -421,4 +422,33 @@ async fn pod_log(
         .chain(live)
         .map(Ok::<_, std::io::Error>);
     Response::new(Body::from_stream(stream))
+}
+
+/// API discovery for a group version. Only the Gateway API is asked about (to choose how canary
+/// traffic is split), and the sandbox serves it only when its options say so.
+async fn discovery(
+    State(shared): State<Arc<Shared>>,
+    Path((group, version)): Path<(String, String)>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if group == "gateway.networking.k8s.io" && version == "v1" && shared.options.gateway_api {
+        return Json(json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": "gateway.networking.k8s.io/v1",
+            "resources": [
+                {"name": "httproutes", "singularName": "httproute", "namespaced": true, "kind": "HTTPRoute",
+                 "verbs": ["get", "list", "watch", "patch", "delete"]},
+                {"name": "gateways", "singularName": "gateway", "namespaced": true, "kind": "Gateway",
+                 "verbs": ["get", "list", "watch", "patch", "delete"]}
+            ]
+        }))
+        .into_response();
+    }
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+                    "message": format!("the server could not find the requested resource ({group}/{version})")})),
+    )
+        .into_response()
 }

@@ -34,6 +34,8 @@ pub struct Options {
     pub progress_deadline: Duration,
     /// Pause between followed log lines.
     pub log_interval: Duration,
+    /// Serve the Gateway API (HTTPRoutes), so canaries split traffic by route weights.
+    pub gateway_api: bool,
 }
 
 impl Default for Options {
@@ -42,6 +44,7 @@ impl Default for Options {
             ready_delay: Duration::from_millis(1500),
             progress_deadline: Duration::from_secs(30),
             log_interval: Duration::from_millis(500),
+            gateway_api: false,
         }
     }
 }

@@ -632,3 +632,179 @@ async fn two_servers_running_at_once_drive_each_deployment_once(pool: PgPool) {
     a.kill();
     b.kill();
 }
+
+async fn app_with_gateway(pool: &PgPool, gateway_api: bool) -> (TestApp, enclii_sandbox::Sandbox) {
+    let sandbox = enclii_sandbox::Sandbox::start(enclii_sandbox::Options {
+        ready_delay: Duration::from_millis(200),
+        progress_deadline: Duration::from_secs(2),
+        log_interval: Duration::from_millis(50),
+        gateway_api,
+    })
+    .await
+    .unwrap();
+    let mut settings = sandbox_settings(&sandbox);
+    settings.cluster.worker = true;
+    settings.canary.gateway = Some(switchyard_engine::config::GatewaySettings {
+        name: "public".into(),
+        namespace: "gateways".into(),
+    });
+    let app = switchyard_server::build_with_pool(settings, pool.clone())
+        .await
+        .unwrap();
+    (common::serve_app(app).await, sandbox)
+}
+
+fn route_weights(sandbox: &enclii_sandbox::Sandbox) -> (i64, i64) {
+    let route = sandbox
+        .object("gateway.networking.k8s.io/v1/httproutes", Some(NS), SVC)
+        .expect("the HTTPRoute");
+    let b = &route["spec"]["rules"][0]["backendRefs"];
+    (
+        b[0]["weight"].as_i64().unwrap(),
+        b[1]["weight"].as_i64().unwrap(),
+    )
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn with_the_gateway_api_the_canary_split_is_the_routes_weights(pool: PgPool) {
+    let (app, sandbox) = app_with_gateway(&pool, true).await;
+    let token = setup(&app, &pool, "1s").await;
+    let first = deploy(&app, &token, "ghcr.io/madfam-io/docs:1").await;
+    assert_eq!(first["state"], "succeeded", "{first}");
+    assert_eq!(
+        route_weights(&sandbox),
+        (100, 0),
+        "the route exists at rest, all on stable"
+    );
+    assert!(
+        sandbox
+            .object("/v1/services", Some(NS), "docs-site-stable")
+            .is_some()
+    );
+
+    let id = request(&app, &token, "ghcr.io/madfam-io/docs:2").await;
+    let d = until(&app, &token, id, "analysing at 10%", |d| {
+        d["analyses"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["weight"] == 10))
+    })
+    .await;
+    assert!(
+        d["traffic_split"]
+            .as_str()
+            .unwrap()
+            .starts_with("gateway api: HTTPRoute weights through Gateway gateways/public"),
+        "{d}"
+    );
+    assert_eq!(route_weights(&sandbox), (90, 10));
+    assert_eq!(
+        d["steps"][0]["evidence"]["effective_weight"].as_f64(),
+        Some(10.0)
+    );
+    let d = wait_for_deployment(&app, &token, P, id).await;
+    assert_eq!(d["state"], "succeeded", "{d}");
+    assert_eq!(
+        route_weights(&sandbox),
+        (100, 0),
+        "promoted: the new release is stable, the route at rest"
+    );
+    assert!(!canary_exists(&sandbox));
+    assert_eq!(stable_image(&sandbox), "ghcr.io/madfam-io/docs:2");
+
+    // A failing canary: the route goes back to stable before its pods go.
+    let d = deploy(&app, &token, "ghcr.io/madfam-io/docs:errors").await;
+    assert_eq!(d["state"], "rolled_back", "{d}");
+    assert_eq!(route_weights(&sandbox), (100, 0));
+    assert!(!canary_exists(&sandbox));
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_gateway_configured_on_a_cluster_without_the_gateway_api_falls_back_to_the_replica_ratio_and_says_so(
+    pool: PgPool,
+) {
+    let (app, sandbox) = app_with_gateway(&pool, false).await;
+    let token = setup(&app, &pool, "200ms").await;
+    assert_eq!(
+        deploy(&app, &token, "ghcr.io/madfam-io/docs:1").await["state"],
+        "succeeded"
+    );
+    let d = deploy(&app, &token, "ghcr.io/madfam-io/docs:2").await;
+    assert_eq!(d["state"], "succeeded", "{d}");
+    let d = detail(&app, &token, d["id"].as_i64().unwrap()).await;
+    assert!(
+        d["traffic_split"]
+            .as_str()
+            .unwrap()
+            .contains("the cluster does not serve the Gateway API"),
+        "{d}"
+    );
+    assert!(
+        sandbox
+            .object("gateway.networking.k8s.io/v1/httproutes", Some(NS), SVC)
+            .is_none()
+    );
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn the_live_event_stream_sends_each_change_until_the_deployment_ends(pool: PgPool) {
+    let (app, _sandbox) = spawn_app_with_sandbox(pool.clone()).await;
+    let token = setup(&app, &pool, "300ms").await;
+    assert_eq!(
+        deploy(&app, &token, "ghcr.io/madfam-io/docs:1").await["state"],
+        "succeeded"
+    );
+    let id = request(&app, &token, "ghcr.io/madfam-io/docs:2").await;
+    let url = app.url(&format!("/api/events/deployments/{P}/{id}"));
+    assert_eq!(
+        app.client.get(&url).send().await.unwrap().status(),
+        401,
+        "the caller is checked first"
+    );
+    let outsider = user(&pool, "outsider", true).await;
+    assert_eq!(
+        app.client
+            .get(&url)
+            .bearer_auth(&outsider.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let mut stream = app
+        .client
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    // The stream ends by itself once the deployment has ended.
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(30), stream.chunk())
+        .await
+        .expect("an event in time")
+        .unwrap()
+    {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(
+        events.len() >= 5,
+        "one event per change, not one at the end: {}",
+        events.len()
+    );
+    assert_eq!(events.last().unwrap()["deployment"]["state"], "succeeded");
+    // Events arrive in order: the step count never goes down.
+    let steps: Vec<usize> = events
+        .iter()
+        .map(|e| e["steps"].as_array().unwrap().len())
+        .collect();
+    assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
+    assert!(text.contains("event: deployment"));
+}

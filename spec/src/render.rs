@@ -62,6 +62,23 @@ pub struct Target<'a> {
     pub image: &'a str,
     /// Identifies the release in an annotation, so that the cluster says what runs.
     pub release: &'a str,
+    /// Split canary traffic by Gateway API HTTPRoute weights through this Gateway (when the
+    /// cluster serves the Gateway API and the configuration names one); `None`: replica ratio.
+    pub gateway: Option<GatewayRef<'a>>,
+}
+
+/// The Gateway an HTTPRoute attaches to.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayRef<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+}
+
+pub const GATEWAY_API_VERSION: &str = "gateway.networking.k8s.io/v1";
+
+/// The name of the Service that selects one track's pods (the HTTPRoute's backends).
+pub fn track_service_name(service: &str, track: &str) -> String {
+    format!("{service}-{track}")
 }
 
 /// One rendered object, ready to apply.
@@ -149,6 +166,13 @@ pub fn render(file: &SpecFile, t: &Target) -> Vec<Manifest> {
     }
     out.push(manifest(deployment(file, t)));
     out.push(manifest(service(file, t)));
+    if t.gateway.is_some() {
+        // One Service per track for the route's weighted backends, and the route at rest (all
+        // traffic on stable). Part of the render, so pruning keeps them.
+        out.push(manifest(track_service(file, t, TRACK_STABLE)));
+        out.push(manifest(track_service(file, t, TRACK_CANARY)));
+        out.extend(route(file, t, 0));
+    }
     if let Some(ingress) = ingress(file, t) {
         out.push(manifest(ingress));
     }
@@ -395,6 +419,57 @@ fn service(file: &SpecFile, t: &Target) -> Service {
         }),
         ..Default::default()
     }
+}
+
+fn track_service(file: &SpecFile, t: &Target, track: &str) -> Service {
+    let name = file.service.metadata.name.as_str();
+    let mut svc = service(file, t);
+    svc.metadata.name = Some(track_service_name(name, track));
+    if let Some(spec) = svc.spec.as_mut() {
+        let mut selector = selector_labels(name);
+        selector.insert(LABEL_TRACK.to_owned(), track.to_owned());
+        spec.selector = Some(selector);
+    }
+    svc
+}
+
+/// The service's HTTPRoute with `canary_weight` percent of requests on the canary track (`None`
+/// without a Gateway). Gateway API types are not in k8s-openapi, so the body is written as JSON;
+/// it carries only the fields Enclii owns.
+pub fn route(file: &SpecFile, t: &Target, canary_weight: u32) -> Option<Manifest> {
+    let gateway = t.gateway?;
+    let name = file.service.metadata.name.as_str();
+    let canary_weight = canary_weight.min(100);
+    let hostnames: Vec<&str> = file
+        .service
+        .spec
+        .domains
+        .iter()
+        .map(|d| d.domain.as_str())
+        .collect();
+    let mut spec = serde_json::json!({
+        "parentRefs": [{ "name": gateway.name, "namespace": gateway.namespace }],
+        "rules": [{ "backendRefs": [
+            { "name": track_service_name(name, TRACK_STABLE), "port": 80, "weight": 100 - canary_weight },
+            { "name": track_service_name(name, TRACK_CANARY), "port": 80, "weight": canary_weight },
+        ] }],
+    });
+    if !hostnames.is_empty() {
+        spec["hostnames"] = hostnames.into();
+    }
+    let body = serde_json::json!({
+        "apiVersion": GATEWAY_API_VERSION,
+        "kind": "HTTPRoute",
+        "metadata": { "name": name, "namespace": t.namespace, "labels": owner_labels(t, name) },
+        "spec": spec,
+    });
+    Some(Manifest {
+        api_version: GATEWAY_API_VERSION.to_owned(),
+        kind: "HTTPRoute".to_owned(),
+        name: name.to_owned(),
+        namespace: Some(t.namespace.to_owned()),
+        body,
+    })
 }
 
 fn ingress(file: &SpecFile, t: &Target) -> Option<Ingress> {

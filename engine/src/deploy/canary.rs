@@ -108,6 +108,12 @@ pub fn canary_replicas(weight: u32, stable: i32) -> i32 {
     ((stable * weight / (100.0 - weight)).ceil() as i32).max(1)
 }
 
+/// Canary pods for `weight` percent of the traffic when a route sets the weight exactly: enough
+/// capacity for that share of what the stable pods serve.
+pub fn replicas_for_share(weight: u32, stable: i32) -> i32 {
+    ((stable.max(1) as f64 * weight.min(100) as f64 / 100.0).ceil() as i32).max(1)
+}
+
 /// The share of traffic the canary actually gets with a replica-ratio split, in percent.
 pub fn effective_weight(canary: i32, stable: i32) -> f64 {
     let total = (canary.max(0) + stable.max(0)) as f64;
@@ -207,6 +213,10 @@ mod tests {
         // Never zero, whatever the inputs.
         assert_eq!(canary_replicas(1, 0), 1);
         assert_eq!(canary_replicas(100, 2), 198);
+        assert_eq!(replicas_for_share(10, 2), 1);
+        assert_eq!(replicas_for_share(50, 4), 2);
+        assert_eq!(replicas_for_share(50, 3), 2);
+        assert_eq!(replicas_for_share(1, 0), 1);
         assert_eq!(effective_weight(1, 9), 10.0);
         assert_eq!(effective_weight(1, 3), 25.0);
         assert_eq!(effective_weight(0, 0), 0.0);

@@ -150,6 +150,8 @@ struct Job {
     release: String,
     strategy: String,
     traffic_split: Option<String>,
+    /// Traffic goes through the configured Gateway's HTTPRoute (decided once per deployment).
+    use_gateway: bool,
     file: SpecFile,
 }
 
@@ -204,6 +206,10 @@ impl Driver {
         let path = match &job.traffic_split {
             Some(split) => split.clone(),
             None => {
+                let gateway = match self.gateway_served().await {
+                    Ok(g) => g,
+                    Err(reason) => return self.finish("failed", &reason).await,
+                };
                 let split = if !canary_wanted {
                     match job.strategy.as_str() {
                         "rollback" => "one step: a rollback restores a release that ran before, without analysis".to_owned(),
@@ -211,23 +217,69 @@ impl Driver {
                     }
                 } else {
                     match self.stable_replicas(&job).await {
-                        Ok(Some(n)) if n > 0 => format!(
-                            "replica ratio: canary pods beside the {n} stable pods behind one Service (no Gateway API route is configured)"
-                        ),
+                        Ok(Some(n)) if n > 0 => {
+                            match (&gateway, &self.engine.settings.canary.gateway) {
+                                (Some(()), Some(g)) => format!(
+                                    "gateway api: HTTPRoute weights through Gateway {}/{}, beside the {n} stable pods",
+                                    g.namespace, g.name
+                                ),
+                                (None, Some(_)) => format!(
+                                    "replica ratio: canary pods beside the {n} stable pods behind one Service (a Gateway is configured but the cluster does not serve the Gateway API)"
+                                ),
+                                _ => format!(
+                                    "replica ratio: canary pods beside the {n} stable pods behind one Service (no Gateway is configured)"
+                                ),
+                            }
+                        }
                         Ok(_) => "one step: no stable pods run yet to compare a canary against"
                             .to_owned(),
                         Err(reason) => return self.finish("failed", &reason).await,
                     }
                 };
+                // One-step rollouts keep the route (at rest) in the render when a Gateway is used.
+                let split = match (gateway, split.starts_with("one step")) {
+                    (Some(()), true) => {
+                        format!("{split} (HTTPRoute through the configured Gateway)")
+                    }
+                    _ => split,
+                };
                 self.fenced_update_split(&split).await?;
                 split
             }
         };
-        if path.starts_with("replica ratio") {
+        let mut job = job;
+        job.use_gateway = path.starts_with("gateway api")
+            || path.ends_with("(HTTPRoute through the configured Gateway)");
+        if enclii_api::is_canary_split(&path) {
             self.canary(&job, &plan).await
         } else {
             self.full_rollout(&job, None).await
         }
+    }
+
+    /// `Some(())` when a Gateway is configured and the cluster serves the Gateway API's HTTPRoute.
+    async fn gateway_served(&self) -> Result<Option<()>, String> {
+        if self.engine.settings.canary.gateway.is_none() {
+            return Ok(None);
+        }
+        let found = apply::with_retries(
+            "discover the Gateway API",
+            5,
+            Duration::from_secs(10),
+            || async {
+                match self
+                    .client
+                    .list_api_group_resources(render::GATEWAY_API_VERSION)
+                    .await
+                {
+                    Ok(list) => Ok(list.resources.iter().any(|r| r.name == "httproutes")),
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await?;
+        Ok(found.then_some(()))
     }
 
     async fn load(&self) -> Flow<Option<Job>> {
@@ -259,17 +311,26 @@ impl Driver {
             release: row.release_id.to_string(),
             strategy: row.strategy,
             traffic_split: row.traffic_split,
+            use_gateway: false,
             file,
         }))
     }
 
-    fn target<'a>(&self, job: &'a Job) -> Target<'a> {
+    fn target<'a>(&'a self, job: &'a Job) -> Target<'a> {
+        let gateway = match (&self.engine.settings.canary.gateway, job.use_gateway) {
+            (Some(g), true) => Some(render::GatewayRef {
+                name: &g.name,
+                namespace: &g.namespace,
+            }),
+            _ => None,
+        };
         Target {
             project: &job.project,
             environment: &job.environment,
             namespace: &job.namespace,
             image: &job.image,
             release: &job.release,
+            gateway,
         }
     }
 
@@ -454,8 +515,14 @@ impl Driver {
                     return self.withdraw(job, "failed", &reason, json!({})).await;
                 }
             };
-            let replicas = canary::canary_replicas(weight, stable);
-            let effective = canary::effective_weight(replicas, stable);
+            // With a route the weight is exact and the canary only needs capacity for its share;
+            // with a replica ratio, the pod count is the split.
+            let (replicas, effective) = if job.use_gateway {
+                (canary::replicas_for_share(weight, stable), weight as f64)
+            } else {
+                let r = canary::canary_replicas(weight, stable);
+                (r, canary::effective_weight(r, stable))
+            };
             let mut manifests = prerequisites.clone();
             manifests.push(render::canary(&job.file, &self.target(job), replicas));
             if let Err(reason) = apply::apply_all(&self.client, &manifests).await {
@@ -475,7 +542,15 @@ impl Driver {
                 .watch(job, &canary_name, TRACK_CANARY, row.seq, limit)
                 .await
             {
-                rollout::Progress::Succeeded { .. } => {}
+                rollout::Progress::Succeeded { .. } => {
+                    // Traffic moves only once the canary's pods are ready to take it.
+                    if let Some(route) = render::route(&job.file, &self.target(job), weight) {
+                        if let Err(reason) = apply::apply_all(&self.client, &[route]).await {
+                            self.step_end(row.seq, "failed", &reason, json!({})).await?;
+                            return self.withdraw(job, "failed", &reason, json!({})).await;
+                        }
+                    }
+                }
                 rollout::Progress::Failed { reason } => {
                     let reason =
                         format!("the canary's pods failed at {weight}% of traffic: {reason}");
@@ -624,6 +699,15 @@ impl Driver {
         evidence: serde_json::Value,
     ) -> Flow {
         let step = self.step("withdraw", Some(0)).await?;
+        // With a route, traffic goes back to stable first; then the canary's pods go.
+        if let Some(route) = render::route(&job.file, &self.target(job), 0) {
+            if let Err(e) = apply::apply_all(&self.client, &[route]).await {
+                self.step_end(step.seq, "failed", &e, evidence).await?;
+                return self
+                    .finish(state, &format!("{reason}; returning the route to stable failed ({e}): the canary still gets its share"))
+                    .await;
+            }
+        }
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &job.namespace);
         let name = render::canary_name(&job.service);
         let removed = apply::with_retries(

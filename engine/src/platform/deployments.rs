@@ -402,7 +402,7 @@ pub async fn control(
         && row
             .traffic_split
             .as_deref()
-            .is_none_or(|s| s.starts_with("replica ratio"));
+            .is_none_or(enclii_api::is_canary_split);
     if !is_canary {
         return Err(ApiError::conflict(format!(
             "deployment #{id} is not a canary ({}); only canaries can be promoted or aborted",

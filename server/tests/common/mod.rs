@@ -132,6 +132,7 @@ pub async fn start_sandbox() -> enclii_sandbox::Sandbox {
         ready_delay: std::time::Duration::from_millis(200),
         progress_deadline: std::time::Duration::from_secs(2),
         log_interval: std::time::Duration::from_millis(50),
+        gateway_api: false,
     };
     enclii_sandbox::Sandbox::start(options)
         .await

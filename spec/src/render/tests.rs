@@ -39,6 +39,7 @@ fn rendered(text: &str) -> Vec<Manifest> {
         namespace: "enclii-platform-production",
         image: &image,
         release: "release-1",
+        gateway: None,
     };
     render(&file, &target)
 }
@@ -205,6 +206,7 @@ fn the_canary_track_has_its_own_deployment_and_selector_and_the_service_selects_
         namespace: "enclii-platform-production",
         image: "ghcr.io/madfam-io/switchyard-api:2",
         release: "r2",
+        gateway: None,
     };
     let canary = canary(&file, &target, 2);
     assert_eq!(canary.name, "switchyard-api-canary");
@@ -239,5 +241,77 @@ fn the_canary_track_has_its_own_deployment_and_selector_and_the_service_selects_
     assert_eq!(
         service.body["spec"]["selector"][LABEL_SERVICE],
         "switchyard-api"
+    );
+}
+
+#[test]
+fn with_a_gateway_the_render_has_track_services_and_a_route_at_rest_on_stable() {
+    let file = parse(FIXTURES[0].1).unwrap();
+    let target = Target {
+        project: "enclii-platform",
+        environment: "production",
+        namespace: "enclii-platform-production",
+        image: "ghcr.io/madfam-io/switchyard-api:2",
+        release: "r2",
+        gateway: Some(GatewayRef {
+            name: "public",
+            namespace: "gateways",
+        }),
+    };
+    let all = render(&file, &target);
+    let names: Vec<String> = all
+        .iter()
+        .map(|m| format!("{}/{}", m.kind, m.name))
+        .collect();
+    for want in [
+        "Service/switchyard-api",
+        "Service/switchyard-api-stable",
+        "Service/switchyard-api-canary",
+        "HTTPRoute/switchyard-api",
+    ] {
+        assert!(names.contains(&want.to_owned()), "{want} in {names:?}");
+    }
+    let canary_svc = all
+        .iter()
+        .find(|m| m.name == "switchyard-api-canary")
+        .unwrap();
+    assert_eq!(
+        canary_svc.body["spec"]["selector"][LABEL_TRACK],
+        TRACK_CANARY
+    );
+    let at_rest = all.iter().find(|m| m.kind == "HTTPRoute").unwrap();
+    let backends = &at_rest.body["spec"]["rules"][0]["backendRefs"];
+    assert_eq!(
+        (
+            backends[0]["weight"].as_u64(),
+            backends[1]["weight"].as_u64()
+        ),
+        (Some(100), Some(0))
+    );
+    assert_eq!(at_rest.body["spec"]["parentRefs"][0]["name"], "public");
+    assert_eq!(
+        at_rest.body["spec"]["hostnames"][0],
+        file.service.spec.domains[0].domain
+    );
+
+    let ten = route(&file, &target, 10).unwrap();
+    let backends = &ten.body["spec"]["rules"][0]["backendRefs"];
+    assert_eq!(
+        (
+            backends[0]["name"].as_str(),
+            backends[0]["weight"].as_u64(),
+            backends[1]["weight"].as_u64()
+        ),
+        (Some("switchyard-api-stable"), Some(90), Some(10))
+    );
+    let without = Target {
+        gateway: None,
+        ..target
+    };
+    assert!(route(&file, &without, 10).is_none());
+    assert!(
+        !render(&file, &without)
+            .iter()
+            .any(|m| m.kind == "HTTPRoute")
     );
 }
