@@ -22,6 +22,7 @@ async fn main() -> anyhow::Result<()> {
         ready_delay: Duration::from_millis(200),
         progress_deadline: Duration::from_secs(60),
         log_interval: Duration::from_secs(1),
+        ..Default::default()
     })
     .await?;
     let mut settings = Settings::with_database_url(&url)?;
