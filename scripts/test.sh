@@ -25,6 +25,8 @@ pg_create_db "$E2E_DB"
 PORT="$(free_port)"
 standin_start "$(free_port)" "http://127.0.0.1:$PORT"
 LOG="$STATE/e2e-server.log"
+# Every browser test signs in from 127.0.0.1: the per-address sign-in limit (tested on its own in
+# server/tests/identity.rs) is raised so that the suite is not throttled by itself.
 say "starting switchyard on 127.0.0.1:$PORT (log: .enclii/e2e-server.log)"
 ENCLII_LISTEN="127.0.0.1:$PORT" \
 ENCLII_PUBLIC_URL="http://127.0.0.1:$PORT" \
@@ -32,6 +34,7 @@ ENCLII_DATABASE__URL="$PG_URL_BASE/$E2E_DB" \
 ENCLII_SITE__ROOT="$ROOT/target/site" \
 ENCLII_CLUSTER__MODE=sandbox \
 ENCLII_CANARY__INTERVAL_MS=500 \
+ENCLII_SESSION__LOGIN_ATTEMPTS_PER_MINUTE=1000 \
   "$TARGET_DIR/debug/switchyard" >"$LOG" 2>&1 &
 SERVER_PID=$!
 cleanup() {
