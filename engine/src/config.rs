@@ -107,9 +107,24 @@ pub struct ClusterSettings {
     /// Run the deployment worker in this process.
     #[serde(default = "defaults::yes")]
     pub worker: bool,
+    /// Environments whose deployments go to another cluster than the one above, by environment
+    /// name (`[cluster.environments.staging] mode = "kube", context = "staging"`).
+    #[serde(default)]
+    pub environments: std::collections::BTreeMap<String, EnvironmentCluster>,
     /// A driver that stops renewing its deployment's lease (a dead replica) hands it over after this long.
     #[serde(default = "defaults::lease_secs")]
     pub lease_secs: u64,
+}
+
+/// The cluster of one environment: a kubeconfig context (`mode = "kube"`, `context`) or an API
+/// server URL (`mode = "url"`, `url`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct EnvironmentCluster {
+    #[serde(default)]
+    pub mode: ClusterMode,
+    pub url: Option<String>,
+    /// The kubeconfig context to use; the current one when absent.
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -131,6 +146,7 @@ impl Default for ClusterSettings {
             url: None,
             rollout_timeout_secs: defaults::rollout_timeout_secs(),
             worker: true,
+            environments: Default::default(),
             lease_secs: defaults::lease_secs(),
         }
     }

@@ -30,7 +30,7 @@ pub struct Engine {
     /// Encrypts secret values at rest, when `secrets.key` is configured.
     pub secrets: Option<Arc<crypto::SecretBox>>,
     /// The Kubernetes client, once the cluster is connected (reading logs and status needs it).
-    pub kube: Arc<std::sync::OnceLock<kube::Client>>,
+    pub kube: Arc<std::sync::OnceLock<deploy::Clusters>>,
     /// Ids of deployments that changed (see [`events`]).
     pub deployment_events: tokio::sync::broadcast::Sender<i64>,
 }
@@ -63,6 +63,21 @@ impl Engine {
             kube: Arc::new(std::sync::OnceLock::new()),
             deployment_events: events::channel(),
         })
+    }
+}
+
+impl Engine {
+    /// The cluster an environment deploys to; unavailable until the server has connected.
+    pub fn cluster(
+        &self,
+        environment: &str,
+    ) -> std::result::Result<kube::Client, enclii_api::ApiError> {
+        self.kube
+            .get()
+            .map(|c| c.for_environment(environment))
+            .ok_or_else(|| enclii_api::ApiError::Unavailable {
+                message: "this server is not connected to a cluster".into(),
+            })
     }
 }
 

@@ -88,13 +88,33 @@ async fn apply_sends_one_server_side_apply_patch_per_object_in_order() {
         assert_eq!(method, Method::PATCH, "{uri}");
         let path = match (m.api_version.split_once('/'), &m.namespace) {
             (None, None) => format!("/api/v1/{}s/{}", m.kind.to_lowercase(), m.name),
-            (None, Some(ns)) => format!("/api/v1/namespaces/{ns}/{}/{}", apply::api_resource(&m.api_version, &m.kind).plural, m.name),
-            (Some(_), Some(ns)) => format!("/apis/{}/namespaces/{ns}/{}/{}", m.api_version, apply::api_resource(&m.api_version, &m.kind).plural, m.name),
+            (None, Some(ns)) => format!(
+                "/api/v1/namespaces/{ns}/{}/{}",
+                apply::api_resource(&m.api_version, &m.kind).plural,
+                m.name
+            ),
+            (Some(_), Some(ns)) => format!(
+                "/apis/{}/namespaces/{ns}/{}/{}",
+                m.api_version,
+                apply::api_resource(&m.api_version, &m.kind).plural,
+                m.name
+            ),
             (Some(_), None) => unreachable!(),
         };
-        assert_eq!(uri, format!("{path}?&force=true&fieldManager=enclii"), "{}", m.kind);
-        assert_eq!(content_type.as_deref(), Some("application/apply-patch+yaml"));
-        assert_eq!(body, m.body, "the body is the rendered object, nothing added");
+        assert_eq!(
+            uri,
+            format!("{path}?&force=true&fieldManager=enclii"),
+            "{}",
+            m.kind
+        );
+        assert_eq!(
+            content_type.as_deref(),
+            Some("application/apply-patch+yaml")
+        );
+        assert_eq!(
+            body, m.body,
+            "the body is the rendered object, nothing added"
+        );
     }
 }
 
@@ -114,9 +134,16 @@ async fn a_500_is_retried_with_the_same_call_and_a_422_is_not() {
     apply::apply_all(&client, &manifests).await.unwrap();
     let error = apply::apply_all(&client, &manifests).await.unwrap_err();
     let (first, second, third, mut handle) = server.await.unwrap();
-    assert_eq!((first.0.clone(), first.1.clone()), (second.0, second.1), "the retry repeats the call");
+    assert_eq!(
+        (first.0.clone(), first.1.clone()),
+        (second.0, second.1),
+        "the retry repeats the call"
+    );
     assert_eq!(third.0, Method::PATCH);
-    assert!(error.contains("422") && error.contains("spec.x: Invalid value"), "{error}");
+    assert!(
+        error.contains("422") && error.contains("spec.x: Invalid value"),
+        "{error}"
+    );
     // Nothing else was sent: a 422 is final.
     assert!(
         tokio::time::timeout(std::time::Duration::from_millis(300), handle.next_request())
@@ -139,7 +166,9 @@ async fn prune_lists_each_kind_by_owner_labels_and_deletes_only_what_the_render_
                     json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "docs-site", "namespace": NS}}),
                     json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "docs-site-canary", "namespace": NS}}),
                 ],
-                "ConfigMap" => vec![json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "old-config", "namespace": NS}})],
+                "ConfigMap" => vec![
+                    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "old-config", "namespace": NS}}),
+                ],
                 _ => vec![],
             };
             let list = json!({"apiVersion": api_version, "kind": format!("{kind}List"), "metadata": {"resourceVersion": "9"}, "items": items});
@@ -150,24 +179,47 @@ async fn prune_lists_each_kind_by_owner_labels_and_deletes_only_what_the_render_
                 "ConfigMap" => vec!["old-config"],
                 _ => vec![],
             } {
-                let deleted = next(&mut handle, 200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})).await;
+                let deleted = next(
+                    &mut handle,
+                    200,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                )
+                .await;
                 calls.push((format!("delete {name}"), deleted));
             }
         }
         calls
     });
-    let pruned = apply::prune(&client, NS, "docs-site", "production", &keep).await.unwrap();
+    let pruned = apply::prune(&client, NS, "docs-site", "production", &keep)
+        .await
+        .unwrap();
     let calls = server.await.unwrap();
-    assert_eq!(pruned, ["Deployment/docs-site-canary", "ConfigMap/old-config"]);
+    assert_eq!(
+        pruned,
+        ["Deployment/docs-site-canary", "ConfigMap/old-config"]
+    );
     let selector = "labelSelector=app.kubernetes.io%2Fmanaged-by%3Denclii%2Cenclii.dev%2Fservice%3Ddocs-site%2Cenclii.dev%2Fenvironment%3Dproduction";
-    let lists: Vec<&(String, (Method, String, Option<String>, Value))> =
-        calls.iter().filter(|(what, _)| !what.starts_with("delete")).collect();
-    assert_eq!(lists.len(), apply::PRUNABLE.len(), "one list per prunable kind");
+    let lists: Vec<&(String, (Method, String, Option<String>, Value))> = calls
+        .iter()
+        .filter(|(what, _)| !what.starts_with("delete"))
+        .collect();
+    assert_eq!(
+        lists.len(),
+        apply::PRUNABLE.len(),
+        "one list per prunable kind"
+    );
     for (plural, (method, uri, _, _)) in lists {
         assert_eq!(method, Method::GET);
-        assert!(uri.contains(&format!("/namespaces/{NS}/{plural}?")) && uri.contains(selector), "{uri}");
+        assert!(
+            uri.contains(&format!("/namespaces/{NS}/{plural}?")) && uri.contains(selector),
+            "{uri}"
+        );
     }
-    let deletes: Vec<&String> = calls.iter().filter(|(w, _)| w.starts_with("delete")).map(|(_, c)| &c.1).collect();
+    let deletes: Vec<&String> = calls
+        .iter()
+        .filter(|(w, _)| w.starts_with("delete"))
+        .map(|(_, c)| &c.1)
+        .collect();
     assert_eq!(
         deletes,
         [

@@ -77,15 +77,17 @@ async fn start_cluster(engine: &Engine) -> anyhow::Result<Option<enclii_sandbox:
     } else {
         None
     };
-    let client =
-        switchyard_engine::deploy::connect(settings, sandbox.as_ref().map(|s| s.kube_url.as_str()))
-            .await
-            .map_err(anyhow::Error::msg)?;
-    let _ = engine.kube.set(client.clone());
+    let clusters = switchyard_engine::deploy::connect_all(
+        settings,
+        sandbox.as_ref().map(|s| s.kube_url.as_str()),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let _ = engine.kube.set(clusters.clone());
     let replica = format!("{}-{}", hostname(), std::process::id());
     tokio::spawn(switchyard_engine::deploy::worker::run(
         engine.clone(),
-        client,
+        clusters,
         replica,
         sandbox.as_ref().map(|s| s.prometheus_url.clone()),
     ));

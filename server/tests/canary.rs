@@ -450,7 +450,7 @@ impl Replica {
                     .connect_with(options)
                     .await
                     .unwrap();
-                let client = switchyard_engine::deploy::connect(&settings.cluster, None)
+                let client = switchyard_engine::deploy::connect_all(&settings.cluster, None)
                     .await
                     .unwrap();
                 let engine = switchyard_engine::Engine::new(pool, settings).unwrap();

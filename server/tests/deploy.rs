@@ -365,3 +365,67 @@ async fn pod_logs_stream_from_every_pod_and_only_to_members(pool: PgPool) {
         404
     );
 }
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn an_environment_configured_with_its_own_cluster_deploys_there(pool: PgPool) {
+    let production_cluster = common::start_sandbox().await;
+    let staging_cluster = common::start_sandbox().await;
+    let mut settings = common::sandbox_settings(&production_cluster);
+    settings.cluster.worker = true;
+    settings.cluster.environments.insert(
+        "staging".into(),
+        switchyard_engine::config::EnvironmentCluster {
+            mode: switchyard_engine::config::ClusterMode::Url,
+            url: Some(staging_cluster.kube_url.clone()),
+            context: None,
+        },
+    );
+    let app = common::serve_app(
+        switchyard_server::build_with_pool(settings, pool.clone())
+            .await
+            .unwrap(),
+    )
+    .await;
+    let token = setup(&app, &pool, DOCS).await;
+    let (status, d) = app
+        .call(
+            "/api/deployments/create",
+            Some(&token),
+            json!({"project": P, "service": "docs-site", "environment": "staging", "image": "ghcr.io/madfam-io/docs:1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{d}");
+    let d = wait_for_deployment(&app, &token, P, d["id"].as_i64().unwrap()).await;
+    assert_eq!(d["state"], "succeeded", "{d}");
+    let staging = "enclii-platform-staging";
+    assert!(
+        staging_cluster
+            .object("apps/v1/deployments", Some(staging), "docs-site")
+            .is_some()
+    );
+    assert!(
+        production_cluster
+            .object("apps/v1/deployments", Some(staging), "docs-site")
+            .is_none(),
+        "nothing went to the default cluster"
+    );
+    // Status reads each environment from its own cluster.
+    let (_, status) = app
+        .call(
+            "/api/services/status",
+            Some(&token),
+            json!({"project": P, "service": "docs-site"}),
+        )
+        .await;
+    let by_env = |name: &str| {
+        status
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["environment"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_env("staging")["deployed"], true, "{status}");
+    assert_eq!(by_env("production")["deployed"], false, "{status}");
+}

@@ -27,13 +27,7 @@ pub async fn open(
     )
     .await?;
     let placement = crate::platform::locate(&engine.pool, &project, service, environment).await?;
-    let client = engine
-        .kube
-        .get()
-        .cloned()
-        .ok_or_else(|| ApiError::Unavailable {
-            message: "this server is not connected to a cluster".into(),
-        })?;
+    let client = engine.cluster(environment)?;
     Ok(
         stream(client, &placement.namespace, service, follow, tail_lines)
             .await

@@ -10,10 +10,79 @@ pub mod rollout;
 pub mod status;
 pub mod worker;
 
+use std::collections::BTreeMap;
+
 use crate::config::{ClusterMode, ClusterSettings};
 
-/// Connects to the cluster configuration names: kubeconfig or in-cluster (`kube`), or an explicit
-/// API server URL without credentials (the sandbox).
+/// The clusters deployments go to: the default one, and any that environments name.
+#[derive(Clone)]
+pub struct Clusters {
+    default: kube::Client,
+    environments: BTreeMap<String, kube::Client>,
+}
+
+impl Clusters {
+    pub fn single(client: kube::Client) -> Self {
+        Self {
+            default: client,
+            environments: BTreeMap::new(),
+        }
+    }
+
+    /// The client for an environment's namespace.
+    pub fn for_environment(&self, environment: &str) -> kube::Client {
+        self.environments
+            .get(environment)
+            .unwrap_or(&self.default)
+            .clone()
+    }
+}
+
+/// Connects to every cluster the configuration names (see [`connect`]).
+pub async fn connect_all(
+    settings: &ClusterSettings,
+    sandbox_url: Option<&str>,
+) -> Result<Clusters, String> {
+    let default = connect(settings, sandbox_url).await?;
+    let mut environments = BTreeMap::new();
+    for (name, target) in &settings.environments {
+        let client = match (&target.mode, &target.url) {
+            (ClusterMode::Url, Some(url)) => client_for_url(url)?,
+            (ClusterMode::Url, None) => {
+                return Err(format!(
+                    "cluster.environments.{name}: mode = \"url\" needs url"
+                ));
+            }
+            (ClusterMode::Sandbox, _) => match sandbox_url {
+                Some(url) => client_for_url(url)?,
+                None => {
+                    return Err(format!(
+                        "cluster.environments.{name}: the sandbox is not running"
+                    ));
+                }
+            },
+            (ClusterMode::Kube, _) => {
+                let options = kube::config::KubeConfigOptions {
+                    context: target.context.clone(),
+                    ..Default::default()
+                };
+                let config = kube::Config::from_kubeconfig(&options).await.map_err(|e| {
+                    format!("cluster.environments.{name}: cannot read the kubeconfig: {e}")
+                })?;
+                kube::Client::try_from(config)
+                    .map_err(|e| format!("cluster.environments.{name}: {e}"))?
+            }
+        };
+        environments.insert(name.clone(), client);
+    }
+    Ok(Clusters {
+        default,
+        environments,
+    })
+}
+
+/// Connects to the configuration's default cluster: kubeconfig or in-cluster (`kube`), or an
+/// explicit API server URL without credentials (the sandbox).
 pub async fn connect(
     settings: &ClusterSettings,
     sandbox_url: Option<&str>,
@@ -34,9 +103,13 @@ pub async fn connect(
             .clone()
             .ok_or("cluster.mode = \"url\" needs cluster.url")?,
     };
+    client_for_url(&url)
+}
+
+fn client_for_url(url: &str) -> Result<kube::Client, String> {
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| format!("cluster.url {url:?} is not a URL: {e}"))?;
+        .map_err(|e| format!("cluster url {url:?} is not a URL: {e}"))?;
     let mut config = kube::Config::new(uri);
     config.read_timeout = Some(std::time::Duration::from_secs(300));
     config.connect_timeout = Some(std::time::Duration::from_secs(5));

@@ -36,7 +36,7 @@ pub const CHANNEL: &str = "enclii_deployments";
 /// configured one (the in-process sandbox brings its own).
 pub async fn run(
     engine: Engine,
-    client: kube::Client,
+    clusters: super::Clusters,
     replica: String,
     prometheus_url: Option<String>,
 ) {
@@ -61,7 +61,7 @@ pub async fn run(
             Ok(Some(id)) => {
                 let driver = Driver {
                     engine: engine.clone(),
-                    client: client.clone(),
+                    clusters: clusters.clone(),
                     id,
                     replica: replica.clone(),
                     prometheus: prometheus.clone(),
@@ -134,7 +134,7 @@ type Flow<T = ()> = Result<T, Stop>;
 
 struct Driver {
     engine: Engine,
-    client: kube::Client,
+    clusters: super::Clusters,
     id: i64,
     replica: String,
     prometheus: Option<std::sync::Arc<Prometheus>>,
@@ -150,6 +150,8 @@ struct Job {
     release: String,
     strategy: String,
     traffic_split: Option<String>,
+    /// The environment's cluster.
+    client: kube::Client,
     /// Traffic goes through the configured Gateway's HTTPRoute (decided once per deployment).
     use_gateway: bool,
     file: SpecFile,
@@ -206,7 +208,7 @@ impl Driver {
         let path = match &job.traffic_split {
             Some(split) => split.clone(),
             None => {
-                let gateway = match self.gateway_served().await {
+                let gateway = match self.gateway_served(&job).await {
                     Ok(g) => g,
                     Err(reason) => return self.finish("failed", &reason).await,
                 };
@@ -258,7 +260,7 @@ impl Driver {
     }
 
     /// `Some(())` when a Gateway is configured and the cluster serves the Gateway API's HTTPRoute.
-    async fn gateway_served(&self) -> Result<Option<()>, String> {
+    async fn gateway_served(&self, job: &Job) -> Result<Option<()>, String> {
         if self.engine.settings.canary.gateway.is_none() {
             return Ok(None);
         }
@@ -267,7 +269,7 @@ impl Driver {
             5,
             Duration::from_secs(10),
             || async {
-                match self
+                match job
                     .client
                     .list_api_group_resources(render::GATEWAY_API_VERSION)
                     .await
@@ -302,6 +304,7 @@ impl Driver {
                 return Ok(None);
             }
         };
+        let client = self.clusters.for_environment(&row.environment);
         Ok(Some(Job {
             project: row.project,
             service: row.service,
@@ -312,6 +315,7 @@ impl Driver {
             strategy: row.strategy,
             traffic_split: row.traffic_split,
             use_gateway: false,
+            client,
             file,
         }))
     }
@@ -336,7 +340,7 @@ impl Driver {
 
     /// Ready pods of the stable track, as the cluster reports them (`None`: no stable Deployment).
     async fn stable_replicas(&self, job: &Job) -> Result<Option<i32>, String> {
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &job.namespace);
+        let api: Api<Deployment> = Api::namespaced(job.client.clone(), &job.namespace);
         let d = apply::with_retries(
             "read the stable Deployment",
             5,
@@ -353,7 +357,7 @@ impl Driver {
         let manifests = render::render(&job.file, &self.target(job));
         let step = self.step("apply", None).await?;
         if step.state != "succeeded" {
-            match apply::apply_all(&self.client, &manifests).await {
+            match apply::apply_all(&job.client, &manifests).await {
                 Ok(applied) => {
                     let message = format!("applied {} objects", applied.len());
                     self.step_end(
@@ -405,7 +409,7 @@ impl Driver {
         .await?;
         let step = self.step("prune", None).await?;
         match apply::prune(
-            &self.client,
+            &job.client,
             &job.namespace,
             &job.service,
             &job.environment,
@@ -447,7 +451,7 @@ impl Driver {
         let pool = self.pool().clone();
         let id = self.id;
         let pods = format!("{LABEL_SERVICE}={},{LABEL_TRACK}={track}", job.service);
-        rollout::watch(self.client.clone(), &job.namespace, deployment, &pods, &job.release, limit, move |p| {
+        rollout::watch(job.client.clone(), &job.namespace, deployment, &pods, &job.release, limit, move |p| {
             if let rollout::Progress::Waiting { ready, desired } = p {
                 // Progress is evidence too: the dashboard and `deploy --wait` show it as it happens.
                 let (pool, ready, desired) = (pool.clone(), *ready, *desired);
@@ -525,7 +529,7 @@ impl Driver {
             };
             let mut manifests = prerequisites.clone();
             manifests.push(render::canary(&job.file, &self.target(job), replicas));
-            if let Err(reason) = apply::apply_all(&self.client, &manifests).await {
+            if let Err(reason) = apply::apply_all(&job.client, &manifests).await {
                 self.step_end(row.seq, "failed", &reason, json!({})).await?;
                 return self.withdraw(job, "failed", &reason, json!({})).await;
             }
@@ -545,7 +549,7 @@ impl Driver {
                 rollout::Progress::Succeeded { .. } => {
                     // Traffic moves only once the canary's pods are ready to take it.
                     if let Some(route) = render::route(&job.file, &self.target(job), weight) {
-                        if let Err(reason) = apply::apply_all(&self.client, &[route]).await {
+                        if let Err(reason) = apply::apply_all(&job.client, &[route]).await {
                             self.step_end(row.seq, "failed", &reason, json!({})).await?;
                             return self.withdraw(job, "failed", &reason, json!({})).await;
                         }
@@ -701,14 +705,14 @@ impl Driver {
         let step = self.step("withdraw", Some(0)).await?;
         // With a route, traffic goes back to stable first; then the canary's pods go.
         if let Some(route) = render::route(&job.file, &self.target(job), 0) {
-            if let Err(e) = apply::apply_all(&self.client, &[route]).await {
+            if let Err(e) = apply::apply_all(&job.client, &[route]).await {
                 self.step_end(step.seq, "failed", &e, evidence).await?;
                 return self
                     .finish(state, &format!("{reason}; returning the route to stable failed ({e}): the canary still gets its share"))
                     .await;
             }
         }
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &job.namespace);
+        let api: Api<Deployment> = Api::namespaced(job.client.clone(), &job.namespace);
         let name = render::canary_name(&job.service);
         let removed = apply::with_retries(
             &format!("delete Deployment/{name}"),

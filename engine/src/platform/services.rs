@@ -341,17 +341,11 @@ pub async fn status(
         ))
         .into());
     }
-    let client = engine
-        .kube
-        .get()
-        .cloned()
-        .ok_or_else(|| ApiError::Unavailable {
-            message: "this server is not connected to a cluster".into(),
-        })?;
     let mut out = Vec::with_capacity(envs.len());
     for e in envs {
+        let client = engine.cluster(&e.name)?;
         out.push(
-            crate::deploy::status::read(client.clone(), &e.name, &e.namespace, service)
+            crate::deploy::status::read(client, &e.name, &e.namespace, service)
                 .await
                 .map_err(|message| ApiError::Unavailable { message })?,
         );
