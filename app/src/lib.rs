@@ -59,6 +59,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=OverviewPage />
                     <Route path=path!("/projects") view=ProjectsPage ssr=SsrMode::Async />
                     <Route path=path!("/deployments") view=DeploymentsPage ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project") view=pages::service::ProjectPage ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project/services/:service") view=pages::service::ServicePage ssr=SsrMode::Async />
                     <Route path=path!("/projects/:project/deployments/:id") view=pages::deployment::DeploymentPage ssr=SsrMode::Async />
                     <Route path=path!("/activity") view=ActivityPage ssr=SsrMode::Async />
                     <Route path=path!("/settings") view=SettingsPage ssr=SsrMode::Async />

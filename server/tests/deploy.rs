@@ -429,3 +429,65 @@ async fn an_environment_configured_with_its_own_cluster_deploys_there(pool: PgPo
     assert_eq!(by_env("staging")["deployed"], true, "{status}");
     assert_eq!(by_env("production")["deployed"], false, "{status}");
 }
+
+/// Reads server-sent events from `response` until `done` says stop; returns each event's data.
+async fn read_events(
+    response: &mut reqwest::Response,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    while !done(&events) {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), response.chunk())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .expect("the stream is still open");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let data: Vec<&str> = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
+            if !data.is_empty() {
+                events.push(data.join("\n"));
+            }
+        }
+    }
+    events
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn live_status_and_logs_stream_as_server_sent_events(pool: PgPool) {
+    let (app, _sandbox) = spawn_app_with_sandbox(pool.clone()).await;
+    let token = setup(&app, &pool, DOCS).await;
+    let url = app.url("/api/events/status/enclii-platform/docs-site");
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 401);
+    let mut status = app.client.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(status.headers()["content-type"], "text/event-stream");
+    let first = read_events(&mut status, |e| !e.is_empty()).await;
+    assert!(first[0].contains(r#""deployed":false"#), "{first:?}");
+    let deployed = deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:1").await;
+    assert_eq!(deployed["state"], "succeeded");
+    // The page learns of the rollout from the cluster's watch, without asking again.
+    let events = read_events(&mut status, |e| {
+        e.iter().any(|d| d.contains(r#""environment":"production","namespace":"enclii-platform-production","deployed":true,"desired":2,"ready":2"#))
+    })
+    .await;
+    assert!(events.len() >= 2, "{events:?}");
+
+    let mut logs = app
+        .client
+        .get(app.url("/api/logs/enclii-platform/docs-site/production?tail=3&follow=true&format=sse"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logs.headers()["content-type"], "text/event-stream");
+    let lines = read_events(&mut logs, |e| e.len() >= 8).await;
+    assert!(
+        lines.iter().all(|l| l.contains(" | ") && l.contains("docs-site GET /health 200") && !l.ends_with('\n')),
+        "{lines:?}"
+    );
+}

@@ -1,5 +1,6 @@
 //! Building blocks shared by every page.
 
 pub mod layout;
+pub mod live;
 pub mod state;
 pub mod theme;

@@ -216,39 +216,25 @@ fn StageCard(stage: Stage) -> impl IntoView {
 /// Replaces the record with each server-sent event until the deployment ends.
 #[cfg(feature = "hydrate")]
 fn follow(project: &str, id: i64, live: RwSignal<DeploymentDetail>) {
-    use wasm_bindgen::JsCast;
-    use wasm_bindgen::closure::Closure;
-
     let url = format!(
         "/api/events/deployments/{}/{id}",
         crate::components::state::urlencode(project)
     );
-    let Ok(source) = web_sys::EventSource::new(&url) else {
-        return;
-    };
-    let closer = source.clone();
-    let on_event =
-        Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
-            let Some(text) = e.data().as_string() else {
-                return;
-            };
-            if let Ok(d) = serde_json::from_str::<DeploymentDetail>(&text) {
-                let ended = d.deployment.state.is_terminal();
-                live.set(d);
-                if ended {
-                    closer.close();
-                }
+    let held = StoredValue::new_local(None::<crate::components::live::Subscription>);
+    let subscription = crate::components::live::subscribe(&url, Some("deployment"), move |text| {
+        if let Ok(d) = serde_json::from_str::<DeploymentDetail>(&text) {
+            let ended = d.deployment.state.is_terminal();
+            live.set(d);
+            if ended {
+                // The stream ends here; closing keeps the browser from reconnecting.
+                held.with_value(|s| {
+                    if let Some(s) = s {
+                        s.close()
+                    }
+                });
             }
-        });
-    let _ =
-        source.add_event_listener_with_callback("deployment", on_event.as_ref().unchecked_ref());
-    // The handler lives as long as the page: closed and dropped together when it goes away.
-    let held = StoredValue::new_local(Some((source, on_event)));
-    on_cleanup(move || {
-        held.update_value(|h| {
-            if let Some((source, _handler)) = h.take() {
-                source.close();
-            }
-        })
+        }
     });
+    held.set_value(subscription);
+    on_cleanup(move || held.set_value(None));
 }

@@ -6,6 +6,7 @@ pub mod deployments;
 pub mod not_found;
 pub mod overview;
 pub mod projects;
+pub mod service;
 pub mod services;
 pub mod settings;
 pub mod status;

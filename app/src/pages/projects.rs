@@ -73,7 +73,9 @@ fn ProjectList(projects: Vec<Project>) -> impl IntoView {
                     let envs = p.environments.iter().map(|e| e.name.clone()).collect::<Vec<_>>().join(" · ");
                     view! {
                         <li class="rounded-xl border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
-                            <h2 class="font-semibold">{p.slug.clone()}</h2>
+                            <h2 class="font-semibold">
+                                <a class="text-indigo-700 hover:underline dark:text-indigo-300" href=format!("/projects/{}", p.slug)>{p.slug.clone()}</a>
+                            </h2>
                             <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">{p.description.clone()}</p>
                             <p class="mt-3 text-xs text-slate-500">
                                 {format!("{} services · {envs}", p.service_count)}

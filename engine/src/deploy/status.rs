@@ -62,3 +62,30 @@ pub async fn read(
             .and_then(|c| c.reason.clone()),
     })
 }
+
+/// Ticks whenever the service's Deployments (either track) change in any of `places`
+/// (client, namespace): Kubernetes watches, so a live status page costs no polling.
+pub fn changes(
+    places: Vec<(kube::Client, String)>,
+    service: &str,
+) -> impl futures::Stream<Item = ()> + Send + 'static + use<> {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+    let selector = format!("{}={service}", enclii_spec::render::LABEL_SERVICE);
+    let streams = places.into_iter().map(move |(client, namespace)| {
+        let api: Api<Deployment> = Api::namespaced(client, &namespace);
+        watcher(api, watcher::Config::default().labels(&selector))
+            .filter_map(|e| async move {
+                // Errors are retried by the watcher itself; only applied changes matter.
+                matches!(
+                    e,
+                    Ok(watcher::Event::Apply(_)
+                        | watcher::Event::Delete(_)
+                        | watcher::Event::InitDone)
+                )
+                .then_some(())
+            })
+            .boxed()
+    });
+    futures::stream::select_all(streams)
+}

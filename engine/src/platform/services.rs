@@ -352,3 +352,34 @@ pub async fn status(
     }
     Ok(out)
 }
+
+/// Where a service runs in each environment of its project (viewer): the clients and namespaces a
+/// live status page watches.
+pub async fn placements(
+    engine: &crate::Engine,
+    caller: Option<&Caller>,
+    project: &str,
+    service: &str,
+) -> crate::Result<Vec<(kube::Client, String)>> {
+    let project = project_access(&engine.pool, caller, project, Action::ViewProject).await?;
+    let envs = sqlx::query!(
+        "SELECT e.name, e.namespace FROM environments e JOIN services s ON s.project_id = e.project_id
+         WHERE e.project_id = $1 AND s.name = $2 ORDER BY e.name",
+        project.id,
+        service
+    )
+    .fetch_all(&engine.pool)
+    .await?;
+    if envs.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "project `{}` has no service `{service}`",
+            project.slug
+        ))
+        .into());
+    }
+    let mut out = Vec::with_capacity(envs.len());
+    for e in envs {
+        out.push((engine.cluster(&e.name)?, e.namespace));
+    }
+    Ok(out)
+}

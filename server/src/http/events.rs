@@ -21,7 +21,61 @@ use tokio::sync::broadcast::error::RecvError;
 use super::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/events/deployments/{project}/{id}", get(deployment))
+    Router::new()
+        .route("/api/events/deployments/{project}/{id}", get(deployment))
+        .route("/api/events/status/{project}/{service}", get(status))
+}
+
+/// A service's live status (replicas ready/desired, release, image per environment) as
+/// server-sent events: now, then whenever its Deployments change in the cluster.
+async fn status(
+    State(engine): State<Engine>,
+    Path((project, service)): Path<(String, String)>,
+    parts: Parts,
+) -> Response {
+    use futures::StreamExt;
+    use switchyard_engine::platform::services;
+    let addr = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let caller = match auth::from_headers(&engine, &parts.headers, addr).await {
+        Ok(c) => c,
+        Err(e) => return fail(e.into_api()),
+    };
+    let places = match services::placements(&engine, caller.as_ref(), &project, &service).await {
+        Ok(p) => p,
+        Err(e) => return fail(e.into_api()),
+    };
+    let mut changes = Box::pin(switchyard_engine::deploy::status::changes(places, &service));
+    let stream = async_stream(move |tx| async move {
+        let mut last = None;
+        loop {
+            let now = match services::status(&engine, caller.as_ref(), &project, &service).await {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            if last.as_ref() != Some(&now) {
+                let data = serde_json::to_string(&now).unwrap_or_default();
+                if tx
+                    .send(Ok(Event::default().event("status").data(data)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                last = Some(now);
+            }
+            if changes.next().await.is_none() {
+                return;
+            }
+            // A rollout changes a Deployment many times a second: one read per burst.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
 }
 
 fn fail(e: ApiError) -> Response {

@@ -1,5 +1,6 @@
 //! `GET /api/logs/{project}/{service}/{environment}?follow=true&tail=100`: a service's pod logs as a
-//! plain-text stream, for `enclii logs -f` and the dashboard. Not a server function (it streams),
+//! plain-text stream for `enclii logs -f`, or as server-sent events (`&format=sse`) for the
+//! dashboard. Not a server function (it streams),
 //! so it establishes the caller itself, first, like every server function does.
 
 use std::collections::HashMap;
@@ -59,6 +60,18 @@ async fn logs(
     )
     .await
     {
+        // `format=sse`: the same lines as server-sent events, for the dashboard's EventSource.
+        Ok(lines) if q.get("format").is_some_and(|f| f == "sse") => {
+            use axum::response::sse::{Event, KeepAlive, Sse};
+            let events = lines.map(|l| {
+                Ok::<_, std::convert::Infallible>(
+                    Event::default().data(l.trim_end_matches('\n').to_owned()),
+                )
+            });
+            Sse::new(events)
+                .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+                .into_response()
+        }
         Ok(lines) => {
             let body = Body::from_stream(lines.map(Ok::<_, std::io::Error>));
             (

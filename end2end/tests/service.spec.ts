@@ -1,0 +1,44 @@
+import { expect, test } from "@playwright/test";
+import { apiToken, signIn } from "./helpers";
+
+// The service page: replica counts that change on screen as the cluster changes, and live logs
+// with pause and filter.
+
+test("a service's status goes live from not deployed to ready, and its logs stream", async ({ page }, info) => {
+  test.setTimeout(90000);
+  await signIn(page, `svc-${info.project.name}`);
+  const headers = { authorization: `Bearer ${await apiToken(page)}` };
+  const project = `svc-${info.project.name}`;
+  expect((await page.request.post("/api/projects/create", { data: { slug: project }, headers })).status()).toBe(200);
+  const spec = `apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: web\n  project: ${project}\nspec:\n  build:\n    type: auto\n  runtime:\n    port: 8080\n    replicas: 2\n`;
+  expect((await page.request.post("/api/services/import", { data: { spec }, headers })).status()).toBe(200);
+
+  await page.goto(`/projects/${project}`);
+  await page.getByRole("link", { name: "web" }).click();
+  await expect(page).toHaveURL(new RegExp(`/projects/${project}/services/web$`));
+  await expect(page.locator("#app")).toHaveAttribute("data-hydrated", "true");
+  await expect(page.getByTestId("status-production").getByTestId("replicas")).toHaveText("not deployed");
+
+  const res = await page.request.post("/api/deployments/create", {
+    data: { project, service: "web", environment: "production", image: "ghcr.io/example/web:1" },
+    headers,
+  });
+  expect(res.status()).toBe(200);
+  // No reload: the count arrives by server-sent events as the sandbox's pods become ready.
+  await expect(page.getByTestId("status-production").getByTestId("replicas")).toHaveText("2/2 ready", { timeout: 30000 });
+
+  // Logs: the panel connected before any pod ran; switching environments reconnects.
+  await page.getByLabel("Environment").selectOption("staging");
+  await page.getByLabel("Environment").selectOption("production");
+  await expect(page.getByTestId("logs")).toContainText("web GET /health 200", { timeout: 20000 });
+  await page.getByRole("button", { name: "Pause" }).click();
+  const frozen = await page.getByTestId("logs").textContent();
+  await page.waitForTimeout(1500);
+  expect(await page.getByTestId("logs").textContent()).toBe(frozen);
+  await page.getByRole("button", { name: "Follow" }).click();
+  await page.getByLabel("Filter logs").fill("no line has this");
+  await expect(page.getByTestId("logs")).toHaveText("Waiting for log lines…");
+  await page.getByLabel("Filter logs").fill("GET /health");
+  await expect(page.getByTestId("logs")).toContainText("GET /health");
+  await page.screenshot({ path: `screenshots/service-${info.project.name}.png`, fullPage: true });
+});
