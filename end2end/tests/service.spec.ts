@@ -27,8 +27,11 @@ test("a service's status goes live from not deployed to ready, and its logs stre
   // No reload: the count arrives by server-sent events as the sandbox's pods become ready.
   await expect(page.getByTestId("status-production").getByTestId("replicas")).toHaveText("2/2 ready", { timeout: 30000 });
 
-  // Logs: the panel connected before any pod ran; switching environments reconnects.
+  // Logs: the panel opened before any pod ran and was told to come back; the lines arrive.
+  await expect(page.getByTestId("logs")).toContainText("web GET /health 200", { timeout: 20000 });
+  // Switching environments reconnects (staging has no pods), and back.
   await page.getByLabel("Environment").selectOption("staging");
+  await expect(page.getByTestId("logs")).toHaveText("Waiting for log lines…");
   await page.getByLabel("Environment").selectOption("production");
   await expect(page.getByTestId("logs")).toContainText("web GET /health 200", { timeout: 20000 });
   await page.getByRole("button", { name: "Pause" }).click();

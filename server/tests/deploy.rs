@@ -464,10 +464,32 @@ async fn live_status_and_logs_stream_as_server_sent_events(pool: PgPool) {
     let token = setup(&app, &pool, DOCS).await;
     let url = app.url("/api/events/status/enclii-platform/docs-site");
     assert_eq!(app.client.get(&url).send().await.unwrap().status(), 401);
-    let mut status = app.client.get(&url).bearer_auth(&token).send().await.unwrap();
+    let mut status = app
+        .client
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(status.headers()["content-type"], "text/event-stream");
     let first = read_events(&mut status, |e| !e.is_empty()).await;
     assert!(first[0].contains(r#""deployed":false"#), "{first:?}");
+    // Before any pod runs, the log stream says so and tells the browser to come back.
+    let early = app
+        .client
+        .get(app.url("/api/logs/enclii-platform/docs-site/production?follow=true&format=sse"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(early.status(), 200);
+    let early = early.text().await.unwrap();
+    assert!(
+        early.contains("event: notice")
+            && early.contains("retry: 3000")
+            && early.contains("no running pods"),
+        "{early}"
+    );
     let deployed = deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:1").await;
     assert_eq!(deployed["state"], "succeeded");
     // The page learns of the rollout from the cluster's watch, without asking again.
@@ -479,7 +501,9 @@ async fn live_status_and_logs_stream_as_server_sent_events(pool: PgPool) {
 
     let mut logs = app
         .client
-        .get(app.url("/api/logs/enclii-platform/docs-site/production?tail=3&follow=true&format=sse"))
+        .get(
+            app.url("/api/logs/enclii-platform/docs-site/production?tail=3&follow=true&format=sse"),
+        )
         .bearer_auth(&token)
         .send()
         .await
@@ -487,7 +511,9 @@ async fn live_status_and_logs_stream_as_server_sent_events(pool: PgPool) {
     assert_eq!(logs.headers()["content-type"], "text/event-stream");
     let lines = read_events(&mut logs, |e| e.len() >= 8).await;
     assert!(
-        lines.iter().all(|l| l.contains(" | ") && l.contains("docs-site GET /health 200") && !l.ends_with('\n')),
+        lines.iter().all(|l| l.contains(" | ")
+            && l.contains("docs-site GET /health 200")
+            && !l.ends_with('\n')),
         "{lines:?}"
     );
 }

@@ -10,9 +10,9 @@ use leptos_router::hooks::use_params_map;
 use super::deployment::state_tone;
 use super::deployments::list_deployments;
 use super::services::{list_services, service_status};
-use crate::components::state::{ApiErrorPanel, EmptyState};
 #[cfg(feature = "hydrate")]
 use crate::components::state::urlencode;
+use crate::components::state::{ApiErrorPanel, EmptyState};
 
 /// `/projects/:project`: the project's services with the newest deployment per environment.
 #[component]

@@ -83,6 +83,21 @@ async fn logs(
             )
                 .into_response()
         }
-        Err(e) => fail(e.into_api()),
+        Err(e) => match e.into_api() {
+            // A dashboard panel opened before any pod runs: say so and have the browser come back
+            // (an error status would make EventSource give up for good).
+            ApiError::Unavailable { message } if q.get("format").is_some_and(|f| f == "sse") => {
+                use axum::response::sse::{Event, Sse};
+                let notice = Event::default()
+                    .event("notice")
+                    .data(message)
+                    .retry(std::time::Duration::from_secs(3));
+                Sse::new(futures::stream::iter([Ok::<_, std::convert::Infallible>(
+                    notice,
+                )]))
+                .into_response()
+            }
+            e => fail(e),
+        },
     }
 }
