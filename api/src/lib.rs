@@ -60,6 +60,12 @@ pub mod paths {
     pub const DEPLOYMENTS_LIST: &str = "/api/deployments/list";
     pub const DEPLOYMENT_GET: &str = "/api/deployments/get";
     pub const PROMOTE: &str = "/api/deployments/promote";
+    pub const BUILDS_CREATE: &str = "/api/builds/create";
+    pub const BUILDS_LIST: &str = "/api/builds/list";
+    pub const BUILDS_CANCEL: &str = "/api/builds/cancel";
+    pub const DELIVERIES_LIST: &str = "/api/deliveries/list";
+    pub const REPOSITORIES_CONNECT: &str = "/api/repositories/connect";
+    pub const REPOSITORIES_LIST: &str = "/api/repositories/list";
     pub const ABORT: &str = "/api/deployments/abort";
     pub const ROLLBACK: &str = "/api/deployments/rollback";
     pub const AUDIT_LIST: &str = "/api/audit/list";
@@ -230,6 +236,65 @@ pub struct DeploymentSummary {
     pub spec_revision: i32,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A build: a commit of a service's repository turned into an image (then a release and a
+/// deployment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildSummary {
+    pub id: i64,
+    pub project: String,
+    pub service: String,
+    pub environment: String,
+    /// `queued`, `running`, `succeeded`, `failed`, `cancelled` or `superseded`.
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub git_repository: String,
+    pub git_ref: String,
+    pub image: Option<String>,
+    pub image_digest: Option<String>,
+    pub sbom_ref: Option<String>,
+    pub provenance_ref: Option<String>,
+    /// The deployment the build started, once it succeeded.
+    pub deployment_id: Option<i64>,
+    pub delivery_id: Option<String>,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A GitHub webhook delivery and what came of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub delivery_id: String,
+    pub event: String,
+    pub repository: Option<String>,
+    pub git_ref: Option<String>,
+    pub commit: Option<String>,
+    /// `accepted`, `ignored` or `rejected`.
+    pub outcome: String,
+    pub reason: String,
+    pub received_at: DateTime<Utc>,
+    /// The builds it started, with their state and their deployment's.
+    pub builds: Vec<DeliveryBuild>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryBuild {
+    pub build: i64,
+    pub service: String,
+    pub state: String,
+    pub deployment_id: Option<i64>,
+    pub deployment_state: Option<String>,
+}
+
+/// A repository connected to a project. `secret` is only present in the answer to `connect`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Repository {
+    pub url: String,
+    pub webhook_url: String,
+    pub secret: Option<String>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// One deployment with everything its driver recorded: each step and its evidence, and every

@@ -40,6 +40,51 @@ pub struct Settings {
     pub secrets: SecretsSettings,
     #[serde(default)]
     pub canary: CanarySettings,
+    #[serde(default)]
+    pub pipeline: PipelineSettings,
+}
+
+/// Builds: where their Jobs run, which images they use, where they push.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PipelineSettings {
+    /// Run the build worker in this process.
+    pub worker: bool,
+    /// The namespace build Jobs run in.
+    pub namespace: String,
+    /// Images are pushed to `{registry}/{project}/{service}:{commit}`.
+    pub registry: String,
+    /// A `kubernetes.io/dockerconfigjson` Secret in `namespace` with the registry's credentials.
+    pub registry_secret: String,
+    pub buildkit_image: String,
+    pub git_image: String,
+    pub nixpacks_image: String,
+    /// A build running longer than this fails (the Job's activeDeadlineSeconds).
+    pub timeout_secs: u64,
+    /// Builds running at once across all replicas (beyond it, builds wait queued).
+    pub max_concurrent: i64,
+    /// Attempts for a build that failed on the cluster (not on its own code) before it fails.
+    pub max_attempts: i32,
+    /// Webhook payloads larger than this are refused with 413.
+    pub webhook_max_bytes: usize,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            namespace: "enclii-builds".into(),
+            registry: "registry.enclii.local".into(),
+            registry_secret: "enclii-registry".into(),
+            buildkit_image: "moby/buildkit:v0.25.1-rootless".into(),
+            git_image: "alpine/git:2.49.1".into(),
+            nixpacks_image: "ghcr.io/railwayapp/nixpacks:1.39.0".into(),
+            timeout_secs: 1800,
+            max_concurrent: 2,
+            max_attempts: 3,
+            webhook_max_bytes: 1024 * 1024,
+        }
+    }
 }
 
 /// How canary steps are analysed. `{namespace}`, `{service}`, `{track}` and `{window}` in the

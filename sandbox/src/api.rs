@@ -396,6 +396,20 @@ async fn pod_log(
     let Some(pod) = s.store.get("/v1/pods", Some(&ns), &name) else {
         return (StatusCode::NOT_FOUND, Json(not_found("pods", &name))).into_response();
     };
+    // A build pod logs its build.
+    if let Some(git_ref) = pod["metadata"]["annotations"]["enclii.dev/build-ref"].as_str() {
+        let image = pod["metadata"]["annotations"]["enclii.dev/build-image"]
+            .as_str()
+            .unwrap_or_default();
+        let failing = pod["metadata"]["annotations"]["enclii.dev/build-fails"] == "true";
+        let mut lines = crate::jobs::build_log(git_ref, image, failing);
+        if let Some(n) = q.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
+            let skip = lines.len().saturating_sub(n);
+            lines.drain(..skip);
+        }
+        let text: String = lines.into_iter().map(|l| l + "\n").collect();
+        return Response::new(Body::from(text));
+    }
     let service = pod["metadata"]["labels"]["enclii.dev/service"]
         .as_str()
         .unwrap_or("app")

@@ -8,10 +8,12 @@
 //! progress deadline); anything else becomes ready after `ready_delay`. The fake Prometheus reports
 //! 5 requests a second per ready pod and, for the canary analysis, errors by image too: `errors`
 //! fails 8% of requests, `degrades` fails 6% once its track takes half the traffic (0.4% before),
-//! `no-traffic` gets no requests at all, anything else fails 0.4%.
+//! `no-traffic` gets no requests at all, anything else fails 0.4%. Build Jobs succeed with an image
+//! digest after a moment, or fail with a build error when their git ref starts with `bad`.
 
 mod api;
 mod controller;
+mod jobs;
 mod prometheus;
 pub mod store;
 
@@ -81,12 +83,21 @@ impl Shared {
                 name.to_owned(),
                 object.clone(),
             );
+        } else if resource == "batch/v1/jobs" {
+            jobs::job_applied(
+                self.clone(),
+                ns.unwrap_or_default().to_owned(),
+                name.to_owned(),
+                object.clone(),
+            );
         }
     }
 
     fn deleted(self: &Arc<Self>, resource: &str, ns: Option<&str>, name: &str) {
         if resource == "apps/v1/deployments" {
             controller::deployment_deleted(self, ns.unwrap_or_default(), name);
+        } else if resource == "batch/v1/jobs" {
+            jobs::job_deleted(self, ns.unwrap_or_default(), name);
         }
     }
 }

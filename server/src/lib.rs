@@ -85,6 +85,13 @@ async fn start_cluster(engine: &Engine) -> anyhow::Result<Option<enclii_sandbox:
     .map_err(anyhow::Error::msg)?;
     let _ = engine.kube.set(clusters.clone());
     let replica = format!("{}-{}", hostname(), std::process::id());
+    if engine.settings.pipeline.worker {
+        tokio::spawn(switchyard_engine::pipeline::builder::run(
+            engine.clone(),
+            clusters.clone(),
+            replica.clone(),
+        ));
+    }
     tokio::spawn(switchyard_engine::deploy::worker::run(
         engine.clone(),
         clusters,

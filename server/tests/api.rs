@@ -139,6 +139,38 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             Needs::Session,
         ),
         ("/api/tokens/list", json!({}), Needs::Session),
+        // docs-site has a git source: a build is queued (no worker runs here).
+        (
+            "/api/builds/create",
+            json!({"project": p, "service": "docs-site", "environment": "production"}),
+            Needs::Role("developer"),
+        ),
+        (
+            "/api/builds/list",
+            json!({"project": p}),
+            Needs::Role("viewer"),
+        ),
+        // Allowed, but there is no build #999: 404 once authorization has passed.
+        (
+            "/api/builds/cancel",
+            json!({"project": p, "id": 999}),
+            Needs::RoleThen("developer", 404),
+        ),
+        (
+            "/api/deliveries/list",
+            json!({"project": p}),
+            Needs::Role("viewer"),
+        ),
+        (
+            "/api/repositories/connect",
+            json!({"project": p, "url": "https://github.com/madfam-io/enclii"}),
+            Needs::Role("admin"),
+        ),
+        (
+            "/api/repositories/list",
+            json!({"project": p}),
+            Needs::Role("viewer"),
+        ),
         (
             "/api/tokens/revoke",
             json!({"id": "00000000-0000-0000-0000-000000000000"}),

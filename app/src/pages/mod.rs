@@ -1,6 +1,7 @@
 //! One module per page; each owns its server functions and components.
 
 pub mod activity;
+pub mod builds;
 pub mod deployment;
 pub mod deployments;
 pub mod not_found;

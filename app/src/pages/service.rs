@@ -20,6 +20,7 @@ pub fn ProjectPage() -> impl IntoView {
     let params = use_params_map();
     let project = move || params.read().get("project").unwrap_or_default();
     let services = Resource::new(project, |p| list_services(p, None, None));
+    let deliveries = Resource::new(project, |p| super::builds::list_deliveries(p, Some(20)));
     view! {
         <Title text=project() />
         <div class="mb-6">
@@ -45,6 +46,17 @@ pub fn ProjectPage() -> impl IntoView {
                         Ok(page) => view! { <ServiceTable services=page.items /> }.into_any(),
                     })
             }}
+            <section aria-label="Webhook deliveries" class="mt-8">
+                <h2 class="mb-2 text-base font-semibold">"Webhook deliveries"</h2>
+                {move || {
+                    deliveries
+                        .get()
+                        .map(|r| match r {
+                            Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
+                            Ok(list) => view! { <super::builds::Deliveries list /> }.into_any(),
+                        })
+                }}
+            </section>
         </Suspense>
     }
 }
@@ -105,6 +117,9 @@ pub fn ServicePage() -> impl IntoView {
     let deployments = Resource::new(key, |(p, s)| async move {
         list_deployments(p, Some(s), None, Some(10)).await
     });
+    let builds = Resource::new(key, |(p, s)| async move {
+        super::builds::list_builds(p, Some(s), None, Some(10)).await
+    });
     view! {
         <Title text=move || key().1 />
         <div class="mb-6">
@@ -139,6 +154,14 @@ pub fn ServicePage() -> impl IntoView {
                     .map(|r| match r {
                         Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
                         Ok(page) => view! { <Recent list=page.items /> }.into_any(),
+                    })
+            }}
+            {move || {
+                builds
+                    .get()
+                    .map(|r| match r {
+                        Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
+                        Ok(page) => view! { <Builds list=page.items /> }.into_any(),
                     })
             }}
         </Suspense>
@@ -316,4 +339,67 @@ fn Logs(project: String, service: String, environments: Vec<String>) -> impl Int
             </pre>
         </section>
     }
+}
+
+/// The service's recent builds; choosing one shows its log, live while it runs.
+#[component]
+fn Builds(list: Vec<enclii_api::BuildSummary>) -> impl IntoView {
+    if list.is_empty() {
+        return view! { <p class="mb-6 text-sm text-slate-500">"No builds yet: a push to the spec's branch starts one, or " <code>"enclii build --service NAME --env production"</code></p> }.into_any();
+    }
+    let project = list[0].project.clone();
+    let chosen = RwSignal::new(None::<i64>);
+    let log = RwSignal::new(Vec::<String>::new());
+    #[cfg(feature = "hydrate")]
+    {
+        let held = StoredValue::new_local(None::<crate::components::live::Subscription>);
+        let project = project.clone();
+        Effect::new(move |_| {
+            let Some(id) = chosen.get() else { return };
+            log.set(Vec::new());
+            let url = format!(
+                "/api/builds/{}/{id}/logs?follow=true&format=sse",
+                urlencode(&project)
+            );
+            held.set_value(crate::components::live::subscribe(
+                &url,
+                None,
+                move |line| {
+                    log.update(|l| l.push(line));
+                },
+            ));
+        });
+        on_cleanup(move || held.set_value(None));
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = &project;
+    view! {
+        <section aria-label="Builds" class="mb-6">
+            <h2 class="mb-2 text-base font-semibold">"Builds"</h2>
+            <ul class="space-y-1 text-sm" data-testid="builds">
+                {list
+                    .into_iter()
+                    .map(|b| {
+                        let id = b.id;
+                        view! {
+                            <li class="flex flex-wrap items-center gap-2">
+                                <button type="button" class="font-medium text-indigo-700 hover:underline dark:text-indigo-300" on:click=move |_| chosen.set(Some(id))>
+                                    {format!("Build #{}", b.id)}
+                                </button>
+                                <span class=format!("rounded-full px-2 py-0.5 text-xs {}", state_tone(&b.state))>{b.state.clone()}</span>
+                                <span class="font-mono text-xs text-slate-500">{b.git_ref.chars().take(12).collect::<String>()}</span>
+                                <span class="text-xs text-slate-500">{b.state_reason.clone().unwrap_or_default()}</span>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+            <Show when=move || chosen.get().is_some()>
+                <pre data-testid="build-log" class="mt-2 h-64 overflow-auto rounded-xl bg-slate-950 p-3 font-mono text-xs leading-5 text-slate-100">
+                    {move || { let l = log.get(); if l.is_empty() { "Waiting for the build's log…".to_owned() } else { l.join("\n") } }}
+                </pre>
+            </Show>
+        </section>
+    }
+    .into_any()
 }

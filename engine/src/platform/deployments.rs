@@ -112,6 +112,28 @@ pub async fn create(
     Ok(summary)
 }
 
+/// Deploys a release a build just produced (the pipeline's last step), as the system: the same
+/// record, audit and wake-up as a deployment a person asks for.
+pub(crate) async fn for_build(
+    tx: &mut sqlx::PgConnection,
+    project: &super::ProjectRef,
+    service_id: uuid::Uuid,
+    service: &str,
+    environment_id: uuid::Uuid,
+    environment: &str,
+    release: (uuid::Uuid, String, i32),
+    strategy: &str,
+) -> crate::Result<DeploymentSummary> {
+    let target = Target {
+        project,
+        service_id,
+        service,
+        environment_id,
+        environment,
+    };
+    insert(tx, None, &target, release, strategy).await
+}
+
 struct Target<'a> {
     project: &'a super::ProjectRef,
     service_id: uuid::Uuid,

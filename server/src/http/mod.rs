@@ -8,6 +8,7 @@ pub mod health;
 pub mod logs;
 pub mod metrics;
 pub mod static_files;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -54,6 +55,9 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         .merge(auth::routes())
         .merge(logs::routes())
         .merge(events::routes())
+        .merge(webhooks::routes(
+            state.engine.settings.pipeline.webhook_max_bytes,
+        ))
         .merge(metrics::routes())
         .nest_service("/pkg", static_files::pkg(&state.leptos_options))
         .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), app_shell)

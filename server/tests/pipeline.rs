@@ -1,0 +1,535 @@
+//! Continuous deployment: GitHub webhook deliveries (signatures, replays, unknown repositories,
+//! branch and path filters), the durable build queue, and the whole pipeline against the sandbox:
+//! a build Job that reports a digest (or fails with its log), then the deploy.
+
+mod common;
+
+use common::{
+    TestApp, spawn_app, spawn_app_with_sandbox, user, wait_for_deployment, with_canary_pause,
+};
+use serde_json::json;
+use sqlx::PgPool;
+use switchyard_engine::pipeline::github::sign;
+
+const P: &str = "enclii-platform";
+const API: &str = include_str!("../../spec/fixtures/dogfooding/switchyard-api.yaml");
+const DOCS: &str = include_str!("../../spec/fixtures/dogfooding/docs-site.yaml");
+const LANDING: &str = include_str!("../../spec/fixtures/dogfooding/landing-page.yaml");
+const REPO: &str = "https://github.com/madfam-io/enclii";
+
+/// A project with `specs` imported and the repository connected; returns the owner's token and
+/// the webhook secret.
+async fn setup(app: &TestApp, pool: &PgPool, specs: &[&str]) -> (String, String) {
+    let owner = user(pool, "owner", true).await;
+    app.call(
+        "/api/projects/create",
+        Some(&owner.token),
+        json!({"slug": P}),
+    )
+    .await;
+    for spec in specs {
+        let (status, body) = app
+            .call(
+                "/api/services/import",
+                Some(&owner.token),
+                json!({"spec": with_canary_pause(spec, "200ms")}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, repo) = app
+        .call(
+            "/api/repositories/connect",
+            Some(&owner.token),
+            json!({"project": P, "url": format!("{REPO}.git")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{repo}");
+    assert_eq!(repo["url"], REPO, "stored normalised");
+    assert!(
+        repo["webhook_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/webhooks/github")
+    );
+    (owner.token, repo["secret"].as_str().unwrap().to_owned())
+}
+
+fn push(branch: &str, after: &str, files: &[&str]) -> serde_json::Value {
+    json!({
+        "ref": format!("refs/heads/{branch}"), "before": "0".repeat(40), "after": after, "deleted": false,
+        "repository": {"html_url": REPO, "clone_url": format!("{REPO}.git"), "full_name": "madfam-io/enclii"},
+        "commits": [{"id": after, "added": [], "modified": files, "removed": []}]
+    })
+}
+
+/// Sends a delivery as GitHub would; `secret: None` sends no signature.
+async fn deliver(
+    app: &TestApp,
+    event: &str,
+    id: &str,
+    payload: &serde_json::Value,
+    secret: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let body = payload.to_string();
+    let mut req = app
+        .client
+        .post(app.url("/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", id);
+    if let Some(s) = secret {
+        req = req.header("x-hub-signature-256", sign(s.as_bytes(), body.as_bytes()));
+    }
+    let res = req.body(body).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+async fn outcome(pool: &PgPool, id: &str) -> (String, String) {
+    let r = sqlx::query!(
+        "SELECT outcome, reason FROM webhook_deliveries WHERE delivery_id = $1",
+        id
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    (r.outcome, r.reason)
+}
+
+async fn builds(pool: &PgPool) -> Vec<(String, String)> {
+    sqlx::query!(
+        "SELECT s.name, b.state FROM builds b JOIN services s ON s.id = b.service_id ORDER BY b.id"
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.name, r.state))
+    .collect()
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn signatures_are_verified_replays_change_nothing_and_every_delivery_is_recorded(
+    pool: PgPool,
+) {
+    let app = spawn_app(pool.clone()).await;
+    let (token, secret) = setup(&app, &pool, &[API]).await;
+    let commit = "a".repeat(40);
+
+    let (status, body) = deliver(
+        &app,
+        "ping",
+        "d-ping",
+        &json!({"zen": "Keep it logically awesome.", "repository": {"html_url": REPO}}),
+        Some(&secret),
+    )
+    .await;
+    assert_eq!((status, body["message"].as_str()), (200, Some("pong")));
+
+    let (status, body) = deliver(
+        &app,
+        "push",
+        "d-bad",
+        &push("main", &commit, &["src/main.rs"]),
+        Some("not the secret"),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(outcome(&pool, "d-bad").await.0, "rejected");
+    let (status, _) = deliver(
+        &app,
+        "push",
+        "d-unsigned",
+        &push("main", &commit, &["src/main.rs"]),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(
+        outcome(&pool, "d-unsigned")
+            .await
+            .1
+            .contains("no X-Hub-Signature-256")
+    );
+
+    let mut other = push("main", &commit, &[]);
+    other["repository"]["html_url"] = "https://github.com/someone/else".into();
+    let (status, body) = deliver(&app, "push", "d-unknown", &other, Some(&secret)).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        outcome(&pool, "d-unknown")
+            .await
+            .1
+            .contains("is not connected")
+    );
+    assert!(
+        builds(&pool).await.is_empty(),
+        "nothing unverified was queued"
+    );
+
+    let (status, body) = deliver(
+        &app,
+        "push",
+        "d-good",
+        &push("main", &commit, &["src/main.rs"]),
+        Some(&secret),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["builds"].as_array().unwrap().len(), 1);
+    let (status, body) = deliver(
+        &app,
+        "push",
+        "d-good",
+        &push("main", &commit, &["src/main.rs"]),
+        Some(&secret),
+    )
+    .await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("duplicate")),
+        "a redelivery is idempotent"
+    );
+    assert_eq!(
+        builds(&pool).await,
+        [("switchyard-api".into(), "queued".into())]
+    );
+
+    // A rejected delivery, redelivered once the secret is right, is processed.
+    let (status, _) = deliver(
+        &app,
+        "push",
+        "d-bad",
+        &push("main", &"b".repeat(40), &["src/main.rs"]),
+        Some(&secret),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(outcome(&pool, "d-bad").await.0, "accepted");
+
+    let res = app
+        .client
+        .post(app.url("/webhooks/github"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "no event or delivery header");
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let res = app
+        .client
+        .post(app.url("/webhooks/github"))
+        .header("x-github-event", "push")
+        .header("x-github-delivery", "d-huge")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413, "payloads are size-limited");
+
+    // The project's delivery list shows every verified or attributable delivery with its outcome.
+    let (status, list) = app
+        .call("/api/deliveries/list", Some(&token), json!({"project": P}))
+        .await;
+    assert_eq!(status, 200, "{list}");
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["delivery_id"].as_str().unwrap())
+        .collect();
+    for id in ["d-ping", "d-good", "d-bad", "d-unsigned"] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+    let good = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["delivery_id"] == "d-good")
+        .unwrap();
+    assert_eq!(good["builds"][0]["service"], "switchyard-api");
+    assert_eq!(
+        good["builds"][0]["state"], "superseded",
+        "d-bad's newer push superseded it while queued"
+    );
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn branch_and_path_filters_decide_which_services_build(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let (_token, secret) = setup(&app, &pool, &[DOCS, LANDING]).await;
+    let commit = "c".repeat(40);
+    let (status, body) = deliver(
+        &app,
+        "push",
+        "d-1",
+        &push("develop", &commit, &["docs/a.md"]),
+        Some(&secret),
+    )
+    .await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("ignored")));
+    assert!(
+        outcome(&pool, "d-1")
+            .await
+            .1
+            .contains("no service builds develop")
+    );
+
+    let (status, _) = deliver(
+        &app,
+        "push",
+        "d-2",
+        &push("main", &commit, &["README.md"]),
+        Some(&secret),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let reason = outcome(&pool, "d-2").await.1;
+    assert!(
+        reason.contains("changed nothing under") && reason.contains("docs-site (docs)"),
+        "{reason}"
+    );
+
+    let (status, _) = deliver(
+        &app,
+        "push",
+        "d-3",
+        &push("main", &commit, &["docs/guide/intro.md"]),
+        Some(&secret),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        builds(&pool).await,
+        [("docs-site".into(), "queued".into())],
+        "only the service whose path changed"
+    );
+
+    let mut tag = push("main", &commit, &[]);
+    tag["ref"] = "refs/tags/v1.0.0".into();
+    let (status, _) = deliver(&app, "push", "d-4", &tag, Some(&secret)).await;
+    assert_eq!(status, 200);
+    assert!(outcome(&pool, "d-4").await.1.contains("is not a branch"));
+
+    let mut deleted = push("main", &"0".repeat(40), &[]);
+    deleted["deleted"] = true.into();
+    deliver(&app, "push", "d-5", &deleted, Some(&secret)).await;
+    assert!(outcome(&pool, "d-5").await.1.contains("was deleted"));
+
+    let (status, _) = deliver(
+        &app,
+        "issues",
+        "d-6",
+        &json!({"repository": {"html_url": REPO}}),
+        Some(&secret),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(outcome(&pool, "d-6").await.1.contains("not used"));
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn manual_builds_queue_like_pushes_and_can_be_cancelled(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let (token, _) = setup(&app, &pool, &[API]).await;
+    let (status, b) = app
+        .call(
+            "/api/builds/create",
+            Some(&token),
+            json!({"project": P, "service": "switchyard-api", "environment": "staging"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(
+        (
+            b["state"].as_str(),
+            b["git_ref"].as_str(),
+            b["environment"].as_str()
+        ),
+        (Some("queued"), Some("main"), Some("staging"))
+    );
+    let (status, c) = app
+        .call(
+            "/api/builds/cancel",
+            Some(&token),
+            json!({"project": P, "id": b["id"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, c["state"].as_str()),
+        (200, Some("cancelled")),
+        "{c}"
+    );
+    let (status, _) = app
+        .call(
+            "/api/builds/cancel",
+            Some(&token),
+            json!({"project": P, "id": b["id"]}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (status, e) = app
+        .call("/api/builds/create", Some(&token), json!({"project": P, "service": "switchyard-api", "environment": "production", "git_ref": "has space"}))
+        .await;
+    assert_eq!(status, 422, "{e}");
+}
+
+async fn wait_build(pool: &PgPool, id: i64) -> (String, Option<String>) {
+    for _ in 0..300 {
+        let r = sqlx::query!("SELECT state, state_reason FROM builds WHERE id = $1", id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if !matches!(r.state.as_str(), "queued" | "running") {
+            return (r.state, r.state_reason);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("build {id} did not finish");
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: PgPool) {
+    let (app, sandbox) = spawn_app_with_sandbox(pool.clone()).await;
+    let (token, secret) = setup(&app, &pool, &[API]).await;
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let (status, body) = deliver(
+        &app,
+        "push",
+        "d-ok",
+        &push("main", commit, &["src/main.rs"]),
+        Some(&secret),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let build = body["builds"][0].as_i64().unwrap();
+    let (state, reason) = wait_build(&pool, build).await;
+    assert_eq!(state, "succeeded", "{reason:?}");
+
+    let (_, page) = app
+        .call(
+            "/api/builds/list",
+            Some(&token),
+            json!({"project": P, "service": "switchyard-api"}),
+        )
+        .await;
+    let b = &page["items"][0];
+    assert_eq!(
+        b["image"],
+        "registry.enclii.local/enclii-platform/switchyard-api:0123456789ab"
+    );
+    let digest = b["image_digest"].as_str().unwrap();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    assert!(
+        b["sbom_ref"].as_str().unwrap().contains(digest)
+            && b["sbom_ref"].as_str().unwrap().contains("sbom")
+    );
+    assert!(b["provenance_ref"].as_str().unwrap().contains("provenance"));
+
+    // The Job was built from the spec: the exact commit, BuildKit with SBOM and provenance.
+    let job = sandbox
+        .object(
+            "batch/v1/jobs",
+            Some("enclii-builds"),
+            &format!("build-switchyard-api-{build}"),
+        )
+        .expect("the build Job");
+    let script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
+        .as_str()
+        .unwrap();
+    assert!(
+        script.contains("--attest type=sbom")
+            && script.contains("--attest type=provenance,mode=max"),
+        "{script}"
+    );
+    assert!(
+        job["spec"]["template"]["spec"]["initContainers"][0]["command"][2]
+            .as_str()
+            .unwrap()
+            .contains(commit)
+    );
+
+    // The release carries it all, and the deployment runs it pinned by digest.
+    let release =
+        sqlx::query!("SELECT image_digest, git_commit, git_repository, sbom_ref FROM releases")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(release.image_digest.as_deref(), Some(digest));
+    assert_eq!(release.git_commit.as_deref(), Some(commit));
+    assert_eq!(release.git_repository.as_deref(), Some(REPO));
+    let deployment = b["deployment_id"]
+        .as_i64()
+        .expect("a deployment was started");
+    let d = wait_for_deployment(&app, &token, P, deployment).await;
+    assert_eq!(d["state"], "succeeded", "{d}");
+    let running = sandbox
+        .object(
+            "apps/v1/deployments",
+            Some("enclii-platform-production"),
+            "switchyard-api",
+        )
+        .unwrap();
+    assert_eq!(
+        running["spec"]["template"]["spec"]["containers"][0]["image"],
+        format!("registry.enclii.local/enclii-platform/switchyard-api@{digest}")
+    );
+
+    // The build's log is there to read.
+    let log = app
+        .client
+        .get(app.url(&format!("/api/builds/{P}/{build}/logs")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        log.contains(&format!("checked out {commit}"))
+            && log.contains("pushing registry.enclii.local"),
+        "{log}"
+    );
+
+    // A commit that does not build: the build fails with the log's tail, and nothing is deployed.
+    let bad = "bad0000000000000000000000000000000000000";
+    let (status, body) = deliver(
+        &app,
+        "push",
+        "d-bad",
+        &push("main", bad, &["src/main.rs"]),
+        Some(&secret),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let (state, reason) = wait_build(&pool, body["builds"][0].as_i64().unwrap()).await;
+    assert_eq!(state, "failed");
+    let reason = reason.unwrap();
+    assert!(
+        reason.contains("the build failed") && reason.contains("failed to solve"),
+        "{reason}"
+    );
+    let deployments: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM deployments"#)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(deployments, 1);
+
+    // The delivery list tells the whole story.
+    let (_, list) = app
+        .call("/api/deliveries/list", Some(&token), json!({"project": P}))
+        .await;
+    let ok = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["delivery_id"] == "d-ok")
+        .unwrap();
+    assert_eq!(ok["builds"][0]["state"], "succeeded");
+    assert_eq!(ok["builds"][0]["deployment_state"], "succeeded");
+}
