@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use enclii_api::{
-    CanaryAnalysis, DeploymentDetail, DeploymentStep, DeploymentSummary, ImportOutcome, Page,
-    Project, ServiceSummary, WhoAmI, paths,
+    BuildSummary, CanaryAnalysis, Delivery, DeploymentDetail, DeploymentStep, DeploymentSummary,
+    ImportOutcome, Page, Project, Repository, ServiceSummary, WhoAmI, paths,
 };
 use serde_json::json;
 
@@ -305,7 +305,8 @@ pub struct DeployArgs {
     service: String,
     #[arg(long, short = 'e')]
     env: String,
-    /// Deploy this image as a new release (default: the latest release).
+    /// Deploy this image as a new release; without it, the service is built from its repository
+    /// (the spec's build.source.git) and deployed when the build succeeds.
     #[arg(long)]
     image: Option<String>,
     /// Wait until the rollout ends, showing its progress.
@@ -319,6 +320,17 @@ pub struct DeployArgs {
 pub fn deploy(ctx: &Context, args: DeployArgs) -> Result<(), Failure> {
     let client = ctx.client()?;
     let project = ctx.project(&client)?;
+    if args.image.is_none() {
+        // From source: the same pipeline a push runs (build, release, then this deployment).
+        let build = BuildArgs {
+            service: args.service,
+            env: args.env,
+            git_ref: None,
+            wait: args.wait,
+            timeout: args.timeout,
+        };
+        return run_build(ctx, &client, &project, build);
+    }
     let d: DeploymentSummary = client.call(
         paths::DEPLOY,
         &json!({"project": project, "service": args.service, "environment": args.env, "image": args.image}),
@@ -339,14 +351,26 @@ pub fn deploy(ctx: &Context, args: DeployArgs) -> Result<(), Failure> {
         }
         return Ok(());
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout);
+    follow_deployment(ctx, &client, &project, d.id, args.timeout)
+}
+
+/// Prints a deployment's steps and analyses as they happen, until it ends; exit 1 unless it
+/// succeeded.
+fn follow_deployment(
+    ctx: &Context,
+    client: &Client,
+    project: &str,
+    id: i64,
+    timeout: u64,
+) -> Result<(), Failure> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
     // What was printed for each step, so that only changes are shown.
     let mut shown: std::collections::BTreeMap<i32, String> = Default::default();
     let mut analyses = 0;
     loop {
         let now: DeploymentDetail = client.call(
             paths::DEPLOYMENT_GET,
-            &json!({"project": project, "id": d.id}),
+            &json!({"project": project, "id": id}),
         )?;
         if ctx.output == Format::Table {
             for step in &now.steps {
@@ -389,14 +413,261 @@ pub fn deploy(ctx: &Context, args: DeployArgs) -> Result<(), Failure> {
             return Err(Failure::new(
                 6,
                 format!(
-                    "gave up waiting after {}s; the deployment is still {}",
-                    args.timeout,
+                    "gave up waiting after {timeout}s; the deployment is still {}",
                     summary.state.as_str()
                 ),
             ));
         }
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    #[arg(long, short = 's')]
+    service: String,
+    /// The environment the build deploys to when it succeeds.
+    #[arg(long, short = 'e')]
+    env: String,
+    /// A branch or commit (default: the spec's branch).
+    #[arg(long = "ref")]
+    git_ref: Option<String>,
+    /// Follow the build's log, then its deployment, until both end.
+    #[arg(long)]
+    wait: bool,
+    #[arg(long, default_value_t = 3600)]
+    timeout: u64,
+}
+
+pub fn build(ctx: &Context, args: BuildArgs) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    run_build(ctx, &client, &project, args)
+}
+
+fn run_build(
+    ctx: &Context,
+    client: &Client,
+    project: &str,
+    args: BuildArgs,
+) -> Result<(), Failure> {
+    let b: BuildSummary = client.call(
+        paths::BUILDS_CREATE,
+        &json!({"project": project, "service": args.service, "environment": args.env, "git_ref": args.git_ref}),
+    )?;
+    if ctx.output == Format::Table {
+        println!(
+            "Build #{} of {} ({} at {}) queued; it deploys to {} when it succeeds.",
+            b.id, b.service, b.git_repository, b.git_ref, b.environment
+        );
+    }
+    if !args.wait {
+        if ctx.output == Format::Json {
+            output::json(&b);
+        }
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout);
+    let mut streamed = false;
+    loop {
+        let page: Page<BuildSummary> = client.call(
+            paths::BUILDS_LIST,
+            &json!({"project": project, "service": b.service, "limit": 50}),
+        )?;
+        let now = page
+            .items
+            .into_iter()
+            .find(|x| x.id == b.id)
+            .ok_or_else(|| Failure::new(5, "the build disappeared"))?;
+        if now.state == "running" && !streamed && ctx.output == Format::Table {
+            // The log until the build ends (the stream closes with the pod's output).
+            streamed = true;
+            let path = format!("/api/builds/{project}/{}/logs?follow=true", b.id);
+            let _ = client.stream_to(&path, &mut std::io::stdout().lock());
+        }
+        match now.state.as_str() {
+            "queued" | "running" => {}
+            "succeeded" => {
+                if ctx.output == Format::Table {
+                    println!(
+                        "Build #{} succeeded: {}@{}",
+                        now.id,
+                        now.image.clone().unwrap_or_default(),
+                        now.image_digest.clone().unwrap_or_default()
+                    );
+                }
+                return match now.deployment_id {
+                    Some(id) => follow_deployment(ctx, client, project, id, args.timeout),
+                    None => Ok(()),
+                };
+            }
+            other => {
+                return Err(Failure::new(
+                    1,
+                    format!(
+                        "build #{} ended {other}: {}",
+                        now.id,
+                        now.state_reason.unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Failure::new(
+                6,
+                format!("gave up waiting after {}s", args.timeout),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+#[derive(Subcommand)]
+pub enum BuildsCommand {
+    /// Recent builds (the default).
+    List {
+        #[arg(long, short = 's')]
+        service: Option<String>,
+    },
+    /// A build's log; `-f` follows it while it runs.
+    Logs {
+        id: i64,
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Cancel a queued or running build.
+    Cancel { id: i64 },
+}
+
+pub fn builds(ctx: &Context, command: BuildsCommand) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    match command {
+        BuildsCommand::List { service } => {
+            let page: Page<BuildSummary> = client.call(
+                paths::BUILDS_LIST,
+                &json!({"project": project, "service": service}),
+            )?;
+            match ctx.output {
+                Format::Json => output::json(&page.items),
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = page
+                        .items
+                        .iter()
+                        .map(|b| {
+                            vec![
+                                b.id.to_string(),
+                                b.service.clone(),
+                                b.environment.clone(),
+                                b.state.clone(),
+                                b.git_ref.chars().take(12).collect(),
+                                b.deployment_id.map(|d| format!("#{d}")).unwrap_or_default(),
+                            ]
+                        })
+                        .collect();
+                    output::table(
+                        &["ID", "SERVICE", "ENV", "STATE", "REF", "DEPLOYMENT"],
+                        &rows,
+                    );
+                }
+            }
+            Ok(())
+        }
+        BuildsCommand::Logs { id, follow } => client.stream_to(
+            &format!("/api/builds/{project}/{id}/logs?follow={follow}"),
+            &mut std::io::stdout().lock(),
+        ),
+        BuildsCommand::Cancel { id } => {
+            let b: BuildSummary =
+                client.call(paths::BUILDS_CANCEL, &json!({"project": project, "id": id}))?;
+            match ctx.output {
+                Format::Json => output::json(&b),
+                Format::Table => println!("Build #{}: {}", b.id, b.state),
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn deliveries(ctx: &Context) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    let list: Vec<Delivery> = client.call(paths::DELIVERIES_LIST, &json!({"project": project}))?;
+    match ctx.output {
+        Format::Json => output::json(&list),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.received_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        d.event.clone(),
+                        d.outcome.clone(),
+                        d.reason.clone(),
+                        d.builds
+                            .iter()
+                            .map(|b| format!("#{} {}", b.build, b.state))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ]
+                })
+                .collect();
+            output::table(&["RECEIVED", "EVENT", "OUTCOME", "WHY", "BUILDS"], &rows);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum ReposCommand {
+    /// Connect a repository (or give it a new webhook secret); prints the webhook to add in GitHub.
+    Connect { url: String },
+    /// Repositories connected to the project.
+    List,
+}
+
+pub fn repos(ctx: &Context, command: ReposCommand) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    match command {
+        ReposCommand::Connect { url } => {
+            let r: Repository = client.call(
+                paths::REPOSITORIES_CONNECT,
+                &json!({"project": project, "url": url}),
+            )?;
+            match ctx.output {
+                Format::Json => output::json(&r),
+                Format::Table => {
+                    println!(
+                        "Connected {} to {project}. In GitHub: Settings → Webhooks → Add webhook:",
+                        r.url
+                    );
+                    println!("  Payload URL:  {}", r.webhook_url);
+                    println!("  Content type: application/json");
+                    println!("  Secret:       {}", r.secret.unwrap_or_default());
+                    println!("  Events:       Just the push event");
+                    println!(
+                        "The secret is shown this once; `enclii repos connect` again makes a new one."
+                    );
+                }
+            }
+        }
+        ReposCommand::List => {
+            let list: Vec<Repository> =
+                client.call(paths::REPOSITORIES_LIST, &json!({"project": project}))?;
+            match ctx.output {
+                Format::Json => output::json(&list),
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = list
+                        .iter()
+                        .map(|r| vec![r.url.clone(), r.webhook_url.clone()])
+                        .collect();
+                    output::table(&["REPOSITORY", "WEBHOOK"], &rows);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `canary 10%  succeeded  passed after 60s at this weight`

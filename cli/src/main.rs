@@ -61,8 +61,20 @@ enum Command {
         #[command(subcommand)]
         command: Option<commands::ServicesCommand>,
     },
-    /// Deploy a service to an environment.
+    /// Deploy a service to an environment: an image (`--image`), or built from its repository.
     Deploy(commands::DeployArgs),
+    /// Build a service from its repository (a branch or commit); it deploys when it succeeds.
+    Build(commands::BuildArgs),
+    /// Builds: list, logs, cancel.
+    Builds {
+        #[command(subcommand)]
+        command: Option<commands::BuildsCommand>,
+    },
+    /// GitHub webhook deliveries and what came of each.
+    Deliveries,
+    /// Repositories connected for push-to-deploy.
+    #[command(subcommand)]
+    Repos(commands::ReposCommand),
     /// Live replica counts and the running image of a service, per environment.
     Status {
         #[arg(long, short = 's')]
@@ -119,6 +131,13 @@ fn main() -> ExitCode {
                 .unwrap_or(commands::ServiceCommand::List),
         ),
         Command::Deploy(args) => commands::deploy(&ctx, args),
+        Command::Build(args) => commands::build(&ctx, args),
+        Command::Builds { command } => commands::builds(
+            &ctx,
+            command.unwrap_or(commands::BuildsCommand::List { service: None }),
+        ),
+        Command::Deliveries => commands::deliveries(&ctx),
+        Command::Repos(cmd) => commands::repos(&ctx, cmd),
         Command::Deployments { service } => commands::deployments(&ctx, service),
         Command::Deployment { id } => commands::show_deployment(&ctx, id),
         Command::Promote { id } => commands::control_deployment(&ctx, id, "promote"),

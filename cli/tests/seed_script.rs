@@ -102,25 +102,51 @@ async fn start_with(pool: PgPool, mut settings: switchyard_engine::Settings) -> 
     }
 }
 
+/// Settings for a server whose builds and deployments go to `sandbox`.
+fn sandbox_settings(sandbox: &enclii_sandbox::Sandbox) -> switchyard_engine::Settings {
+    let mut settings = switchyard_engine::Settings::with_database_url("postgres://unused").unwrap();
+    settings.cluster.mode = switchyard_engine::config::ClusterMode::Url;
+    settings.cluster.url = Some(sandbox.kube_url.clone());
+    settings.canary.prometheus_url = Some(sandbox.prometheus_url.clone());
+    settings.canary.interval_ms = 100;
+    settings.pipeline.max_concurrent = 6;
+    settings
+}
+
+async fn quick_sandbox() -> enclii_sandbox::Sandbox {
+    enclii_sandbox::Sandbox::start(enclii_sandbox::Options {
+        ready_delay: std::time::Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// The seed's script as written: no `--image`, so each `deploy` builds the service from its
+/// repository (in the sandbox) and deploys the image when the build succeeds.
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
-async fn the_seed_script_creates_the_project_and_imports_all_six_services(pool: PgPool) {
-    let sh = start(pool).await;
+async fn the_seed_script_creates_the_project_imports_all_six_services_and_deploys_them(
+    pool: PgPool,
+) {
+    let sandbox = quick_sandbox().await;
+    let sh = start_with(pool.clone(), sandbox_settings(&sandbox)).await;
+    let sh = std::sync::Arc::new(sh);
+    let script = sh.clone();
     let out = tokio::task::spawn_blocking(move || {
+        let sh = script;
         let mut log = Vec::new();
         log.push(ok(&sh.run("./bin/enclii project create enclii-platform")));
         for name in SERVICES {
-            log.push(ok(&sh.run(&format!("./bin/enclii service create --file dogfooding/{name}.yaml"))));
+            log.push(ok(&sh.run(&format!(
+                "./bin/enclii service create --file dogfooding/{name}.yaml"
+            ))));
         }
-        // Deploying needs a release: until the build pipeline lands, the CLI says how to get one
-        // and exits 1 rather than pretending.
         for name in SERVICES {
-            let deploy = sh.run(&format!("./bin/enclii deploy --service {name} --env production"));
-            assert_eq!(deploy.status.code(), Some(1), "{}", String::from_utf8_lossy(&deploy.stderr));
-            assert!(String::from_utf8_lossy(&deploy.stderr).contains("has no release yet"));
-            log.push(ok(&sh.run(&format!("./bin/enclii deploy --service {name} --env production --image ghcr.io/madfam-io/{name}:seed"))));
+            log.push(ok(&sh.run(&format!(
+                "./bin/enclii deploy --service {name} --env production"
+            ))));
         }
         log.push(ok(&sh.run("./bin/enclii services list")));
-        log.push(ok(&sh.run("./bin/enclii services list -o json")));
         log
     })
     .await
@@ -131,19 +157,58 @@ async fn the_seed_script_creates_the_project_and_imports_all_six_services(pool: 
         "{}",
         out[1]
     );
-    let table = &out[out.len() - 2];
-    let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(lines.len(), 7, "{table}");
-    assert!(lines[0].starts_with("SERVICE"), "{table}");
-    for name in SERVICES {
-        let row = lines
-            .iter()
-            .find(|l| l.starts_with(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{name} missing:\n{table}"));
-        assert!(row.contains("production:pending"), "{row}");
+    for (i, name) in SERVICES.iter().enumerate() {
+        let line = &out[7 + i];
+        assert!(
+            line.contains(&format!("of {name} (https://github.com/madfam-io/"))
+                && line.contains("queued"),
+            "{line}"
+        );
     }
-    let json: serde_json::Value = serde_json::from_str(out.last().unwrap()).unwrap();
+    let table = out.last().unwrap();
+    assert_eq!(table.lines().count(), 7, "{table}");
+
+    // Every build finishes in the sandbox and every service ends up running its built image.
+    let mut done = 0;
+    for _ in 0..300 {
+        done = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM deployments d JOIN releases r ON r.id = d.release_id
+               WHERE d.state = 'succeeded' AND r.image_digest IS NOT NULL AND r.sbom_ref IS NOT NULL"#
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if done == 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(done, 6, "six built releases deployed");
+    let listed = tokio::task::spawn_blocking(move || {
+        (
+            ok(&sh.run("./bin/enclii services list")),
+            ok(&sh.run("./bin/enclii services list -o json")),
+            ok(&sh.run("./bin/enclii builds")),
+        )
+    })
+    .await
+    .unwrap();
+    for name in SERVICES {
+        let row = listed
+            .0
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing:\n{}", listed.0));
+        assert!(row.contains("production:succeeded"), "{row}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&listed.1).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 6);
+    assert_eq!(
+        listed.2.lines().filter(|l| l.contains("succeeded")).count(),
+        6,
+        "{}",
+        listed.2
+    );
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
