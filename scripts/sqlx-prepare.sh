@@ -18,5 +18,5 @@ mkdir -p .sqlx
 # Touching the crates with queries makes cargo re-expand their macros, which write the data.
 touch engine/src/lib.rs
 DATABASE_URL="$PG_URL_BASE/$DB" SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$ROOT/.sqlx" \
-  cargo check --workspace --exclude switchyard-frontend --tests --quiet
+  cargo check --workspace --exclude switchyard-frontend --tests --examples --quiet
 say "wrote $(ls .sqlx | wc -l) query files to .sqlx/"
