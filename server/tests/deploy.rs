@@ -517,3 +517,67 @@ async fn live_status_and_logs_stream_as_server_sent_events(pool: PgPool) {
         "{lines:?}"
     );
 }
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn variables_and_secrets_reach_the_pods_through_a_secret(pool: PgPool) {
+    let (app, sandbox) = spawn_app_with_sandbox(pool.clone()).await;
+    let token = setup(&app, &pool, DOCS).await;
+    for body in [
+        json!({"project": P, "service": "docs-site", "environment": "production", "name": "API_KEY", "value": "t0ps3cret", "secret": true}),
+        json!({"project": P, "service": "docs-site", "environment": "production", "name": "MODE", "value": "fast", "secret": false}),
+        json!({"project": P, "service": "docs-site", "environment": "production", "name": "DATABASE_URL", "secret_ref": ["db", "url"]}),
+    ] {
+        let (status, answer) = app.call("/api/env/set", Some(&token), body).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let d = deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:1").await;
+    assert_eq!(d["state"], "succeeded", "{d}");
+    let secret = sandbox
+        .object("/v1/secrets", Some(NS), "docs-site-env")
+        .expect("the service's Secret");
+    assert_eq!(secret["data"]["API_KEY"], "dDBwczNjcmV0");
+    let deployment = sandbox
+        .object("apps/v1/deployments", Some(NS), "docs-site")
+        .unwrap();
+    let template = &deployment["spec"]["template"];
+    let env = template["spec"]["containers"][0]["env"].as_array().unwrap();
+    let find = |n: &str| {
+        env.iter()
+            .find(|e| e["name"] == n)
+            .unwrap_or_else(|| panic!("{n} in {env:?}"))
+    };
+    assert_eq!(find("MODE")["value"], "fast");
+    assert_eq!(
+        find("API_KEY")["valueFrom"]["secretKeyRef"]["name"],
+        "docs-site-env"
+    );
+    assert_eq!(
+        find("DATABASE_URL")["valueFrom"]["secretKeyRef"]["name"],
+        "db"
+    );
+    assert!(!deployment.to_string().contains("t0ps3cret"));
+    let before = template["metadata"]["annotations"]["enclii.dev/env-checksum"].clone();
+
+    // A new secret value rolls the pods on the next deploy (the template's checksum changes).
+    app.call(
+        "/api/env/set",
+        Some(&token),
+        json!({"project": P, "service": "docs-site", "environment": "production", "name": "API_KEY", "value": "rotated", "secret": true}),
+    )
+    .await;
+    let again = deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:1").await;
+    assert_eq!(again["state"], "succeeded", "{again}");
+    let after = sandbox
+        .object("apps/v1/deployments", Some(NS), "docs-site")
+        .unwrap();
+    assert_ne!(
+        after["spec"]["template"]["metadata"]["annotations"]["enclii.dev/env-checksum"],
+        before
+    );
+    assert_eq!(
+        sandbox
+            .object("/v1/secrets", Some(NS), "docs-site-env")
+            .unwrap()["data"]["API_KEY"],
+        "cm90YXRlZA=="
+    );
+}

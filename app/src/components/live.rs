@@ -12,6 +12,7 @@ mod imp {
     pub struct Subscription {
         source: web_sys::EventSource,
         _handler: Closure<dyn FnMut(web_sys::MessageEvent)>,
+        _end: Closure<dyn FnMut(web_sys::MessageEvent)>,
     }
 
     impl Subscription {
@@ -27,7 +28,8 @@ mod imp {
     }
 
     /// Calls `on_data` with the data of every `event` (or unnamed message, for `None`) from `url`.
-    /// The browser reconnects by itself after a dropped connection.
+    /// The browser reconnects by itself after a dropped connection; a stream that is finished
+    /// (the server's `end` event) is closed instead, so that it is not replayed.
     pub fn subscribe(
         url: &str,
         event: Option<&str>,
@@ -44,9 +46,16 @@ mod imp {
             event.unwrap_or("message"),
             handler.as_ref().unchecked_ref(),
         );
+        let closer = source.clone();
+        let end =
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_: web_sys::MessageEvent| {
+                closer.close();
+            });
+        let _ = source.add_event_listener_with_callback("end", end.as_ref().unchecked_ref());
         Some(Subscription {
             source,
             _handler: handler,
+            _end: end,
         })
     }
 }

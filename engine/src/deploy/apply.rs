@@ -12,7 +12,7 @@ use kube::core::ApiResource;
 pub const FIELD_MANAGER: &str = "enclii";
 
 /// Kinds Enclii may create, so pruning knows where to look. Namespaces are never pruned.
-pub const PRUNABLE: [(&str, &str); 10] = [
+pub const PRUNABLE: [(&str, &str); 11] = [
     ("v1", "PersistentVolumeClaim"),
     ("apps/v1", "Deployment"),
     ("v1", "Service"),
@@ -21,6 +21,7 @@ pub const PRUNABLE: [(&str, &str); 10] = [
     ("policy/v1", "PodDisruptionBudget"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
     ("v1", "ConfigMap"),
+    ("v1", "Secret"),
     ("v1", "ServiceAccount"),
     ("rbac.authorization.k8s.io/v1", "Role"),
 ];

@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod apply;
 pub mod canary;
+pub mod env;
 pub mod logs;
 pub mod rollout;
 pub mod status;

@@ -152,6 +152,8 @@ struct Job {
     traffic_split: Option<String>,
     /// The environment's cluster.
     client: kube::Client,
+    /// The service's variables and secrets in this environment, for its pods.
+    env: Vec<super::env::EnvEntry>,
     /// Traffic goes through the configured Gateway's HTTPRoute (decided once per deployment).
     use_gateway: bool,
     file: SpecFile,
@@ -287,6 +289,7 @@ impl Driver {
     async fn load(&self) -> Flow<Option<Job>> {
         let row = sqlx::query!(
             r#"SELECT s.name AS service, p.slug AS project, e.name AS environment, e.namespace, r.id AS release_id,
+                      d.service_id, d.environment_id,
                       r.image_ref, r.image_digest, sr.source, d.strategy, d.traffic_split
                FROM deployments d JOIN services s ON s.id = d.service_id JOIN projects p ON p.id = s.project_id
                     JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
@@ -305,7 +308,18 @@ impl Driver {
             }
         };
         let client = self.clusters.for_environment(&row.environment);
+        let env =
+            match crate::platform::env::for_pods(&self.engine, row.service_id, row.environment_id)
+                .await
+            {
+                Ok(env) => env,
+                Err(reason) => {
+                    self.finish("failed", &reason).await?;
+                    return Ok(None);
+                }
+            };
         Ok(Some(Job {
+            env,
             project: row.project,
             service: row.service,
             environment: row.environment,
@@ -354,7 +368,8 @@ impl Driver {
     /// Applies every object (the stable track gets the release), waits for its pods, then prunes
     /// what the spec no longer asks for, the canary Deployment included.
     async fn full_rollout(&self, job: &Job, promoted_from: Option<&str>) -> Flow {
-        let manifests = render::render(&job.file, &self.target(job));
+        let mut manifests = render::render(&job.file, &self.target(job));
+        super::env::inject(&mut manifests, &job.service, &job.env);
         let step = self.step("apply", None).await?;
         if step.state != "succeeded" {
             match apply::apply_all(&job.client, &manifests).await {
@@ -527,8 +542,11 @@ impl Driver {
                 let r = canary::canary_replicas(weight, stable);
                 (r, canary::effective_weight(r, stable))
             };
+            let mut canary_deployment =
+                vec![render::canary(&job.file, &self.target(job), replicas)];
+            super::env::inject(&mut canary_deployment, &job.service, &job.env);
             let mut manifests = prerequisites.clone();
-            manifests.push(render::canary(&job.file, &self.target(job), replicas));
+            manifests.extend(canary_deployment);
             if let Err(reason) = apply::apply_all(&job.client, &manifests).await {
                 self.step_end(row.seq, "failed", &reason, json!({})).await?;
                 return self.withdraw(job, "failed", &reason, json!({})).await;

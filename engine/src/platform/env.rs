@@ -258,3 +258,59 @@ pub async fn reveal(
     .await?;
     Ok(value.expose_secret().to_owned())
 }
+
+/// Every variable of a service in an environment, decrypted for its pods (the deployment driver).
+pub(crate) async fn for_pods(
+    engine: &Engine,
+    service: Uuid,
+    environment: Uuid,
+) -> Result<Vec<crate::deploy::env::EnvEntry>, String> {
+    use crate::deploy::env::{EnvEntry, EnvValue};
+    let rows = sqlx::query!(
+        "SELECT name, kind, value, ciphertext, nonce, ref_name, ref_key FROM env_vars
+         WHERE service_id = $1 AND environment_id = $2 ORDER BY name",
+        service,
+        environment
+    )
+    .fetch_all(&engine.pool)
+    .await
+    .map_err(|e| format!("cannot read the service's environment: {e}"))?;
+    let ids = Ids {
+        project: Uuid::nil(),
+        service,
+        environment,
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let value = match r.kind.as_str() {
+            "plain" => EnvValue::Plain(r.value.unwrap_or_default()),
+            "secret" => {
+                let sealer = engine.secrets.as_ref().ok_or(
+                    "the service has secret values but this server has no secrets.key to decrypt them",
+                )?;
+                let plain = sealer
+                    .open(
+                        r.nonce.as_deref().unwrap_or_default(),
+                        r.ciphertext.as_deref().unwrap_or_default(),
+                        &aad(&ids, &r.name),
+                    )
+                    .map_err(|_| {
+                        format!(
+                            "secret {} cannot be decrypted with this server's secrets.key",
+                            r.name
+                        )
+                    })?;
+                EnvValue::Secret(plain)
+            }
+            _ => EnvValue::Ref {
+                name: r.ref_name.unwrap_or_default(),
+                key: r.ref_key.unwrap_or_default(),
+            },
+        };
+        out.push(EnvEntry {
+            name: r.name,
+            value,
+        });
+    }
+    Ok(out)
+}

@@ -77,7 +77,11 @@ async fn build_logs(
                     Event::default().data(l.trim_end_matches('\n').to_owned()),
                 )
             });
-            Sse::new(events)
+            // `end` tells the browser the stream is finished (not dropped): no reconnect.
+            let end = futures::stream::once(async {
+                Ok::<_, std::convert::Infallible>(Event::default().event("end").data(""))
+            });
+            Sse::new(events.chain(end))
                 .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
                 .into_response()
         }
