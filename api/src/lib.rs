@@ -60,6 +60,11 @@ pub mod paths {
     pub const DEPLOYMENTS_LIST: &str = "/api/deployments/list";
     pub const DEPLOYMENT_GET: &str = "/api/deployments/get";
     pub const PROMOTE: &str = "/api/deployments/promote";
+    pub const RELEASES_LIST: &str = "/api/releases/list";
+    pub const DOMAINS_ADD: &str = "/api/domains/add";
+    pub const DOMAINS_VERIFY: &str = "/api/domains/verify";
+    pub const DOMAINS_LIST: &str = "/api/domains/list";
+    pub const DOMAINS_REMOVE: &str = "/api/domains/remove";
     pub const BUILDS_CREATE: &str = "/api/builds/create";
     pub const BUILDS_LIST: &str = "/api/builds/list";
     pub const BUILDS_CANCEL: &str = "/api/builds/cancel";
@@ -236,6 +241,42 @@ pub struct DeploymentSummary {
     pub spec_revision: i32,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// An image of a service at a spec revision, with where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    pub id: String,
+    pub service: String,
+    pub spec_revision: i32,
+    pub image: String,
+    pub image_digest: Option<String>,
+    pub git_repository: Option<String>,
+    pub git_commit: Option<String>,
+    pub sbom_ref: Option<String>,
+    pub provenance_ref: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A custom domain of a service in one environment. Routed (added to the service's Ingress at its
+/// next deployment) once verified: a TXT record `txt_name` with the value `txt_value` proves control.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Domain {
+    pub hostname: String,
+    pub service: String,
+    pub environment: String,
+    pub tls: bool,
+    pub tls_issuer: Option<String>,
+    pub verified: bool,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub last_checked_at: Option<DateTime<Utc>>,
+    pub last_check_error: Option<String>,
+    /// `_enclii-challenge.{hostname}`
+    pub txt_name: String,
+    /// `enclii-verify={token}`
+    pub txt_value: String,
+    /// Where the hostname should point (a CNAME), when the platform knows its ingress address.
+    pub cname_target: Option<String>,
 }
 
 /// A build: a commit of a service's repository turned into an image (then a release and a

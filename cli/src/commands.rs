@@ -966,3 +966,175 @@ pub fn status(ctx: &Context, service: String) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+pub fn releases(ctx: &Context, service: String) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    let page: Page<enclii_api::Release> = client.call(
+        paths::RELEASES_LIST,
+        &json!({"project": project, "service": service}),
+    )?;
+    match ctx.output {
+        Format::Json => output::json(&page.items),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = page
+                .items
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.chars().take(8).collect(),
+                        r.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                        format!(
+                            "{}{}",
+                            r.image,
+                            r.image_digest
+                                .as_deref()
+                                .map(|d| format!("@{}", &d[..19.min(d.len())]))
+                                .unwrap_or_default()
+                        ),
+                        r.git_commit
+                            .as_deref()
+                            .map(|c| c.chars().take(12).collect())
+                            .unwrap_or_default(),
+                        if r.sbom_ref.is_some() {
+                            "sbom+provenance".into()
+                        } else {
+                            "-".into()
+                        },
+                    ]
+                })
+                .collect();
+            output::table(
+                &["RELEASE", "CREATED", "IMAGE", "COMMIT", "ATTESTATIONS"],
+                &rows,
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum DomainsCommand {
+    /// Add a custom domain to a service; prints the DNS record that proves it is yours.
+    Add {
+        hostname: String,
+        #[arg(long, short = 's')]
+        service: String,
+        #[arg(long, short = 'e', default_value = "production")]
+        env: String,
+        /// A cert-manager ClusterIssuer, or `cloudflare` when Cloudflare terminates TLS.
+        #[arg(long)]
+        tls_issuer: Option<String>,
+    },
+    /// Check the domain's TXT record now; exit 1 while it is not verified.
+    Verify { hostname: String },
+    /// The project's custom domains.
+    List,
+    /// Stop routing a domain (at the next deployment).
+    Remove { hostname: String },
+}
+
+pub fn domains(ctx: &Context, command: DomainsCommand) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    let show = |d: &enclii_api::Domain| {
+        println!(
+            "{} ({}/{}): {}",
+            d.hostname,
+            d.service,
+            d.environment,
+            if d.verified {
+                "verified"
+            } else {
+                "not verified"
+            }
+        );
+        if !d.verified {
+            println!(
+                "  add this DNS record:  {}  TXT  \"{}\"",
+                d.txt_name, d.txt_value
+            );
+            if let Some(target) = &d.cname_target {
+                println!("  and point the name:   {}  CNAME  {target}", d.hostname);
+            }
+            if let Some(e) = &d.last_check_error {
+                println!("  last check: {e}");
+            }
+        }
+    };
+    match command {
+        DomainsCommand::Add {
+            hostname,
+            service,
+            env,
+            tls_issuer,
+        } => {
+            let d: enclii_api::Domain = client.call(
+                paths::DOMAINS_ADD,
+                &json!({"project": project, "service": service, "environment": env, "hostname": hostname, "tls_issuer": tls_issuer}),
+            )?;
+            match ctx.output {
+                Format::Json => output::json(&d),
+                Format::Table => {
+                    show(&d);
+                    println!("then: enclii domains verify {}", d.hostname);
+                }
+            }
+            Ok(())
+        }
+        DomainsCommand::Verify { hostname } => {
+            let d: enclii_api::Domain = client.call(
+                paths::DOMAINS_VERIFY,
+                &json!({"project": project, "hostname": hostname}),
+            )?;
+            match ctx.output {
+                Format::Json => output::json(&d),
+                Format::Table => show(&d),
+            }
+            if d.verified {
+                Ok(())
+            } else {
+                Err(Failure::new(
+                    1,
+                    format!("{} is not verified yet", d.hostname),
+                ))
+            }
+        }
+        DomainsCommand::List => {
+            let list: Vec<enclii_api::Domain> =
+                client.call(paths::DOMAINS_LIST, &json!({"project": project}))?;
+            match ctx.output {
+                Format::Json => output::json(&list),
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = list
+                        .iter()
+                        .map(|d| {
+                            vec![
+                                d.hostname.clone(),
+                                d.service.clone(),
+                                d.environment.clone(),
+                                if d.verified {
+                                    "verified".into()
+                                } else {
+                                    "not verified".into()
+                                },
+                            ]
+                        })
+                        .collect();
+                    output::table(&["DOMAIN", "SERVICE", "ENV", "STATE"], &rows);
+                }
+            }
+            Ok(())
+        }
+        DomainsCommand::Remove { hostname } => {
+            let () = client.call(
+                paths::DOMAINS_REMOVE,
+                &json!({"project": project, "hostname": hostname}),
+            )?;
+            if ctx.output == Format::Table {
+                println!("Removed {hostname}; the next deployment stops routing it.");
+            }
+            Ok(())
+        }
+    }
+}

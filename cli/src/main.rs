@@ -72,6 +72,14 @@ enum Command {
     },
     /// GitHub webhook deliveries and what came of each.
     Deliveries,
+    /// A service's releases: images, commits, SBOM and provenance.
+    Releases {
+        #[arg(long, short = 's')]
+        service: String,
+    },
+    /// Custom domains: add, verify, list, remove.
+    #[command(subcommand)]
+    Domains(commands::DomainsCommand),
     /// Repositories connected for push-to-deploy.
     #[command(subcommand)]
     Repos(commands::ReposCommand),
@@ -137,6 +145,8 @@ fn main() -> ExitCode {
             command.unwrap_or(commands::BuildsCommand::List { service: None }),
         ),
         Command::Deliveries => commands::deliveries(&ctx),
+        Command::Releases { service } => commands::releases(&ctx, service),
+        Command::Domains(cmd) => commands::domains(&ctx, cmd),
         Command::Repos(cmd) => commands::repos(&ctx, cmd),
         Command::Deployments { service } => commands::deployments(&ctx, service),
         Command::Deployment { id } => commands::show_deployment(&ctx, id),

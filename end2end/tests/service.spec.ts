@@ -43,5 +43,12 @@ test("a service's status goes live from not deployed to ready, and its logs stre
   await expect(page.getByTestId("logs")).toHaveText("Waiting for log lines…");
   await page.getByLabel("Filter logs").fill("GET /health");
   await expect(page.getByTestId("logs")).toContainText("GET /health");
+
+  // A custom domain: added from the page, with the DNS record that proves control.
+  await page.getByLabel("Hostname").fill(`${project}.example.com`);
+  await page.getByRole("button", { name: "Add domain" }).click();
+  const domains = page.getByTestId("domains");
+  await expect(domains).toContainText(`_enclii-challenge.${project}.example.com  TXT  "enclii-verify=`);
+  await expect(domains).toContainText("not verified");
   await page.screenshot({ path: `screenshots/service-${info.project.name}.png`, fullPage: true });
 });

@@ -42,6 +42,17 @@ pub struct Settings {
     pub canary: CanarySettings,
     #[serde(default)]
     pub pipeline: PipelineSettings,
+    #[serde(default)]
+    pub domains: DomainSettings,
+}
+
+/// Custom domains: how their TXT records are checked, and where they should point.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DomainSettings {
+    /// The DNS resolver (`1.1.1.1:53`); the first nameserver of /etc/resolv.conf when absent.
+    pub resolver: Option<std::net::SocketAddr>,
+    /// The ingress hostname custom domains should CNAME to, shown in the instructions.
+    pub cname_target: Option<String>,
 }
 
 /// Builds: where their Jobs run, which images they use, where they push.

@@ -139,6 +139,33 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             Needs::Session,
         ),
         ("/api/tokens/list", json!({}), Needs::Session),
+        (
+            "/api/releases/list",
+            json!({"project": p, "service": "docs-site"}),
+            Needs::Role("viewer"),
+        ),
+        // Only the admin passes authorization, so the hostname is added once.
+        (
+            "/api/domains/add",
+            json!({"project": p, "service": "docs-site", "environment": "production", "hostname": "docs.example.com"}),
+            Needs::Role("admin"),
+        ),
+        (
+            "/api/domains/list",
+            json!({"project": p}),
+            Needs::Role("viewer"),
+        ),
+        // Allowed, then 404: the hostname was never added.
+        (
+            "/api/domains/verify",
+            json!({"project": p, "hostname": "never.example.com"}),
+            Needs::RoleThen("admin", 404),
+        ),
+        (
+            "/api/domains/remove",
+            json!({"project": p, "hostname": "never.example.com"}),
+            Needs::RoleThen("admin", 404),
+        ),
         // docs-site has a git source: a build is queued (no worker runs here).
         (
             "/api/builds/create",

@@ -109,6 +109,27 @@ pub async fn abort(project: String, id: i64) -> Result<DeploymentSummary, ApiErr
     .map_err(switchyard_engine::Error::into_api)
 }
 
+/// A service's releases (images with their git commit, SBOM and provenance), newest first.
+#[server(endpoint = "releases/list", input = Json, output = Json)]
+pub async fn list_releases(
+    project: String,
+    service: String,
+    cursor: Option<String>,
+    limit: Option<u32>,
+) -> Result<Page<enclii_api::Release>, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::deployments::releases(
+        &engine.pool,
+        caller.as_ref(),
+        &project,
+        &service,
+        cursor.as_deref(),
+        limit,
+    )
+    .await
+    .map_err(switchyard_engine::Error::into_api)
+}
+
 /// The newest deployments across the caller's projects (the first 20 projects, 20 each).
 async fn recent_deployments() -> Result<Vec<DeploymentSummary>, ApiError> {
     let projects = crate::pages::projects::list_projects().await?;

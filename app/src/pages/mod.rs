@@ -4,6 +4,7 @@ pub mod activity;
 pub mod builds;
 pub mod deployment;
 pub mod deployments;
+pub mod domains;
 pub mod not_found;
 pub mod overview;
 pub mod projects;

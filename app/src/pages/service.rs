@@ -142,7 +142,8 @@ pub fn ServicePage() -> impl IntoView {
                             let environments: Vec<String> = list.iter().map(|s| s.environment.clone()).collect();
                             view! {
                                 <LiveStatus project=project.clone() service=service.clone() initial=list />
-                                <Logs project service environments />
+                                <Logs project=project.clone() service=service.clone() environments=environments.clone() />
+                                <super::domains::DomainsPanel project service environments />
                             }
                                 .into_any()
                         }

@@ -300,7 +300,21 @@ impl Driver {
         .fetch_one(self.pool())
         .await?;
         let file = match enclii_spec::parse(&row.source) {
-            Ok(f) => f,
+            Ok(mut f) => {
+                // Verified custom domains are routed like the spec's own.
+                for d in crate::platform::domains::routed(
+                    self.pool(),
+                    row.service_id,
+                    row.environment_id,
+                )
+                .await?
+                {
+                    if !f.service.spec.domains.iter().any(|s| s.domain == d.domain) {
+                        f.service.spec.domains.push(d);
+                    }
+                }
+                f
+            }
             Err(_) => {
                 self.finish("failed", "the release's spec no longer parses")
                     .await?;

@@ -458,6 +458,58 @@ pub async fn control(
     Ok(detail.deployment)
 }
 
+/// A service's releases, newest first (viewer); `cursor` is the last `created_at` seen.
+pub async fn releases(
+    pool: &PgPool,
+    caller: Option<&Caller>,
+    project: &str,
+    service: &str,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> crate::Result<Page<enclii_api::Release>> {
+    let project = project_access(pool, caller, project, Action::ViewProject).await?;
+    let cursor = match cursor {
+        Some(c) => Some(
+            chrono::DateTime::parse_from_rfc3339(c)
+                .map_err(|_| ApiError::invalid("the cursor is not one this list gave"))?
+                .with_timezone(&chrono::Utc),
+        ),
+        None => None,
+    };
+    let limit = page_limit(limit);
+    let rows = sqlx::query!(
+        r#"SELECT r.id, s.name AS service, r.spec_revision, r.image_ref, r.image_digest, r.git_repository, r.git_commit,
+                  r.sbom_ref, r.provenance_ref, r.created_at
+           FROM releases r JOIN services s ON s.id = r.service_id
+           WHERE s.project_id = $1 AND s.name = $2 AND r.created_at < COALESCE($3, 'infinity'::timestamptz)
+           ORDER BY r.created_at DESC, r.id DESC LIMIT $4"#,
+        project.id,
+        service,
+        cursor,
+        limit + 1
+    )
+    .fetch_all(pool)
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(|r| enclii_api::Release {
+            id: r.id.to_string(),
+            service: r.service,
+            spec_revision: r.spec_revision,
+            image: r.image_ref,
+            image_digest: r.image_digest,
+            git_repository: r.git_repository,
+            git_commit: r.git_commit,
+            sbom_ref: r.sbom_ref,
+            provenance_ref: r.provenance_ref,
+            created_at: r.created_at,
+        })
+        .collect();
+    Ok(crate::platform::keyset_page(items, limit, |r| {
+        r.created_at.to_rfc3339()
+    }))
+}
+
 /// A container image reference: `registry/name[:tag][@sha256:…]`, without spaces or schemes.
 pub fn validate_image(image: &str) -> Result<(), ApiError> {
     let bad = |why: &str| {

@@ -3,6 +3,8 @@
 //! against the caller's role before touching anything.
 
 pub mod deployments;
+pub mod dns;
+pub mod domains;
 pub mod env;
 pub mod members;
 pub mod projects;

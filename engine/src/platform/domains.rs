@@ -1,0 +1,311 @@
+//! Custom domains added to a service after its spec: a TXT record proves control of the name, then
+//! the next deployment routes it (the driver adds verified domains to the rendered Ingress, with
+//! TLS from the same issuer rules as spec domains).
+
+use enclii_api::{ApiError, Domain};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{locate, project_access};
+use crate::auth::{Action, Caller};
+use crate::{Engine, audit};
+
+/// Lowercase letters, digits and hyphens in labels of 1–63, at least two labels, 253 at most.
+pub fn valid_hostname(h: &str) -> bool {
+    h.len() <= 253
+        && h.split('.').count() >= 2
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+}
+
+pub fn txt_name(hostname: &str) -> String {
+    format!("_enclii-challenge.{hostname}")
+}
+
+pub fn txt_value(token: &str) -> String {
+    format!("enclii-verify={token}")
+}
+
+struct Row {
+    hostname: String,
+    service: String,
+    environment: String,
+    tls: bool,
+    tls_issuer: Option<String>,
+    verification_token: String,
+    verified_at: Option<chrono::DateTime<chrono::Utc>>,
+    last_checked_at: Option<chrono::DateTime<chrono::Utc>>,
+    last_check_error: Option<String>,
+}
+
+fn to_api(engine: &Engine, r: Row) -> Domain {
+    Domain {
+        txt_name: txt_name(&r.hostname),
+        txt_value: txt_value(&r.verification_token),
+        verified: r.verified_at.is_some(),
+        hostname: r.hostname,
+        service: r.service,
+        environment: r.environment,
+        tls: r.tls,
+        tls_issuer: r.tls_issuer,
+        verified_at: r.verified_at,
+        last_checked_at: r.last_checked_at,
+        last_check_error: r.last_check_error,
+        cname_target: engine.settings.domains.cname_target.clone(),
+    }
+}
+
+async fn rows(pool: &PgPool, project: Uuid, hostname: Option<&str>) -> sqlx::Result<Vec<Row>> {
+    sqlx::query_as!(
+        Row,
+        r#"SELECT d.hostname, s.name AS service, e.name AS environment, d.tls, d.tls_issuer, d.verification_token,
+                  d.verified_at, d.last_checked_at, d.last_check_error
+           FROM domains d JOIN services s ON s.id = d.service_id JOIN environments e ON e.id = d.environment_id
+           WHERE s.project_id = $1 AND ($2::text IS NULL OR d.hostname = $2)
+           ORDER BY d.hostname"#,
+        project,
+        hostname
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Adds a custom domain (admin). It is routed once verified.
+#[allow(clippy::too_many_arguments)]
+pub async fn add(
+    engine: &Engine,
+    caller: Option<&Caller>,
+    project: &str,
+    service: &str,
+    environment: &str,
+    hostname: &str,
+    tls: Option<bool>,
+    tls_issuer: Option<&str>,
+) -> crate::Result<Domain> {
+    let project = project_access(&engine.pool, caller, project, Action::ManageDomains).await?;
+    let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+    if !valid_hostname(&hostname) {
+        return Err(ApiError::invalid(format!(
+            "`{hostname}` is not a hostname such as app.example.com (lowercase letters, digits and hyphens, dot-separated)"
+        ))
+        .into());
+    }
+    if let Some(issuer) = tls_issuer {
+        if issuer.is_empty()
+            || issuer.len() > 63
+            || !issuer
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(ApiError::invalid(format!(
+                "`{issuer}` is not a ClusterIssuer name (or `cloudflare`)"
+            ))
+            .into());
+        }
+    }
+    let mut tx = engine.pool.begin().await?;
+    let placement = locate(&mut *tx, &project, service, environment).await?;
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw).map_err(|_| ApiError::Unavailable {
+        message: "no randomness available".into(),
+    })?;
+    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let inserted = sqlx::query!(
+        "INSERT INTO domains (service_id, environment_id, hostname, tls, tls_issuer, verification_token)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hostname) DO NOTHING",
+        placement.service_id,
+        placement.environment_id,
+        hostname,
+        tls.unwrap_or(true),
+        tls_issuer,
+        token
+    )
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(ApiError::conflict(format!(
+            "{hostname} is already added (to this or another service)"
+        ))
+        .into());
+    }
+    audit::record(
+        &mut *tx,
+        caller,
+        audit::Event::new("domain.add")
+            .target("domain", hostname.clone())
+            .project(project.id)
+            .details(serde_json::json!({ "service": service, "environment": environment })),
+    )
+    .await?;
+    tx.commit().await?;
+    let row = rows(&engine.pool, project.id, Some(&hostname))
+        .await?
+        .remove(0);
+    Ok(to_api(engine, row))
+}
+
+/// Checks the domain's TXT record now (admin) and records the outcome; the answer says whether it
+/// is verified and, if not, what was found instead.
+pub async fn verify(
+    engine: &Engine,
+    caller: Option<&Caller>,
+    project: &str,
+    hostname: &str,
+) -> crate::Result<Domain> {
+    let project = project_access(&engine.pool, caller, project, Action::ManageDomains).await?;
+    let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+    let row = rows(&engine.pool, project.id, Some(&hostname))
+        .await?
+        .pop()
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "project `{}` has no domain {hostname}",
+                project.slug
+            ))
+        })?;
+    let expected = txt_value(&row.verification_token);
+    let resolver = engine
+        .settings
+        .domains
+        .resolver
+        .or_else(super::dns::system_resolver)
+        .ok_or_else(|| ApiError::Unavailable {
+            message: "no DNS resolver: set domains.resolver".into(),
+        })?;
+    let name = txt_name(&hostname);
+    let error = match super::dns::txt(resolver, &name, std::time::Duration::from_secs(5)).await {
+        Ok(values) if values.iter().any(|v| v.trim() == expected) => None,
+        Ok(values) if values.is_empty() => Some(format!(
+            "no TXT record at {name} yet (DNS changes can take a few minutes)"
+        )),
+        Ok(values) => Some(format!(
+            "the TXT records at {name} are {values:?}, none is {expected:?}"
+        )),
+        Err(e) => Some(format!("looking up {name} failed: {e}")),
+    };
+    sqlx::query!(
+        "UPDATE domains SET last_checked_at = now(), last_check_error = $2,
+                verified_at = CASE WHEN $2::text IS NULL THEN COALESCE(verified_at, now()) ELSE verified_at END
+         WHERE hostname = $1",
+        hostname,
+        error
+    )
+    .execute(&engine.pool)
+    .await?;
+    if error.is_none() {
+        audit::record(
+            &engine.pool,
+            caller,
+            audit::Event::new("domain.verify")
+                .target("domain", hostname.clone())
+                .project(project.id),
+        )
+        .await?;
+    }
+    let row = rows(&engine.pool, project.id, Some(&hostname))
+        .await?
+        .remove(0);
+    Ok(to_api(engine, row))
+}
+
+/// A project's custom domains (viewer).
+pub async fn list(
+    engine: &Engine,
+    caller: Option<&Caller>,
+    project: &str,
+) -> crate::Result<Vec<Domain>> {
+    let project = project_access(&engine.pool, caller, project, Action::ViewProject).await?;
+    Ok(rows(&engine.pool, project.id, None)
+        .await?
+        .into_iter()
+        .map(|r| to_api(engine, r))
+        .collect())
+}
+
+/// Removes a custom domain (admin); the next deployment stops routing it.
+pub async fn remove(
+    engine: &Engine,
+    caller: Option<&Caller>,
+    project: &str,
+    hostname: &str,
+) -> crate::Result<()> {
+    let project = project_access(&engine.pool, caller, project, Action::ManageDomains).await?;
+    let mut tx = engine.pool.begin().await?;
+    let removed = sqlx::query!(
+        "DELETE FROM domains d USING services s WHERE d.service_id = s.id AND s.project_id = $1 AND d.hostname = $2",
+        project.id,
+        hostname
+    )
+    .execute(&mut *tx)
+    .await?;
+    if removed.rows_affected() == 0 {
+        return Err(ApiError::not_found(format!(
+            "project `{}` has no domain {hostname}",
+            project.slug
+        ))
+        .into());
+    }
+    audit::record(
+        &mut *tx,
+        caller,
+        audit::Event::new("domain.remove")
+            .target("domain", hostname.to_owned())
+            .project(project.id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Verified custom domains of a service in an environment, as spec domains (for the render).
+pub(crate) async fn routed(
+    pool: &PgPool,
+    service: Uuid,
+    environment: Uuid,
+) -> sqlx::Result<Vec<enclii_spec::model::Domain>> {
+    Ok(sqlx::query!(
+        "SELECT hostname, tls, tls_issuer FROM domains
+         WHERE service_id = $1 AND environment_id = $2 AND verified_at IS NOT NULL ORDER BY hostname",
+        service,
+        environment
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| enclii_spec::model::Domain {
+        domain: r.hostname,
+        tls: r.tls,
+        tls_issuer: r.tls_issuer,
+    })
+    .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames() {
+        for ok in ["app.example.com", "a.b", "x-1.example.io", "docs.enclii.io"] {
+            assert!(valid_hostname(ok), "{ok}");
+        }
+        for bad in [
+            "localhost",
+            "-a.com",
+            "a-.com",
+            "a..com",
+            "A.com",
+            "a_b.com",
+            "",
+            &format!("{}.com", "a".repeat(64)),
+        ] {
+            assert!(!valid_hostname(bad), "{bad}");
+        }
+    }
+}
