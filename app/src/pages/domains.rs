@@ -104,7 +104,7 @@ pub fn DomainsPanel(project: String, service: String, environments: Vec<String>)
                     />
                 </label>
                 <label class="text-sm">
-                    <span class="block text-slate-600 dark:text-slate-400">"Environment"</span>
+                    <span class="block text-slate-600 dark:text-slate-400">"Routed in"</span>
                     <select
                         class="rounded-lg border border-slate-300 bg-white px-2 py-1 dark:border-slate-700 dark:bg-slate-900"
                         on:change=move |ev| environment.set(event_target_value(&ev))

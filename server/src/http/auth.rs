@@ -288,9 +288,11 @@ fn page(status: StatusCode, title: &str, message: &str) -> Response {
 
 /// Cookie-authenticated requests that change state must come from our own pages: the browser's
 /// `Sec-Fetch-Site` (or, from older browsers, `Origin`) must say same-origin. Bearer-token requests
-/// carry no ambient credentials and are exempt.
+/// carry no ambient credentials and are exempt, as are webhooks, which never read the session (their
+/// credential is the signature).
 pub async fn same_origin(State(engine): State<Engine>, req: Request, next: Next) -> Response {
-    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || req.uri().path().starts_with("/webhooks/");
     let headers = req.headers();
     let has_session = cookie(headers, sessions::COOKIE).is_some();
     let has_bearer = headers.contains_key(header::AUTHORIZATION);
