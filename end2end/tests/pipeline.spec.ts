@@ -50,7 +50,9 @@ test("a GitHub push shows as a delivery, builds with a live log, and deploys", a
   await page.goto(`/projects/${project}/services/web`);
   await expect(page.locator("#app")).toHaveAttribute("data-hydrated", "true");
   await expect(page.getByTestId("builds")).toContainText("succeeded");
-  await page.getByRole("button", { name: /Build #\d+/ }).first().click();
+  // By keyboard: the log panel above keeps streaming, and the page is meant to be keyboard-driven.
+  await page.getByRole("button", { name: /Build #\d+/ }).first().focus();
+  await page.keyboard.press("Enter");
   await expect(page.getByTestId("build-log")).toContainText("generating SBOM and provenance attestations");
   await expect(page.getByTestId("build-log")).toContainText("checked out feedface");
 });
