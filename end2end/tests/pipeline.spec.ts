@@ -55,4 +55,9 @@ test("a GitHub push shows as a delivery, builds with a live log, and deploys", a
   await page.keyboard.press("Enter");
   await expect(page.getByTestId("build-log")).toContainText("generating SBOM and provenance attestations");
   await expect(page.getByTestId("build-log")).toContainText("checked out feedface");
+
+  // A manual build from the page goes through the same pipeline.
+  await page.getByRole("button", { name: "Build and deploy to production" }).focus();
+  await page.keyboard.press("Enter");
+  await expect(page.getByText(/Build #\d+ queued \(main\)/)).toBeVisible();
 });

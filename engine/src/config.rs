@@ -76,6 +76,8 @@ pub struct PipelineSettings {
     pub max_concurrent: i64,
     /// Attempts for a build that failed on the cluster (not on its own code) before it fails.
     pub max_attempts: i32,
+    /// The wait before the second attempt; it doubles for each further one.
+    pub retry_base_ms: u64,
     /// Webhook payloads larger than this are refused with 413.
     pub webhook_max_bytes: usize,
 }
@@ -93,6 +95,7 @@ impl Default for PipelineSettings {
             timeout_secs: 1800,
             max_concurrent: 2,
             max_attempts: 3,
+            retry_base_ms: 10_000,
             webhook_max_bytes: 1024 * 1024,
         }
     }

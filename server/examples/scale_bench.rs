@@ -13,25 +13,57 @@ const SPEC: &str = include_str!("../../spec/fixtures/dogfooding/docs-site.yaml")
 
 fn stats(mut d: Vec<Duration>) -> String {
     d.sort();
-    let p = |q: f64| d[((d.len() as f64 * q).ceil() as usize).clamp(1, d.len()) - 1].as_secs_f64() * 1000.0;
+    let p = |q: f64| {
+        d[((d.len() as f64 * q).ceil() as usize).clamp(1, d.len()) - 1].as_secs_f64() * 1000.0
+    };
     format!("p50 {:.2} ms, p99 {:.2} ms", p(0.5), p(0.99))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let url = std::env::var("DATABASE_URL")?;
-    let services_n: i64 = std::env::var("BENCH_SERVICES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let per_service: i64 = std::env::var("BENCH_DEPLOYMENTS_PER_SERVICE").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let services_n: i64 = std::env::var("BENCH_SERVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let per_service: i64 = std::env::var("BENCH_DEPLOYMENTS_PER_SERVICE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
     let settings = Settings::with_database_url(&url)?;
     let pool = switchyard_engine::db::connect(&settings.database).await?;
     switchyard_engine::db::migrate(&pool).await?;
-    let user = users::upsert(&pool, &users::Identity { issuer: "bench", subject: "bench", email: None, display_name: "bench", platform_admin: true }).await?;
-    let caller = Caller { user_id: user, display_name: "bench".into(), email: None, platform_admin: false, via: Via::Session, client_addr: None };
+    let user = users::upsert(
+        &pool,
+        &users::Identity {
+            issuer: "bench",
+            subject: "bench",
+            email: None,
+            display_name: "bench",
+            platform_admin: true,
+        },
+    )
+    .await?;
+    let caller = Caller {
+        user_id: user,
+        display_name: "bench".into(),
+        email: None,
+        platform_admin: false,
+        via: Via::Session,
+        client_addr: None,
+    };
     let project = "scale";
-    projects::create(&pool, Some(&caller), project, "").await.map_err(|e| anyhow::anyhow!(e.into_api()))?;
-    services::import(&pool, Some(&caller), None, &SPEC.replace("project: enclii-platform", &format!("project: {project}")))
+    projects::create(&pool, Some(&caller), project, "")
         .await
         .map_err(|e| anyhow::anyhow!(e.into_api()))?;
+    services::import(
+        &pool,
+        Some(&caller),
+        None,
+        &SPEC.replace("project: enclii-platform", &format!("project: {project}")),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e.into_api()))?;
 
     // Bulk data in SQL, copying the imported service; the notify triggers are off for the load.
     let started = Instant::now();
@@ -59,10 +91,15 @@ async fn main() -> anyhow::Result<()> {
     ))
     .execute(&pool)
     .await?;
-    let (svc_count, dep_count): (i64, i64) = sqlx::query_as("SELECT (SELECT count(*) FROM services), (SELECT count(*) FROM deployments)")
-        .fetch_one(&pool)
-        .await?;
-    println!("loaded {svc_count} services and {dep_count} deployments in {:.1}s", started.elapsed().as_secs_f64());
+    let (svc_count, dep_count): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM services), (SELECT count(*) FROM deployments)",
+    )
+    .fetch_one(&pool)
+    .await?;
+    println!(
+        "loaded {svc_count} services and {dep_count} deployments in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 
     let runs = 200;
     // Services, first page and a page deep into the list (by keyset cursor).
@@ -71,11 +108,15 @@ async fn main() -> anyhow::Result<()> {
     let deep_cursor = format!("svc-{:05}", services_n * 9 / 10);
     for _ in 0..runs {
         let t = Instant::now();
-        let page = services::list(&pool, Some(&caller), project, None, Some(50)).await.map_err(|e| anyhow::anyhow!(e.into_api()))?;
+        let page = services::list(&pool, Some(&caller), project, None, Some(50))
+            .await
+            .map_err(|e| anyhow::anyhow!(e.into_api()))?;
         first.push(t.elapsed());
         assert_eq!(page.items.len(), 50);
         let t = Instant::now();
-        services::list(&pool, Some(&caller), project, Some(&deep_cursor), Some(50)).await.map_err(|e| anyhow::anyhow!(e.into_api()))?;
+        services::list(&pool, Some(&caller), project, Some(&deep_cursor), Some(50))
+            .await
+            .map_err(|e| anyhow::anyhow!(e.into_api()))?;
         deep.push(t.elapsed());
     }
     println!("services/list, first page of 50: {}", stats(first));
@@ -84,21 +125,52 @@ async fn main() -> anyhow::Result<()> {
     let mut first = Vec::new();
     let mut deep = Vec::new();
     let mut one_service = Vec::new();
-    let max_id: i64 = sqlx::query_scalar("SELECT max(id) FROM deployments").fetch_one(&pool).await?;
+    let max_id: i64 = sqlx::query_scalar("SELECT max(id) FROM deployments")
+        .fetch_one(&pool)
+        .await?;
     for _ in 0..runs {
         let t = Instant::now();
-        let page = deployments::list(&pool, Some(&caller), project, None, None, Some(50)).await.map_err(|e| anyhow::anyhow!(e.into_api()))?;
+        let page = deployments::list(&pool, Some(&caller), project, None, None, Some(50))
+            .await
+            .map_err(|e| anyhow::anyhow!(e.into_api()))?;
         first.push(t.elapsed());
         assert_eq!(page.items.len(), 50);
         let t = Instant::now();
-        deployments::list(&pool, Some(&caller), project, None, Some(max_id / 10), Some(50)).await.map_err(|e| anyhow::anyhow!(e.into_api()))?;
+        deployments::list(
+            &pool,
+            Some(&caller),
+            project,
+            None,
+            Some(max_id / 10),
+            Some(50),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e.into_api()))?;
         deep.push(t.elapsed());
         let t = Instant::now();
-        deployments::list(&pool, Some(&caller), project, Some("svc-05000"), None, Some(50)).await.map_err(|e| anyhow::anyhow!(e.into_api()))?;
+        deployments::list(
+            &pool,
+            Some(&caller),
+            project,
+            Some("svc-05000"),
+            None,
+            Some(50),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e.into_api()))?;
         one_service.push(t.elapsed());
     }
-    println!("deployments/list, newest 50 of the project: {}", stats(first));
-    println!("deployments/list, 50 after a cursor 90% deep: {}", stats(deep));
-    println!("deployments/list, one service's newest 50: {}", stats(one_service));
+    println!(
+        "deployments/list, newest 50 of the project: {}",
+        stats(first)
+    );
+    println!(
+        "deployments/list, 50 after a cursor 90% deep: {}",
+        stats(deep)
+    );
+    println!(
+        "deployments/list, one service's newest 50: {}",
+        stats(one_service)
+    );
     Ok(())
 }

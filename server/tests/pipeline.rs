@@ -533,3 +533,38 @@ async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: P
     assert_eq!(ok["builds"][0]["state"], "succeeded");
     assert_eq!(ok["builds"][0]["deployment_state"], "succeeded");
 }
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_build_that_fails_on_the_cluster_is_retried_with_backoff(pool: PgPool) {
+    let sandbox = common::start_sandbox().await;
+    let mut settings = common::sandbox_settings(&sandbox);
+    settings.cluster.worker = true;
+    settings.pipeline.retry_base_ms = 300;
+    let app = common::serve_app(
+        switchyard_server::build_with_pool(settings, pool.clone())
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (token, _) = setup(&app, &pool, &[API]).await;
+    // The API server fails every call of the first attempt's apply (it retries 5 times itself).
+    sandbox.fail_next(5, 500);
+    let (status, b) = app
+        .call(
+            "/api/builds/create",
+            Some(&token),
+            json!({"project": P, "service": "switchyard-api", "environment": "production"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{b}");
+    let (state, reason) = wait_build(&pool, b["id"].as_i64().unwrap()).await;
+    assert_eq!(state, "succeeded", "{reason:?}");
+    let attempts: i32 = sqlx::query_scalar!(
+        "SELECT attempts FROM builds WHERE id = $1",
+        b["id"].as_i64().unwrap()
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(attempts, 2, "one failed attempt, then a good one");
+}

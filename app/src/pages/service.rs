@@ -162,7 +162,14 @@ pub fn ServicePage() -> impl IntoView {
                     .get()
                     .map(|r| match r {
                         Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
-                        Ok(page) => view! { <Builds list=page.items /> }.into_any(),
+                        Ok(page) => {
+                            let (project, service) = key();
+                            view! {
+                                <BuildButton project service />
+                                <Builds list=page.items />
+                            }
+                                .into_any()
+                        }
                     })
             }}
         </Suspense>
@@ -403,4 +410,36 @@ fn Builds(list: Vec<enclii_api::BuildSummary>) -> impl IntoView {
         </section>
     }
     .into_any()
+}
+
+/// Builds the service from its repository's branch and deploys it to production, through the same
+/// pipeline a push runs.
+#[component]
+fn BuildButton(project: String, service: String) -> impl IntoView {
+    let build = ServerAction::<super::builds::CreateBuild>::new();
+    let result = move || {
+        build.value().get().map(|r| match r {
+            Ok(b) => view! { <span class="text-sm text-slate-600 dark:text-slate-400">{format!("Build #{} queued ({}).", b.id, b.git_ref)}</span> }.into_any(),
+            Err(e) => view! { <span role="alert" class="text-sm text-red-700 dark:text-red-300">{e.to_string()}</span> }.into_any(),
+        })
+    };
+    view! {
+        <div class="mb-2 flex flex-wrap items-center gap-3">
+            <button
+                type="button"
+                class="rounded-lg bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white hover:bg-indigo-500 focus:outline-none focus:ring-2 focus:ring-indigo-400"
+                on:click=move |_| {
+                    build.dispatch(super::builds::CreateBuild {
+                        project: project.clone(),
+                        service: service.clone(),
+                        environment: "production".into(),
+                        git_ref: None,
+                    });
+                }
+            >
+                "Build and deploy to production"
+            </button>
+            {result}
+        </div>
+    }
 }

@@ -248,7 +248,8 @@ async fn drive(engine: &Engine, clusters: &Clusters, id: i64, replica: &str) -> 
             .await
         }
         Ended::Infrastructure(reason) if row.attempts < settings.max_attempts => {
-            let backoff = 10.0 * 2f64.powi(row.attempts.max(1) - 1);
+            let backoff =
+                settings.retry_base_ms as f64 / 1000.0 * 2f64.powi(row.attempts.max(1) - 1);
             tracing::warn!(build = id, %reason, "build failed on the cluster; retrying");
             sqlx::query!(
                 "UPDATE builds SET state = 'queued', state_reason = $3, next_attempt_at = now() + make_interval(secs => $4),

@@ -261,11 +261,14 @@ async fn push(
     if payload.deleted || after.is_empty() || after.chars().all(|c| c == '0') {
         return Ok(Err(format!("branch {branch} was deleted")));
     }
-    // A push to a service's branch deploys to the project's production environment.
+    // A push deploys to the environment whose `deploy_branch` is that branch, else to production.
     let services = sqlx::query!(
         r#"SELECT s.id, s.name, s.current_revision, e.id AS environment_id,
                   sr.spec #>> '{spec,build,source,git,path}' AS path
-           FROM services s JOIN environments e ON e.project_id = s.project_id AND e.name = 'production'
+           FROM services s
+                JOIN LATERAL (SELECT id FROM environments
+                              WHERE project_id = s.project_id AND (deploy_branch = $3 OR name = 'production')
+                              ORDER BY (deploy_branch = $3) DESC NULLS LAST LIMIT 1) e ON true
                 JOIN spec_revisions sr ON sr.service_id = s.id AND sr.revision = s.current_revision
            WHERE s.project_id = ANY($1) AND s.git_repository = $2 AND s.git_branch = $3 AND s.auto_deploy
            ORDER BY s.name"#,
