@@ -164,14 +164,18 @@ pub async fn list(
     let limit = page_limit(limit);
     let rows = sqlx::query!(
         r#"SELECT s.name, s.description, s.current_revision, s.auto_deploy, s.git_repository, s.git_branch, s.updated_at,
+                  -- The newest deployment per environment: one index probe each
+                  -- (deployments_latest), however long the history.
                   COALESCE((SELECT json_agg(d ORDER BY d.environment) FROM (
-                      SELECT DISTINCT ON (e.name) dep.id, $1::text AS project, s.name AS service, e.name AS environment,
+                      SELECT dep.id, $1::text AS project, s.name AS service, e.name AS environment,
                              dep.state, dep.state_reason, dep.strategy, r.image_ref AS image,
                              r.spec_revision, dep.created_at, dep.finished_at
-                      FROM deployments dep JOIN environments e ON e.id = dep.environment_id
+                      FROM environments e
+                           JOIN LATERAL (SELECT * FROM deployments x
+                                         WHERE x.service_id = s.id AND x.environment_id = e.id
+                                         ORDER BY x.id DESC LIMIT 1) dep ON true
                            JOIN releases r ON r.id = dep.release_id
-                      WHERE dep.service_id = s.id
-                      ORDER BY e.name, dep.id DESC) d), '[]') AS "latest!"
+                      WHERE e.project_id = s.project_id) d), '[]') AS "latest!"
            FROM services s
            WHERE s.project_id = $2 AND s.name > COALESCE($3, '')
            ORDER BY s.name
