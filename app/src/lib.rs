@@ -3,6 +3,10 @@
 //! Built twice: with `ssr` into the server (rendering and server-function bodies) and with `hydrate`
 //! into the wasm bundle. Server-only code sits behind `#[cfg(feature = "ssr")]`.
 
+// Leptos views are nested types; the live deployment page's is deep enough that the release build
+// of the wasm bundle needs more than the default 128 levels to lay it out.
+#![recursion_limit = "256"]
+
 use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::SsrMode;
