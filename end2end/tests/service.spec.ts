@@ -44,6 +44,19 @@ test("a service's status goes live from not deployed to ready, and its logs stre
   await page.getByLabel("Filter logs").fill("GET /health");
   await expect(page.getByTestId("logs")).toContainText("GET /health");
 
+  // A secret: set from the page, listed masked, revealed after a confirmation.
+  await page.getByLabel("Name", { exact: true }).fill("API_KEY");
+  await page.getByLabel("Value").fill("t0ps3cret");
+  await page.getByRole("button", { name: "Set variable" }).click();
+  const env = page.getByTestId("env");
+  await expect(env).toContainText("API_KEY");
+  await expect(env).toContainText("••••••••");
+  await expect(env).not.toContainText("t0ps3cret");
+  page.once("dialog", (d) => d.accept());
+  await env.getByRole("button", { name: "Reveal" }).click();
+  await expect(env).toContainText("t0ps3cret");
+  expect(await page.evaluate(() => JSON.stringify(localStorage) + JSON.stringify(sessionStorage))).not.toContain("t0ps3cret");
+
   // A custom domain: added from the page, with the DNS record that proves control.
   await page.getByLabel("Hostname").fill(`${project}.example.com`);
   await page.getByRole("button", { name: "Add domain" }).click();

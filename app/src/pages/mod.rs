@@ -5,6 +5,7 @@ pub mod builds;
 pub mod deployment;
 pub mod deployments;
 pub mod domains;
+pub mod environment;
 pub mod not_found;
 pub mod overview;
 pub mod projects;

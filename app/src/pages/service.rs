@@ -143,6 +143,7 @@ pub fn ServicePage() -> impl IntoView {
                             view! {
                                 <LiveStatus project=project.clone() service=service.clone() initial=list />
                                 <Logs project=project.clone() service=service.clone() environments=environments.clone() />
+                                <super::environment::EnvironmentPanel project=project.clone() service=service.clone() environments=environments.clone() />
                                 <super::domains::DomainsPanel project service environments />
                             }
                                 .into_any()
