@@ -30,9 +30,9 @@ test("a service's status goes live from not deployed to ready, and its logs stre
   // Logs: the panel opened before any pod ran and was told to come back; the lines arrive.
   await expect(page.getByTestId("logs")).toContainText("web GET /health 200", { timeout: 20000 });
   // Switching environments reconnects (staging has no pods), and back.
-  await page.getByLabel("Environment").selectOption("staging");
+  await page.getByLabel("Logs of environment").selectOption("staging");
   await expect(page.getByTestId("logs")).toHaveText("Waiting for log lines…");
-  await page.getByLabel("Environment").selectOption("production");
+  await page.getByLabel("Logs of environment").selectOption("production");
   await expect(page.getByTestId("logs")).toContainText("web GET /health 200", { timeout: 20000 });
   await page.getByRole("button", { name: "Pause" }).click();
   const frozen = await page.getByTestId("logs").textContent();

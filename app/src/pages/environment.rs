@@ -41,9 +41,11 @@ pub fn EnvironmentPanel(
     let value = RwSignal::new(String::new());
     let secret = RwSignal::new(true);
     let revealed = RwSignal::new(None::<(String, String)>);
+    // Which variable the pending reveal is for (an action forgets its input once it completes).
+    let revealing = RwSignal::new(None::<String>);
     Effect::new(move |_| {
         if let Some(Ok(v)) = reveal.value().get() {
-            if let Some(n) = reveal.input().get().map(|i| i.name) {
+            if let Some(n) = revealing.get_untracked() {
                 revealed.set(Some((n, v)));
             }
         }
@@ -59,7 +61,7 @@ pub fn EnvironmentPanel(
     };
     let (p2, s2) = (project.clone(), service.clone());
     view! {
-        <section aria-label="Environment" class="mb-6">
+        <section aria-label="Variables and secrets" class="mb-6">
             <div class="mb-2 flex flex-wrap items-center gap-3">
                 <h2 class="text-base font-semibold">"Variables and secrets"</h2>
                 <select
@@ -112,7 +114,7 @@ pub fn EnvironmentPanel(
                     vars.get().map(|r| match r {
                         Err(e) => view! { <crate::components::state::ApiErrorPanel error=e /> }.into_any(),
                         Ok(list) if list.is_empty() => view! { <p class="text-sm text-slate-500">"No variables in this environment yet. Values reach the pods at the next deployment."</p> }.into_any(),
-                        Ok(list) => view! { <EnvTable list project service environment unset reveal revealed /> }.into_any(),
+                        Ok(list) => view! { <EnvTable list project service environment unset reveal revealed revealing /> }.into_any(),
                     })
                 }}
             </Suspense>
@@ -129,6 +131,7 @@ fn EnvTable(
     unset: ServerAction<UnsetEnv>,
     reveal: ServerAction<RevealEnv>,
     revealed: RwSignal<Option<(String, String)>>,
+    revealing: RwSignal<Option<String>>,
 ) -> impl IntoView {
     view! {
         <table class="w-full text-left text-sm" data-testid="env">
@@ -160,6 +163,7 @@ fn EnvTable(
                                     <button type="button" class="text-xs text-indigo-700 hover:underline dark:text-indigo-300"
                                         on:click=move |_| {
                                             if confirm("Reveal this secret? The reveal is recorded in the activity log.") {
+                                                revealing.set(Some(n1.clone()));
                                                 reveal.dispatch(RevealEnv { project: p1.clone(), service: s1.clone(), environment: environment.get_untracked(), name: n1.clone() });
                                             }
                                         }

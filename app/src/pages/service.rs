@@ -308,9 +308,9 @@ fn Logs(project: String, service: String, environments: Vec<String>) -> impl Int
             <div class="mb-2 flex flex-wrap items-center gap-3">
                 <h2 class="text-base font-semibold">"Logs"</h2>
                 <label class="text-sm">
-                    <span class="sr-only">"Environment"</span>
+                    <span class="sr-only">"Logs of environment"</span>
                     <select
-                        aria-label="Environment"
+                        aria-label="Logs of environment"
                         class="rounded-lg border border-slate-300 bg-white px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900"
                         on:change=move |ev| environment.set(event_target_value(&ev))
                     >
