@@ -52,6 +52,7 @@ pub mod paths {
     pub const WHOAMI: &str = "/api/whoami";
     pub const PROJECTS_CREATE: &str = "/api/projects/create";
     pub const PROJECTS_LIST: &str = "/api/projects/list";
+    pub const ENVIRONMENTS_CREATE: &str = "/api/environments/create";
     pub const SERVICES_IMPORT: &str = "/api/services/import";
     pub const SERVICES_LIST: &str = "/api/services/list";
     pub const SERVICES_GET: &str = "/api/services/get";

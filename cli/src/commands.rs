@@ -120,11 +120,37 @@ pub enum ProjectCommand {
     },
     /// List your projects.
     List,
+    /// Add an environment (its own namespace) to the current project.
+    AddEnvironment {
+        name: String,
+        /// Pushes to this branch deploy here (services with autoDeploy).
+        #[arg(long)]
+        branch: Option<String>,
+    },
 }
 
 pub fn project(ctx: &Context, cmd: ProjectCommand) -> Result<(), Failure> {
     let client = ctx.client()?;
     match cmd {
+        ProjectCommand::AddEnvironment { name, branch } => {
+            let project = ctx.project(&client)?;
+            let e: enclii_api::Environment = client.call(
+                paths::ENVIRONMENTS_CREATE,
+                &json!({"project": project, "name": name, "deploy_branch": branch}),
+            )?;
+            match ctx.output {
+                Format::Json => output::json(&e),
+                Format::Table => println!(
+                    "Added environment {} ({}) to {project}{}",
+                    e.name,
+                    e.namespace,
+                    e.deploy_branch
+                        .as_deref()
+                        .map(|b| format!("; pushes to {b} deploy there"))
+                        .unwrap_or_default()
+                ),
+            }
+        }
         ProjectCommand::Create { name, description } => {
             let p: Project = client.call(
                 paths::PROJECTS_CREATE,

@@ -139,6 +139,12 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             Needs::Session,
         ),
         ("/api/tokens/list", json!({}), Needs::Session),
+        // Only the admin passes authorization, so `preview` is created once.
+        (
+            "/api/environments/create",
+            json!({"project": p, "name": "preview", "deploy_branch": "preview"}),
+            Needs::Role("admin"),
+        ),
         (
             "/api/releases/list",
             json!({"project": p, "service": "docs-site"}),

@@ -327,6 +327,30 @@ async fn branch_and_path_filters_decide_which_services_build(pool: PgPool) {
     .await;
     assert_eq!(status, 200);
     assert!(outcome(&pool, "d-6").await.1.contains("not used"));
+
+    // An environment that names the branch receives its pushes instead of production.
+    sqlx::query!(
+        "UPDATE environments SET deploy_branch = CASE name WHEN 'staging' THEN 'main' END"
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (status, _) = deliver(
+        &app,
+        "push",
+        "d-7",
+        &push("main", &"d".repeat(40), &["docs/b.md"]),
+        Some(&secret),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let env: String = sqlx::query_scalar!(
+        "SELECT e.name FROM builds b JOIN environments e ON e.id = b.environment_id WHERE b.delivery_id = 'd-7'"
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(env, "staging");
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]

@@ -88,6 +88,25 @@ fn ProjectList(projects: Vec<Project>) -> impl IntoView {
     }
 }
 
+/// Adds an environment (its own namespace; pushes to `deploy_branch` deploy there).
+#[server(endpoint = "environments/create", input = Json, output = Json)]
+pub async fn create_environment(
+    project: String,
+    name: String,
+    deploy_branch: Option<String>,
+) -> Result<enclii_api::Environment, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::projects::create_environment(
+        &engine.pool,
+        caller.as_ref(),
+        &project,
+        &name,
+        deploy_branch.as_deref(),
+    )
+    .await
+    .map_err(switchyard_engine::Error::into_api)
+}
+
 /// A project's members and their roles.
 #[server(endpoint = "members/list", input = Json, output = Json)]
 pub async fn list_members(project: String) -> Result<Vec<enclii_api::Member>, ApiError> {

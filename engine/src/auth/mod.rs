@@ -80,6 +80,8 @@ pub enum Action {
     RevealSecret,
     ManageDomains,
     ManageMembers,
+    /// Add environments to a project.
+    ManageEnvironments,
     ViewAudit,
     DeleteProject,
     /// Create, list and revoke one's own API tokens.
@@ -87,7 +89,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::WhoAmI,
         Action::ListProjects,
         Action::CreateProject,
@@ -98,6 +100,7 @@ impl Action {
         Action::RevealSecret,
         Action::ManageDomains,
         Action::ManageMembers,
+        Action::ManageEnvironments,
         Action::ViewAudit,
         Action::DeleteProject,
         Action::ManageOwnTokens,
@@ -110,7 +113,9 @@ impl Action {
             WhoAmI | ListProjects | CreateProject | ManageOwnTokens => None,
             ViewProject => Some(Role::Viewer),
             ImportSpec | Deploy | ManageEnv => Some(Role::Developer),
-            RevealSecret | ManageDomains | ManageMembers | ViewAudit => Some(Role::Admin),
+            RevealSecret | ManageDomains | ManageMembers | ManageEnvironments | ViewAudit => {
+                Some(Role::Admin)
+            }
             DeleteProject => Some(Role::Owner),
         }
     }
@@ -134,6 +139,7 @@ impl Action {
             RevealSecret => "reveal secret values",
             ManageDomains => "manage domains",
             ManageMembers => "manage members",
+            ManageEnvironments => "add environments",
             ViewAudit => "read the audit log",
             DeleteProject => "delete this project",
             ManageOwnTokens => "manage API tokens",

@@ -268,7 +268,8 @@ async fn push(
            FROM services s
                 JOIN LATERAL (SELECT id FROM environments
                               WHERE project_id = s.project_id AND (deploy_branch = $3 OR name = 'production')
-                              ORDER BY (deploy_branch = $3) DESC NULLS LAST LIMIT 1) e ON true
+                              ORDER BY (deploy_branch = $3) DESC NULLS LAST, (name = 'production') DESC, name
+                              LIMIT 1) e ON true
                 JOIN spec_revisions sr ON sr.service_id = s.id AND sr.revision = s.current_revision
            WHERE s.project_id = ANY($1) AND s.git_repository = $2 AND s.git_branch = $3 AND s.auto_deploy
            ORDER BY s.name"#,

@@ -143,3 +143,68 @@ mod tests {
         assert_eq!(namespace_for("shop", "production"), "shop-production");
     }
 }
+
+/// Adds an environment to a project (admin), with its own namespace and, optionally, the branch
+/// whose pushes deploy to it.
+pub async fn create_environment(
+    pool: &PgPool,
+    caller: Option<&Caller>,
+    project: &str,
+    name: &str,
+    deploy_branch: Option<&str>,
+) -> crate::Result<Environment> {
+    let project = super::project_access(pool, caller, project, Action::ManageEnvironments).await?;
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if !valid {
+        return Err(ApiError::invalid(format!(
+            "`{name}` is not an environment name: 1 to 32 lowercase letters, digits or hyphens"
+        ))
+        .into());
+    }
+    if let Some(b) = deploy_branch {
+        if b.is_empty() || b.len() > 200 || b.contains(|c: char| c.is_whitespace()) {
+            return Err(ApiError::invalid(format!("`{b}` is not a branch name")).into());
+        }
+    }
+    let namespace = namespace_for(&project.slug, name);
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query!(
+        "INSERT INTO environments (project_id, name, namespace, deploy_branch) VALUES ($1, $2, $3, $4)
+         ON CONFLICT DO NOTHING",
+        project.id,
+        name,
+        namespace,
+        deploy_branch
+    )
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(ApiError::conflict(format!(
+            "project `{}` already has an environment `{name}` (or namespace {namespace} is taken)",
+            project.slug
+        ))
+        .into());
+    }
+    audit::record(
+        &mut *tx,
+        caller,
+        audit::Event::new("environment.create")
+            .target("environment", name.to_owned())
+            .project(project.id)
+            .details(serde_json::json!({ "namespace": namespace, "deploy_branch": deploy_branch })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Environment {
+        name: name.to_owned(),
+        namespace,
+        cluster: "default".into(),
+        deploy_branch: deploy_branch.map(str::to_owned),
+    })
+}
