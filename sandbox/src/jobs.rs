@@ -27,7 +27,7 @@ fn build_inputs(job: &Value) -> (String, String) {
     let build = spec["containers"][0]["command"][2]
         .as_str()
         .unwrap_or_default();
-    let git_ref = between(checkout, "--depth 1 origin '", '\'')
+    let git_ref = between(checkout, "--depth 1 -- origin '", '\'')
         .unwrap_or_default()
         .to_owned();
     let image = between(build, "type=image,name='", '\'')

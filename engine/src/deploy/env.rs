@@ -17,8 +17,12 @@ pub const ANNOTATION_ENV_CHECKSUM: &str = "enclii.dev/env-checksum";
 
 pub enum EnvValue {
     Plain(String),
-    /// Decrypted for the Secret's body only.
-    Secret(secrecy::SecretString),
+    /// Decrypted for the Secret's body only; `fingerprint` (the sealed value's nonce, new at every
+    /// change) goes into the checksum instead of anything derived from the value.
+    Secret {
+        value: secrecy::SecretString,
+        fingerprint: Vec<u8>,
+    },
     Ref {
         name: String,
         key: String,
@@ -54,9 +58,12 @@ pub fn inject(manifests: &mut Vec<Manifest>, service: &str, entries: &[EnvEntry]
                     checksum.update(v.as_bytes());
                     json!({ "name": e.name, "value": v })
                 }
-                EnvValue::Secret(v) => {
+                EnvValue::Secret {
+                    value: v,
+                    fingerprint,
+                } => {
                     checksum.update(b"=secret:");
-                    checksum.update(v.expose_secret().as_bytes());
+                    checksum.update(fingerprint);
                     data.insert(
                         e.name.clone(),
                         base64::engine::general_purpose::STANDARD.encode(v.expose_secret()),
@@ -149,7 +156,10 @@ mod tests {
             },
             EnvEntry {
                 name: "API_KEY".into(),
-                value: EnvValue::Secret(secret.to_owned().into()),
+                value: EnvValue::Secret {
+                    value: secret.to_owned().into(),
+                    fingerprint: secret.as_bytes().to_vec(),
+                },
             },
             EnvEntry {
                 name: "DATABASE_URL".into(),

@@ -61,6 +61,15 @@ fn lease(engine: &Engine) -> Duration {
 /// driver's lease expired. (Two replicas claiming at the same instant can exceed the limit by one
 /// each; the limit protects the cluster's capacity, not an invariant.)
 async fn claim(engine: &Engine, replica: &str) -> sqlx::Result<Option<i64>> {
+    // A build whose driver stopped on every attempt fails rather than being taken up forever.
+    sqlx::query!(
+        "UPDATE builds SET state = 'failed', finished_at = now(), lease_owner = NULL, lease_until = NULL,
+                state_reason = format('gave up after %s attempts: the build''s driver stopped each time', attempts)
+         WHERE state = 'running' AND lease_until < now() AND attempts >= $1",
+        engine.settings.pipeline.max_attempts
+    )
+    .execute(&engine.pool)
+    .await?;
     sqlx::query_scalar!(
         r#"UPDATE builds SET state = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now()),
                   lease_owner = $1, lease_until = now() + make_interval(secs => $2)
@@ -154,14 +163,19 @@ async fn drive(engine: &Engine, clusters: &Clusters, id: i64, replica: &str) -> 
     };
     let manifest = job::build_job(&file.service, &target, settings);
     let client = clusters.for_environment(&row.environment);
-    sqlx::query!(
-        "UPDATE builds SET job_name = $2, image_ref = $3 WHERE id = $1",
+    let fenced = sqlx::query!(
+        "UPDATE builds SET job_name = $2, image_ref = $3 WHERE id = $1 AND lease_owner = $4 AND state = 'running'",
         id,
         manifest.name,
-        image
+        image,
+        replica
     )
     .execute(pool)
     .await?;
+    if fenced.rows_affected() == 0 {
+        // Another replica holds the build now.
+        return Ok(());
+    }
     let ended = run_job(engine, &client, id, &manifest, &image).await;
     match ended {
         Ended::Succeeded(outcome) => {

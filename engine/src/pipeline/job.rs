@@ -121,7 +121,7 @@ pub fn build_job(spec: &ServiceSpec, t: &BuildTarget, settings: &PipelineSetting
         buildctl.join(" \\\n  ")
     );
     let checkout = format!(
-        "set -eu\ngit init -q /workspace/src\ncd /workspace/src\ngit remote add origin {}\ngit fetch -q --depth 1 origin {}\ngit checkout -q FETCH_HEAD\necho \"checked out $(git rev-parse HEAD)\"\n",
+        "set -eu\ngit init -q /workspace/src\ncd /workspace/src\ngit remote add origin {}\ngit fetch -q --depth 1 -- origin {}\ngit checkout -q FETCH_HEAD\necho \"checked out $(git rev-parse HEAD)\"\n",
         shell_quote(t.repository),
         shell_quote(t.git_ref)
     );
@@ -162,6 +162,8 @@ pub fn build_job(spec: &ServiceSpec, t: &BuildTarget, settings: &PipelineSetting
                 },
                 "spec": {
                     "restartPolicy": "Never",
+                    // The build runs untrusted Dockerfile steps: no credentials to the cluster.
+                    "automountServiceAccountToken": false,
                     "initContainers": init,
                     "containers": [{
                         "name": "buildkit",
@@ -314,11 +316,9 @@ mod tests {
         );
         let spec = &job.body["spec"]["template"]["spec"];
         let checkout = spec["initContainers"][0]["command"][2].as_str().unwrap();
-        assert!(
-            checkout.contains(
-                "git fetch -q --depth 1 origin '0123456789abcdef0123456789abcdef01234567'"
-            )
-        );
+        assert!(checkout.contains(
+            "git fetch -q --depth 1 -- origin '0123456789abcdef0123456789abcdef01234567'"
+        ));
         let build = spec["containers"][0]["command"][2].as_str().unwrap();
         for part in [
             "buildctl-daemonless.sh build",

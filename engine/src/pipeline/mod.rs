@@ -170,6 +170,11 @@ pub async fn receive(engine: &Engine, d: Incoming<'_>) -> crate::Result<Answer> 
 
     // Authentic from here on. One transaction: the record, the builds, and the wake-up.
     let mut tx = pool.begin().await?;
+    // Two copies of one delivery at once (two replicas, or a redelivery racing the original): the
+    // row lock below locks nothing while the row does not exist yet, so serialise on the id first.
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext($1))", delivery)
+        .execute(&mut *tx)
+        .await?;
     let seen = sqlx::query_scalar!(
         "SELECT outcome FROM webhook_deliveries WHERE delivery_id = $1 FOR UPDATE",
         delivery
@@ -261,6 +266,9 @@ async fn push(
     if payload.deleted || after.is_empty() || after.chars().all(|c| c == '0') {
         return Ok(Err(format!("branch {branch} was deleted")));
     }
+    if after.len() > 64 || !after.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Ok(Err(format!("`{after}` is not a commit id")));
+    }
     // A push deploys to the environment whose `deploy_branch` is that branch, else to production.
     let services = sqlx::query!(
         r#"SELECT s.id, s.name, s.current_revision, e.id AS environment_id,
@@ -343,6 +351,17 @@ async fn enqueue(
         .execute(&mut *tx)
         .await?;
     Ok(id)
+}
+
+/// A branch or commit as git names them: no leading `-` (it would be read as an option), no spaces
+/// or quotes, no `..`.
+pub fn valid_ref(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 200
+        && r.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && r.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c))
+        && !r.contains("..")
 }
 
 fn repository_aad(project: uuid::Uuid, url: &str) -> String {
@@ -469,10 +488,7 @@ pub async fn build(
         .map(str::to_owned)
         .or(row.git_branch)
         .unwrap_or_else(|| "main".into());
-    if git_ref.is_empty()
-        || git_ref.len() > 200
-        || git_ref.contains(|c: char| c.is_whitespace() || c == '\'')
-    {
+    if !valid_ref(&git_ref) {
         return Err(ApiError::invalid(format!("`{git_ref}` is not a branch or commit")).into());
     }
     let start = Start {
@@ -703,4 +719,27 @@ pub async fn build_logs(
             .await
             .map_err(|message| ApiError::Unavailable { message })?,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn refs_cannot_be_options_or_paths_out() {
+        for ok in ["main", "release/1.2", "a1b2c3", "feature-x_y"] {
+            assert!(super::valid_ref(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-upload-pack=x",
+            "--x",
+            "a b",
+            "a'b",
+            "a..b",
+            "../x",
+            "$(id)",
+            &"a".repeat(201),
+        ] {
+            assert!(!super::valid_ref(bad), "{bad}");
+        }
+    }
 }

@@ -236,6 +236,8 @@ pub async fn remove(
     hostname: &str,
 ) -> crate::Result<()> {
     let project = project_access(&engine.pool, caller, project, Action::ManageDomains).await?;
+    let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+    let hostname = hostname.as_str();
     let mut tx = engine.pool.begin().await?;
     let removed = sqlx::query!(
         "DELETE FROM domains d USING services s WHERE d.service_id = s.id AND s.project_id = $1 AND d.hostname = $2",

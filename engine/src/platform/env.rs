@@ -300,7 +300,10 @@ pub(crate) async fn for_pods(
                             r.name
                         )
                     })?;
-                EnvValue::Secret(plain)
+                EnvValue::Secret {
+                    value: plain,
+                    fingerprint: r.nonce.clone().unwrap_or_default(),
+                }
             }
             _ => EnvValue::Ref {
                 name: r.ref_name.unwrap_or_default(),
