@@ -93,7 +93,25 @@ async fn a_domain_is_verified_by_its_txt_record_and_then_routed(pool: PgPool) {
     let (status, _) = app
         .call("/api/domains/add", Some(&owner.token), json!({"project": P, "service": "docs-site", "environment": "production", "hostname": "guides.example.com"}))
         .await;
-    assert_eq!(status, 409, "one owner per hostname");
+    assert_eq!(status, 409, "once per project");
+    // Another project may have the name pending (adding it proves nothing) until someone verifies.
+    let other = user(&pool, "other", true).await;
+    app.call(
+        "/api/projects/create",
+        Some(&other.token),
+        json!({"slug": "squatter"}),
+    )
+    .await;
+    app.call(
+        "/api/services/import",
+        Some(&other.token),
+        json!({"spec": DOCS.replace("project: enclii-platform", "project: squatter")}),
+    )
+    .await;
+    let (status, body) = app
+        .call("/api/domains/add", Some(&other.token), json!({"project": "squatter", "service": "docs-site", "environment": "production", "hostname": "guides.example.com"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
 
     // Not yet in DNS, then the wrong value, then the right one.
     let verify = || {
@@ -128,6 +146,25 @@ async fn a_domain_is_verified_by_its_txt_record_and_then_routed(pool: PgPool) {
     let (_, v) = verify().await;
     assert_eq!(v["verified"], true, "{v}");
     assert!(v["last_check_error"].is_null());
+    // Proof settles it: the other project's pending claim is gone and cannot come back.
+    let (_, theirs) = app
+        .call(
+            "/api/domains/list",
+            Some(&other.token),
+            json!({"project": "squatter"}),
+        )
+        .await;
+    assert_eq!(theirs.as_array().unwrap().len(), 0, "{theirs}");
+    let (status, body) = app
+        .call("/api/domains/add", Some(&other.token), json!({"project": "squatter", "service": "docs-site", "environment": "production", "hostname": "guides.example.com"}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("verified by another project")
+    );
 
     // The next deployment routes it, with TLS like the spec's own domain.
     let (_, dep) = app

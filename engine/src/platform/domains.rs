@@ -116,9 +116,29 @@ pub async fn add(
         message: "no randomness available".into(),
     })?;
     let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    let inserted = sqlx::query!(
+    // Pending elsewhere is fine (only proof of control claims a name); verified elsewhere, or
+    // already in this project, is not.
+    let taken = sqlx::query!(
+        r#"SELECT (s.project_id = $2) AS "ours!", d.verified_at IS NOT NULL AS "verified!"
+           FROM domains d JOIN services s ON s.id = d.service_id
+           WHERE d.hostname = $1 AND (s.project_id = $2 OR d.verified_at IS NOT NULL)
+           LIMIT 1"#,
+        hostname,
+        project.id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(t) = taken {
+        let why = if t.ours {
+            "is already added to this project"
+        } else {
+            "is verified by another project"
+        };
+        return Err(ApiError::conflict(format!("{hostname} {why}")).into());
+    }
+    sqlx::query!(
         "INSERT INTO domains (service_id, environment_id, hostname, tls, tls_issuer, verification_token)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hostname) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6)",
         placement.service_id,
         placement.environment_id,
         hostname,
@@ -128,12 +148,6 @@ pub async fn add(
     )
     .execute(&mut *tx)
     .await?;
-    if inserted.rows_affected() == 0 {
-        return Err(ApiError::conflict(format!(
-            "{hostname} is already added (to this or another service)"
-        ))
-        .into());
-    }
     audit::record(
         &mut *tx,
         caller,
@@ -189,15 +203,40 @@ pub async fn verify(
         )),
         Err(e) => Some(format!("looking up {name} failed: {e}")),
     };
-    sqlx::query!(
-        "UPDATE domains SET last_checked_at = now(), last_check_error = $2,
-                verified_at = CASE WHEN $2::text IS NULL THEN COALESCE(verified_at, now()) ELSE verified_at END
-         WHERE hostname = $1",
+    let mut tx = engine.pool.begin().await?;
+    let updated = sqlx::query!(
+        "UPDATE domains d SET last_checked_at = now(), last_check_error = $3,
+                verified_at = CASE WHEN $3::text IS NULL THEN COALESCE(d.verified_at, now()) ELSE d.verified_at END
+         FROM services s WHERE s.id = d.service_id AND s.project_id = $2 AND d.hostname = $1",
         hostname,
+        project.id,
         error
     )
-    .execute(&engine.pool)
-    .await?;
+    .execute(&mut *tx)
+    .await;
+    match updated {
+        Ok(_) => {}
+        // The unique index on verified hostnames: someone else proved control first.
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(ApiError::conflict(format!(
+                "{hostname} was verified by another project first"
+            ))
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if error.is_none() {
+        // Proof of control settles the name: other projects' pending claims go.
+        sqlx::query!(
+            "DELETE FROM domains d USING services s
+             WHERE s.id = d.service_id AND d.hostname = $1 AND s.project_id <> $2 AND d.verified_at IS NULL",
+            hostname,
+            project.id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
     if error.is_none() {
         audit::record(
             &engine.pool,
