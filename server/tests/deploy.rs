@@ -532,9 +532,21 @@ async fn variables_and_secrets_reach_the_pods_through_a_secret(pool: PgPool) {
     }
     let d = deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:1").await;
     assert_eq!(d["state"], "succeeded", "{d}");
-    let secret = sandbox
-        .object("/v1/secrets", Some(NS), "docs-site-env")
-        .expect("the service's Secret");
+    // The values' Secret is named by its content: `docs-site-env-<checksum>`.
+    let env_secrets = |s: &enclii_sandbox::Sandbox| -> Vec<serde_json::Value> {
+        s.objects("/v1/secrets", Some(NS))
+            .into_iter()
+            .filter(|o| {
+                o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("docs-site-env-")
+            })
+            .collect()
+    };
+    let secrets = env_secrets(&sandbox);
+    assert_eq!(secrets.len(), 1, "{secrets:?}");
+    let secret = &secrets[0];
     assert_eq!(secret["data"]["API_KEY"], "dDBwczNjcmV0");
     let deployment = sandbox
         .object("apps/v1/deployments", Some(NS), "docs-site")
@@ -549,7 +561,7 @@ async fn variables_and_secrets_reach_the_pods_through_a_secret(pool: PgPool) {
     assert_eq!(find("MODE")["value"], "fast");
     assert_eq!(
         find("API_KEY")["valueFrom"]["secretKeyRef"]["name"],
-        "docs-site-env"
+        secret["metadata"]["name"]
     );
     assert_eq!(
         find("DATABASE_URL")["valueFrom"]["secretKeyRef"]["name"],
@@ -574,10 +586,9 @@ async fn variables_and_secrets_reach_the_pods_through_a_secret(pool: PgPool) {
         after["spec"]["template"]["metadata"]["annotations"]["enclii.dev/env-checksum"],
         before
     );
-    assert_eq!(
-        sandbox
-            .object("/v1/secrets", Some(NS), "docs-site-env")
-            .unwrap()["data"]["API_KEY"],
-        "cm90YXRlZA=="
-    );
+    // The canary read its own Secret; after promotion only the new one is left (the old was pruned).
+    let secrets = env_secrets(&sandbox);
+    assert_eq!(secrets.len(), 1, "{secrets:?}");
+    assert_eq!(secrets[0]["data"]["API_KEY"], "cm90YXRlZA==");
+    assert_ne!(secrets[0]["metadata"]["name"], secret["metadata"]["name"]);
 }

@@ -34,8 +34,10 @@ pub struct EnvEntry {
     pub value: EnvValue,
 }
 
-pub fn secret_name(service: &str) -> String {
-    format!("{service}-env")
+/// The Secret holding one set of values: named by its content's checksum, so that a canary with new
+/// values gets its own Secret and the stable pods keep reading theirs (until promotion prunes it).
+pub fn secret_name(service: &str, checksum: &str) -> String {
+    format!("{service}-env-{}", &checksum[..10.min(checksum.len())])
 }
 
 /// Adds `entries` to every Deployment in `manifests` (they override the spec's entries of the same
@@ -45,25 +47,37 @@ pub fn inject(manifests: &mut Vec<Manifest>, service: &str, entries: &[EnvEntry]
     if entries.is_empty() {
         return;
     }
-    let secret = secret_name(service);
+    // The checksum first: it names the Secret the entries refer to.
     let mut checksum = Sha256::new();
+    for e in entries {
+        checksum.update(e.name.as_bytes());
+        match &e.value {
+            EnvValue::Plain(v) => {
+                checksum.update(b"=plain:");
+                checksum.update(v.as_bytes());
+            }
+            EnvValue::Secret { fingerprint, .. } => {
+                checksum.update(b"=secret:");
+                checksum.update(fingerprint);
+            }
+            EnvValue::Ref { name, key } => checksum.update(format!("=ref:{name}/{key}").as_bytes()),
+        }
+    }
+    let sum: String = checksum
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let secret = secret_name(service, &sum);
     let mut data = BTreeMap::new();
     let env: Vec<Value> = entries
         .iter()
         .map(|e| {
-            checksum.update(e.name.as_bytes());
             match &e.value {
                 EnvValue::Plain(v) => {
-                    checksum.update(b"=plain:");
-                    checksum.update(v.as_bytes());
                     json!({ "name": e.name, "value": v })
                 }
-                EnvValue::Secret {
-                    value: v,
-                    fingerprint,
-                } => {
-                    checksum.update(b"=secret:");
-                    checksum.update(fingerprint);
+                EnvValue::Secret { value: v, .. } => {
                     data.insert(
                         e.name.clone(),
                         base64::engine::general_purpose::STANDARD.encode(v.expose_secret()),
@@ -71,16 +85,10 @@ pub fn inject(manifests: &mut Vec<Manifest>, service: &str, entries: &[EnvEntry]
                     json!({ "name": e.name, "valueFrom": { "secretKeyRef": { "name": secret, "key": e.name } } })
                 }
                 EnvValue::Ref { name, key } => {
-                    checksum.update(format!("=ref:{name}/{key}").as_bytes());
                     json!({ "name": e.name, "valueFrom": { "secretKeyRef": { "name": name, "key": key } } })
                 }
             }
         })
-        .collect();
-    let sum: String = checksum
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
         .collect();
     let mut first_deployment = None;
     for (i, m) in manifests.iter_mut().enumerate() {
@@ -182,7 +190,12 @@ mod tests {
             "the Secret is applied before the pods that read it"
         );
         let secret = &m[secret_at].body;
-        assert_eq!(secret["metadata"]["name"], "switchyard-api-env");
+        let name = secret["metadata"]["name"].as_str().unwrap().to_owned();
+        assert!(
+            name.starts_with("switchyard-api-env-")
+                && name.len() == "switchyard-api-env-".len() + 10,
+            "{name}"
+        );
         assert_eq!(secret["data"]["API_KEY"], "czNjcmV0");
         assert_eq!(
             secret["metadata"]["labels"][LABEL_SERVICE],
@@ -196,7 +209,7 @@ mod tests {
         assert_eq!(find("MODE")["value"], "fast");
         assert_eq!(
             find("API_KEY")["valueFrom"]["secretKeyRef"]["name"],
-            "switchyard-api-env"
+            name.as_str()
         );
         assert_eq!(
             find("DATABASE_URL")["valueFrom"]["secretKeyRef"]["key"],
