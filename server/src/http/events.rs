@@ -3,19 +3,16 @@
 //! to watch a rollout without polling use it. Like every endpoint, it establishes the caller first.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::StatusCode;
+use axum::Router;
+use axum::extract::{Path, State};
 use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
-use enclii_api::ApiError;
+use switchyard_engine::Engine;
 use switchyard_engine::platform::deployments;
-use switchyard_engine::{Engine, auth};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
@@ -35,17 +32,13 @@ async fn status(
 ) -> Response {
     use futures::StreamExt;
     use switchyard_engine::platform::services;
-    let addr = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let caller = match auth::from_headers(&engine, &parts.headers, addr).await {
+    let caller = match super::streaming::caller(&engine, &parts).await {
         Ok(c) => c,
-        Err(e) => return fail(e.into_api()),
+        Err(response) => return response,
     };
     let places = match services::placements(&engine, caller.as_ref(), &project, &service).await {
         Ok(p) => p,
-        Err(e) => return fail(e.into_api()),
+        Err(e) => return super::streaming::fail(e.into_api()),
     };
     let mut changes = Box::pin(switchyard_engine::deploy::status::changes(places, &service));
     let stream = async_stream(move |tx| async move {
@@ -78,29 +71,20 @@ async fn status(
         .into_response()
 }
 
-fn fail(e: ApiError) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, Json(e)).into_response()
-}
-
 async fn deployment(
     State(engine): State<Engine>,
     Path((project, id)): Path<(String, i64)>,
     parts: Parts,
 ) -> Response {
-    let addr = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let caller = match auth::from_headers(&engine, &parts.headers, addr).await {
+    let caller = match super::streaming::caller(&engine, &parts).await {
         Ok(c) => c,
-        Err(e) => return fail(e.into_api()),
+        Err(response) => return response,
     };
     // Subscribe before the first read, so that no change between the two is missed.
     let mut changes = engine.deployment_events.subscribe();
     let first = match deployments::get(&engine.pool, caller.as_ref(), &project, id).await {
         Ok(d) => d,
-        Err(e) => return fail(e.into_api()),
+        Err(e) => return super::streaming::fail(e.into_api()),
     };
     let stream = async_stream(move |tx| async move {
         let mut last = first;

@@ -8,6 +8,7 @@ pub mod health;
 pub mod logs;
 pub mod metrics;
 pub mod static_files;
+pub mod streaming;
 pub mod webhooks;
 
 use std::time::Duration;

@@ -3,18 +3,15 @@
 //! The webhook is called by GitHub, not a user: its credential is the repository's HMAC secret.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use enclii_api::ApiError;
-use futures::StreamExt;
-use switchyard_engine::{Engine, auth, pipeline};
+use switchyard_engine::{Engine, pipeline};
 
 use super::AppState;
 
@@ -45,13 +42,8 @@ async fn github(State(engine): State<Engine>, headers: HeaderMap, body: Bytes) -
         )
             .into_response(),
         // Not acknowledged: GitHub shows the failure and the delivery can be redelivered.
-        Err(e) => fail(e.into_api()),
+        Err(e) => super::streaming::fail(e.into_api()),
     }
-}
-
-fn fail(e: ApiError) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, Json(e)).into_response()
 }
 
 async fn build_logs(
@@ -60,39 +52,14 @@ async fn build_logs(
     Query(q): Query<HashMap<String, String>>,
     parts: Parts,
 ) -> Response {
-    let addr = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let caller = match auth::from_headers(&engine, &parts.headers, addr).await {
+    let caller = match super::streaming::caller(&engine, &parts).await {
         Ok(c) => c,
-        Err(e) => return fail(e.into_api()),
+        Err(response) => return response,
     };
     let follow = q.get("follow").is_some_and(|f| f == "true" || f == "1");
+    let sse = q.get("format").is_some_and(|f| f == "sse");
     match pipeline::build_logs(&engine, caller.as_ref(), &project, id, follow).await {
-        Ok(lines) if q.get("format").is_some_and(|f| f == "sse") => {
-            use axum::response::sse::{Event, KeepAlive, Sse};
-            let events = lines.map(|l| {
-                Ok::<_, std::convert::Infallible>(
-                    Event::default().data(l.trim_end_matches('\n').to_owned()),
-                )
-            });
-            // `end` tells the browser the stream is finished (not dropped): no reconnect.
-            let end = futures::stream::once(async {
-                Ok::<_, std::convert::Infallible>(Event::default().event("end").data(""))
-            });
-            Sse::new(events.chain(end))
-                .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
-                .into_response()
-        }
-        Ok(lines) => (
-            [
-                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            Body::from_stream(lines.map(Ok::<_, std::io::Error>)),
-        )
-            .into_response(),
-        Err(e) => fail(e.into_api()),
+        Ok(lines) => super::streaming::lines(lines, sse),
+        Err(e) => super::streaming::fail(e.into_api()),
     }
 }
