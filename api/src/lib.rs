@@ -503,6 +503,49 @@ pub struct ServiceStatus {
     pub progress: Option<String>,
 }
 
+/// A service's charts in one environment: points are (unix seconds, value), oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceMetrics {
+    pub environment: String,
+    /// Seconds between points.
+    pub step_secs: u32,
+    pub requests_per_second: Vec<(i64, f64)>,
+    /// The share of requests answered 5xx, 0.0–1.0.
+    pub error_ratio: Vec<(i64, f64)>,
+    /// 95th percentile, milliseconds.
+    pub latency_p95_ms: Vec<(i64, f64)>,
+    /// Why there is nothing to show (no Prometheus configured, or it did not answer).
+    pub unavailable: Option<String>,
+}
+
+/// The public status page: every monitored endpoint and deployed service's health check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusOverview {
+    /// `operational` (all up), `degraded` (some down), `outage` (all down) or `unknown` (no probe yet).
+    pub overall: String,
+    pub targets: Vec<StatusTarget>,
+    /// The days the bars cover, oldest first (UTC).
+    pub first_day: chrono::NaiveDate,
+    pub days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusTarget {
+    pub name: String,
+    /// `endpoint` (a status spec's `monitoring.targets`) or `service` (a health check).
+    pub kind: String,
+    /// `up`, `down` or `unknown` (not probed yet), from the latest probe.
+    pub state: String,
+    pub checked_at: Option<DateTime<Utc>>,
+    pub latency_ms: Option<i32>,
+    /// Why the latest probe failed.
+    pub detail: String,
+    /// Share of successful probes over the days shown, when there were any.
+    pub uptime: Option<f64>,
+    /// One entry per day from `first_day`: (successful probes, probes).
+    pub daily: Vec<(i32, i32)>,
+}
+
 /// An environment variable of a service in one environment. Secret values are never listed:
 /// `value` is `None` and `masked` is true; revealing one is a separate, audited call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -65,6 +65,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/deployments") view=DeploymentsPage ssr=SsrMode::Async />
                     <Route path=path!("/projects/:project") view=pages::service::ProjectPage ssr=SsrMode::Async />
                     <Route path=path!("/projects/:project/services/:service") view=pages::service::ServicePage ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project/services/:service/:tab") view=pages::service::ServicePage ssr=SsrMode::Async />
                     <Route path=path!("/projects/:project/deployments/:id") view=pages::deployment::DeploymentPage ssr=SsrMode::Async />
                     <Route path=path!("/activity") view=ActivityPage ssr=SsrMode::Async />
                     <Route path=path!("/settings") view=SettingsPage ssr=SsrMode::Async />

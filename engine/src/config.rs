@@ -44,6 +44,59 @@ pub struct Settings {
     pub pipeline: PipelineSettings,
     #[serde(default)]
     pub domains: DomainSettings,
+    #[serde(default)]
+    pub status: StatusSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+}
+
+/// The public status page's prober.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StatusSettings {
+    /// Probe from this replica. Several replicas may say yes: one probes at a time (it holds a
+    /// PostgreSQL advisory lock; another takes over when it goes).
+    pub prober: bool,
+    /// How often each deployed service's health check is probed.
+    pub service_interval_secs: u64,
+    /// A probe that has no answer after this long fails.
+    pub timeout_ms: u64,
+    /// How often the prober reads the specs again for targets added or removed.
+    pub refresh_secs: u64,
+}
+
+impl Default for StatusSettings {
+    fn default() -> Self {
+        Self {
+            prober: true,
+            service_interval_secs: 30,
+            timeout_ms: 5000,
+            refresh_secs: 10,
+        }
+    }
+}
+
+/// The per-service charts: PromQL run as range queries over the last hour. `{namespace}` and
+/// `{service}` are replaced per chart. Prometheus is the canary's (`canary.prometheus_url`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// Requests per second.
+    pub request_rate_query: String,
+    /// The share of requests answered 5xx (0.0–1.0).
+    pub error_rate_query: String,
+    /// 95th percentile latency in seconds.
+    pub latency_query: String,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            request_rate_query: r#"sum(rate(http_requests_total{namespace="{namespace}",service="{service}"}[5m]))"#.into(),
+            error_rate_query: r#"sum(rate(http_requests_total{namespace="{namespace}",service="{service}",code=~"5.."}[5m])) / sum(rate(http_requests_total{namespace="{namespace}",service="{service}"}[5m]))"#.into(),
+            latency_query: r#"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="{namespace}",service="{service}"}[5m])))"#.into(),
+        }
+    }
 }
 
 /// Custom domains: how their TXT records are checked, and where they should point.

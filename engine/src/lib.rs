@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod db;
 pub mod deploy;
 pub mod events;
+pub mod monitor;
 pub mod pipeline;
 pub mod platform;
 
@@ -34,6 +35,8 @@ pub struct Engine {
     pub kube: Arc<std::sync::OnceLock<deploy::Clusters>>,
     /// Ids of deployments that changed (see [`events`]).
     pub deployment_events: tokio::sync::broadcast::Sender<i64>,
+    /// Prometheus for the charts: `canary.prometheus_url`, or the sandbox's once it has started.
+    pub prometheus: Arc<std::sync::OnceLock<Arc<deploy::analysis::Prometheus>>>,
 }
 
 impl Engine {
@@ -63,6 +66,7 @@ impl Engine {
             secrets,
             kube: Arc::new(std::sync::OnceLock::new()),
             deployment_events: events::channel(),
+            prometheus: Arc::new(std::sync::OnceLock::new()),
         })
     }
 }

@@ -64,6 +64,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
             shared.clone(),
             crate::inject_failures,
         ))
+        // After the layer: the status prober's health checks neither count as the engine's API
+        // calls nor take the failures a test injects for them.
+        .route(
+            "/api/v1/namespaces/{ns}/services/{name}/proxy/{*path}",
+            get(service_proxy),
+        )
         .with_state(shared)
 }
 
@@ -386,6 +392,40 @@ fn watch(
         .headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
     response
+}
+
+/// The API server's proxy to a Service (`name` is `service:port`): what the service's ready pods
+/// answer. Without a ready pod it is 503, as a real proxy with no endpoints; an image named
+/// `unhealthy` fails its health check with 500.
+async fn service_proxy(
+    State(s): State<Arc<Shared>>,
+    Path((ns, name, path)): Path<(String, String, String)>,
+) -> Response {
+    let service = name.split(':').next().unwrap_or_default();
+    let selector = Selector::parse(Some(&format!("enclii.dev/service={service}")), None);
+    let ready: Vec<Value> = s
+        .store
+        .list("/v1/pods", Some(&ns), &selector)
+        .1
+        .into_iter()
+        .filter(|p| {
+            p["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        })
+        .collect();
+    let Some(pod) = ready.first() else {
+        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "message": format!("no endpoints available for service \"{service}\""),
+            "reason": "ServiceUnavailable", "code": 503});
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(status)).into_response();
+    };
+    let image = pod["spec"]["containers"][0]["image"].as_str().unwrap_or_default();
+    if image.contains("unhealthy") {
+        return (StatusCode::INTERNAL_SERVER_ERROR, format!("/{path}: unhealthy\n")).into_response();
+    }
+    (StatusCode::OK, format!("/{path}: ok\n")).into_response()
 }
 
 async fn pod_log(

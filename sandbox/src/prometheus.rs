@@ -22,6 +22,7 @@ const RPS_PER_POD: f64 = 5.0;
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/v1/query", get(query_get).post(query_post))
+        .route("/api/v1/query_range", get(range_get).post(range_post))
         .with_state(shared)
 }
 
@@ -134,6 +135,58 @@ fn answer(shared: &Shared, text: &str) -> Json<Value> {
         }
     };
     Json(json!({ "status": "success", "data": { "resultType": "vector", "result": result } }))
+}
+
+/// A range query: the sandbox keeps no history, so every point is what the service serves now,
+/// varied gently by time so that charts look like charts. `histogram_quantile` queries answer a
+/// latency in seconds (45 ms; 210 ms for images that fail requests).
+fn answer_range(shared: &Shared, q: &HashMap<String, String>) -> Json<Value> {
+    let text = q.get("query").map(String::as_str).unwrap_or_default();
+    let num = |k: &str| q.get(k).and_then(|v| v.parse::<f64>().ok());
+    let (Some(start), Some(end), Some(step)) = (num("start"), num("end"), num("step")) else {
+        return Json(json!({"status": "error", "errorType": "bad_data",
+            "error": "start, end and step are required"}));
+    };
+    if step <= 0.0 || end < start || (end - start) / step > 11_000.0 {
+        return Json(json!({"status": "error", "errorType": "bad_data",
+            "error": "exceeded maximum resolution of 11,000 points per timeseries"}));
+    }
+    let ns = label(text, "namespace").unwrap_or_default();
+    let service = label(text, "service").unwrap_or_default();
+    let track = label(text, "track").unwrap_or("stable");
+    let Some(t) = traffic(shared, ns, service, track) else {
+        return Json(json!({"status": "success", "data": {"resultType": "matrix", "result": []}}));
+    };
+    let base = if text.contains("histogram_quantile") {
+        if t.error_ratio > 0.01 { 0.210 } else { 0.045 }
+    } else if text.contains("5..") {
+        t.error_ratio
+    } else {
+        t.requests_per_second
+    };
+    let mut values = Vec::new();
+    let mut at = start;
+    while at <= end {
+        let wobble = 1.0 + 0.08 * (at / 420.0).sin() + 0.04 * (at / 97.0).cos();
+        values.push(json!([at as i64, (base * wobble).to_string()]));
+        at += step;
+    }
+    Json(json!({"status": "success", "data": {"resultType": "matrix",
+        "result": [{"metric": {}, "values": values}]}}))
+}
+
+async fn range_get(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    answer_range(&shared, &q)
+}
+
+async fn range_post(
+    State(shared): State<Arc<Shared>>,
+    Form(q): Form<HashMap<String, String>>,
+) -> Json<Value> {
+    answer_range(&shared, &q)
 }
 
 async fn query_get(

@@ -51,6 +51,18 @@ pub async fn build_with_pool(settings: Settings, pool: sqlx::PgPool) -> anyhow::
         engine.deployment_events.clone(),
     ));
     let sandbox = start_cluster(&engine).await?;
+    let prometheus = sandbox
+        .as_ref()
+        .map(|s| s.prometheus_url.clone())
+        .or_else(|| engine.settings.canary.prometheus_url.clone());
+    if let Some(url) = prometheus {
+        let _ = engine.prometheus.set(std::sync::Arc::new(
+            switchyard_engine::deploy::analysis::Prometheus::new(&url),
+        ));
+    }
+    if engine.settings.status.prober {
+        tokio::spawn(switchyard_engine::monitor::run(engine.clone()));
+    }
     let leptos_options = leptos_options(&engine.settings);
     let router = http::router(engine.clone(), leptos_options);
     Ok(Switchyard {

@@ -124,14 +124,29 @@ fn service_document(root: &Node, diagnostics: &mut Vec<Diagnostic>) -> Option<Se
         diagnostics.extend(checker.errors);
         return None;
     }
-    match serde_json::from_value::<ServiceSpec>(root.to_json()) {
+    match serde_path_to_error::deserialize::<_, ServiceSpec>(root.to_json()) {
         Ok(spec) => {
             diagnostics.extend(rules::check(&spec, root));
             Some(spec)
         }
         Err(e) => {
-            // The schema check passed, so this is a value format (a duration, say) serde refused.
-            diagnostics.push(Diagnostic::error(root.pos, e.to_string()));
+            // The schema check passed, so this is a value format (a duration, say) serde refused:
+            // point at that value, or at its nearest ancestor present in the file.
+            let path: Vec<yaml::Seg> = e
+                .path()
+                .iter()
+                .filter_map(|s| match s {
+                    serde_path_to_error::Segment::Seq { index } => Some(yaml::Seg::Index(*index)),
+                    serde_path_to_error::Segment::Map { key } => Some(yaml::Seg::Key(key.clone())),
+                    _ => None,
+                })
+                .collect();
+            let pos = (0..=path.len())
+                .rev()
+                .find_map(|n| root.at(&path[..n]))
+                .map(|n| n.pos)
+                .unwrap_or(root.pos);
+            diagnostics.push(Diagnostic::error(pos, e.inner().to_string()));
             None
         }
     }

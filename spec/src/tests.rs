@@ -333,10 +333,11 @@ fn a_bad_duration_is_reported() {
         "  monitoring:\n    targets:\n      - name: x\n        url: https://x.io\n        interval: soon\n",
     );
     let errs = errors(&text);
-    assert!(
-        errs.iter().any(|e| e.contains("`soon` is not a duration")),
-        "{errs:?}"
-    );
+    // At the value itself, not at the top of the document.
+    let line = text.lines().position(|l| l.contains("interval: soon")).unwrap() + 1;
+    let col = text.lines().nth(line - 1).unwrap().find("soon").unwrap() + 1;
+    let want = format!("f.yaml:{line}:{col}: `soon` is not a duration");
+    assert!(errs.iter().any(|e| e.starts_with(&want)), "{want} in {errs:?}");
 }
 
 #[test]

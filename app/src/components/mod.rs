@@ -1,5 +1,6 @@
 //! Building blocks shared by every page.
 
+pub mod chart;
 pub mod layout;
 pub mod live;
 pub mod state;

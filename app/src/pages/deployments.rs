@@ -131,7 +131,7 @@ pub async fn list_releases(
 }
 
 /// The newest deployments across the caller's projects (the first 20 projects, 20 each).
-async fn recent_deployments() -> Result<Vec<DeploymentSummary>, ApiError> {
+pub async fn recent_deployments() -> Result<Vec<DeploymentSummary>, ApiError> {
     let projects = crate::pages::projects::list_projects().await?;
     let mut all = Vec::new();
     for p in projects.into_iter().take(20) {

@@ -21,6 +21,7 @@ pub fn ProjectPage() -> impl IntoView {
     let project = move || params.read().get("project").unwrap_or_default();
     let services = Resource::new(project, |p| list_services(p, None, None));
     let deliveries = Resource::new(project, |p| super::builds::list_deliveries(p, Some(20)));
+    let projects = Resource::new(|| (), |_| super::projects::list_projects());
     view! {
         <Title text=project() />
         <div class="mb-6">
@@ -46,6 +47,33 @@ pub fn ProjectPage() -> impl IntoView {
                         Ok(page) => view! { <ServiceTable services=page.items /> }.into_any(),
                     })
             }}
+            <section aria-label="Environments" class="mt-8">
+                <h2 class="mb-2 text-base font-semibold">"Environments"</h2>
+                {move || {
+                    projects
+                        .get()
+                        .map(|r| match r {
+                            Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
+                            Ok(list) => {
+                                let envs = list.into_iter().find(|p| p.slug == project()).map(|p| p.environments).unwrap_or_default();
+                                view! {
+                                    <ul class="grid gap-2 sm:grid-cols-3" data-testid="environments">
+                                        {envs.into_iter().map(|e| view! {
+                                            <li class="rounded-xl border border-slate-200 bg-white p-3 text-sm dark:border-slate-800 dark:bg-slate-900">
+                                                <p class="font-medium">{e.name.clone()}</p>
+                                                <p class="text-xs text-slate-500">{format!("namespace {} · cluster {}", e.namespace, e.cluster)}</p>
+                                                <p class="text-xs text-slate-500">{e.deploy_branch.map(|b| format!("deploys pushes to {b}")).unwrap_or_default()}</p>
+                                            </li>
+                                        }).collect_view()}
+                                    </ul>
+                                    <p class="mt-1 text-xs text-slate-500">"Add one: " <code>"enclii project add-environment NAME --branch BRANCH"</code></p>
+                                }
+                                    .into_any()
+                            }
+                        })
+                }}
+            </section>
+            {move || view! { <super::members::MembersPanel project=project() /> }}
             <section aria-label="Webhook deliveries" class="mt-8">
                 <h2 class="mb-2 text-base font-semibold">"Webhook deliveries"</h2>
                 {move || {
@@ -102,7 +130,20 @@ fn ServiceTable(services: Vec<ServiceSummary>) -> impl IntoView {
     }
 }
 
-/// `/projects/:project/services/:service`.
+/// The service page's tabs: (path segment, label).
+const TABS: [(&str, &str); 8] = [
+    ("overview", "Overview"),
+    ("deployments", "Deployments"),
+    ("builds", "Builds"),
+    ("logs", "Logs"),
+    ("environment", "Environment"),
+    ("domains", "Domains"),
+    ("spec", "Spec"),
+    ("settings", "Settings"),
+];
+
+/// `/projects/:project/services/:service[/:tab]`: one tab at a time, each a link (so tabs are
+/// bookmarkable, keyboard-reachable and load only their own data).
 #[component]
 pub fn ServicePage() -> impl IntoView {
     let params = use_params_map();
@@ -113,23 +154,76 @@ pub fn ServicePage() -> impl IntoView {
             p.get("service").unwrap_or_default(),
         )
     };
-    let status = Resource::new(key, |(p, s)| service_status(p, s));
-    let deployments = Resource::new(key, |(p, s)| async move {
-        list_deployments(p, Some(s), None, Some(10)).await
-    });
-    let builds = Resource::new(key, |(p, s)| async move {
-        super::builds::list_builds(p, Some(s), None, Some(10)).await
-    });
+    let tab = move || {
+        params
+            .read()
+            .get("tab")
+            .filter(|t| TABS.iter().any(|(id, _)| id == t))
+            .unwrap_or_else(|| "overview".into())
+    };
     view! {
         <Title text=move || key().1 />
-        <div class="mb-6">
+        <div class="mb-4">
             <p class="text-sm text-slate-500">
                 <a class="hover:underline" href=move || format!("/projects/{}", key().0)>{move || key().0}</a>
             </p>
             <h1 class="text-2xl font-semibold tracking-tight">{move || key().1}</h1>
         </div>
+        <nav aria-label="Service sections" class="mb-6 -mx-1 flex gap-1 overflow-x-auto border-b border-slate-200 dark:border-slate-800">
+            {TABS
+                .iter()
+                .map(|(id, label)| {
+                    let id = *id;
+                    let href = move || {
+                        let (p, s) = key();
+                        if id == "overview" {
+                            format!("/projects/{p}/services/{s}")
+                        } else {
+                            format!("/projects/{p}/services/{s}/{id}")
+                        }
+                    };
+                    let active = move || tab() == id;
+                    view! {
+                        <a
+                            href=href
+                            aria-current=move || active().then_some("page")
+                            class=move || {
+                                if active() {
+                                    "whitespace-nowrap border-b-2 border-indigo-600 px-3 py-2 text-sm font-medium text-indigo-700 dark:text-indigo-300"
+                                } else {
+                                    "whitespace-nowrap border-b-2 border-transparent px-3 py-2 text-sm text-slate-600 hover:text-slate-900 dark:text-slate-400 dark:hover:text-slate-100"
+                                }
+                            }
+                        >
+                            {*label}
+                        </a>
+                    }
+                })
+                .collect_view()}
+        </nav>
+        {move || {
+            let (project, service) = key();
+            match tab().as_str() {
+                "deployments" => view! { <DeploymentsTab project service /> }.into_any(),
+                "builds" => view! { <BuildsTab project service /> }.into_any(),
+                "spec" => view! { <super::spec::SpecPanel project service /> }.into_any(),
+                "settings" => view! { <SettingsTab project service /> }.into_any(),
+                other => view! { <WithEnvironments project service tab=other.to_owned() /> }.into_any(),
+            }
+        }}
+    }
+}
+
+/// The tabs that work per environment (overview, logs, environment, domains): the environments
+/// come from the live status, which also feeds the overview.
+#[component]
+fn WithEnvironments(project: String, service: String, tab: String) -> impl IntoView {
+    let key = (project.clone(), service.clone());
+    let status = Resource::new(move || key.clone(), |(p, s)| service_status(p, s));
+    view! {
         <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
             {move || {
+                let (project, service, tab) = (project.clone(), service.clone(), tab.clone());
                 status
                     .get()
                     .map(|r| match r {
@@ -138,42 +232,245 @@ pub fn ServicePage() -> impl IntoView {
                         }
                         Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
                         Ok(list) => {
-                            let (project, service) = key();
                             let environments: Vec<String> = list.iter().map(|s| s.environment.clone()).collect();
-                            view! {
-                                <LiveStatus project=project.clone() service=service.clone() initial=list />
-                                <Logs project=project.clone() service=service.clone() environments=environments.clone() />
-                                <super::environment::EnvironmentPanel project=project.clone() service=service.clone() environments=environments.clone() />
-                                <super::domains::DomainsPanel project service environments />
+                            match tab.as_str() {
+                                "logs" => view! { <Logs project service environments /> }.into_any(),
+                                "environment" => view! { <super::environment::EnvironmentPanel project service environments /> }.into_any(),
+                                "domains" => view! { <super::domains::DomainsPanel project service environments /> }.into_any(),
+                                _ => view! {
+                                    <LiveStatus project=project.clone() service=service.clone() initial=list />
+                                    <Charts project=project.clone() service=service.clone() environments />
+                                    <Summary project service />
+                                }
+                                    .into_any(),
                             }
-                                .into_any()
                         }
                     })
             }}
+        </Suspense>
+    }
+}
+
+/// Request rate, error rate and latency of one environment over the last hour.
+#[component]
+fn Charts(project: String, service: String, environments: Vec<String>) -> impl IntoView {
+    use crate::components::chart::Sparkline;
+    let first = environments
+        .iter()
+        .find(|e| *e == "production")
+        .or(environments.first())
+        .cloned()
+        .unwrap_or_default();
+    let environment = RwSignal::new(first.clone());
+    let metrics = Resource::new(
+        move || (project.clone(), service.clone(), environment.get()),
+        |(p, s, e)| super::services::service_metrics(p, s, e),
+    );
+    view! {
+        <section aria-label="Charts" class="mb-6">
+            <div class="mb-2 flex flex-wrap items-center gap-3">
+                <h2 class="text-base font-semibold">"Last hour"</h2>
+                <select
+                    aria-label="Charts of environment"
+                    class="rounded-lg border border-slate-300 bg-white px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900"
+                    on:change=move |ev| environment.set(event_target_value(&ev))
+                >
+                    {environments
+                        .into_iter()
+                        .map(|e| {
+                            let selected = e == first;
+                            view! { <option value=e.clone() selected=selected>{e.clone()}</option> }
+                        })
+                        .collect_view()}
+                </select>
+            </div>
+            <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading charts…"</p> }>
+                {move || {
+                    metrics
+                        .get()
+                        .map(|r| match r {
+                            Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
+                            Ok(m) => view! {
+                                {m.unavailable.clone().map(|u| view! { <p class="mb-2 text-sm text-slate-500">{format!("Metrics unavailable: {u}")}</p> })}
+                                <div class="grid gap-3 sm:grid-cols-3" data-testid="charts">
+                                    <Sparkline title="Requests" points=m.requests_per_second format=|v| format!("{v:.1} req/s") />
+                                    <Sparkline title="Errors" points=m.error_ratio format=|v| format!("{:.2}%", v * 100.0) tone="text-red-500" />
+                                    <Sparkline title="Latency p95" points=m.latency_p95_ms format=|v| format!("{v:.0} ms") tone="text-amber-500" />
+                                </div>
+                            }
+                                .into_any(),
+                        })
+                }}
+            </Suspense>
+        </section>
+    }
+}
+
+/// The spec's revision and the service's domains, with links to their tabs.
+#[component]
+fn Summary(project: String, service: String) -> impl IntoView {
+    let key = (project.clone(), service.clone());
+    let revisions = Resource::new(move || key.clone(), |(p, s)| super::services::spec_revisions(p, s));
+    let domains = Resource::new(move || project.clone(), super::domains::list_domains);
+    view! {
+        <div class="grid gap-3 sm:grid-cols-2">
+            <section aria-label="Spec summary" class="rounded-xl border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
+                <h2 class="text-sm text-slate-500">"Spec"</h2>
+                {move || revisions.get().map(|r| match r {
+                    Ok(list) => list.first().map(|c| view! {
+                        <p class="mt-1 font-medium">{format!("Revision {}", c.revision)}</p>
+                        <p class="text-xs text-slate-500">{format!("imported {}{}", c.created_at.format("%Y-%m-%d %H:%M"), c.created_by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default())}</p>
+                    }).into_any(),
+                    Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
+                })}
+            </section>
+            <section aria-label="Domains summary" class="rounded-xl border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
+                <h2 class="text-sm text-slate-500">"Domains"</h2>
+                {move || {
+                    let service = service.clone();
+                    domains.get().map(|r| match r {
+                        Ok(list) => {
+                            let mine: Vec<_> = list.into_iter().filter(|d| d.service == service).collect();
+                            if mine.is_empty() {
+                                view! { <p class="mt-1 text-sm text-slate-500">"None yet: add one in the Domains tab."</p> }.into_any()
+                            } else {
+                                view! {
+                                    <ul class="mt-1 space-y-1 text-sm">
+                                        {mine.into_iter().map(|d| view! {
+                                            <li>{d.hostname.clone()} " "
+                                                <span class="text-xs text-slate-500">{format!("{} · {}", d.environment, if d.verified { "verified" } else { "pending verification" })}</span>
+                                            </li>
+                                        }).collect_view()}
+                                    </ul>
+                                }.into_any()
+                            }
+                        }
+                        Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
+                    })
+                }}
+            </section>
+        </div>
+    }
+}
+
+/// History with each deployment's state, and a rollback per environment.
+#[component]
+fn DeploymentsTab(project: String, service: String) -> impl IntoView {
+    let key = (project.clone(), service.clone());
+    let deployments = Resource::new(move || key.clone(), |(p, s)| async move {
+        list_deployments(p, Some(s), None, Some(30)).await
+    });
+    let rollback = ServerAction::<super::deployments::Rollback>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = rollback.value().get() {
+            deployments.refetch();
+        }
+    });
+    view! {
+        <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
             {move || {
+                let (project, service) = (project.clone(), service.clone());
                 deployments
                     .get()
                     .map(|r| match r {
                         Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
-                        Ok(page) => view! { <Recent list=page.items /> }.into_any(),
-                    })
-            }}
-            {move || {
-                builds
-                    .get()
-                    .map(|r| match r {
-                        Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
                         Ok(page) => {
-                            let (project, service) = key();
+                            let mut environments: Vec<String> = page.items.iter().map(|d| d.environment.clone()).collect();
+                            environments.sort();
+                            environments.dedup();
                             view! {
-                                <BuildButton project service />
-                                <Builds list=page.items />
+                                <div class="mb-4 flex flex-wrap items-center gap-2">
+                                    {environments.into_iter().map(|environment| {
+                                        let (project, service) = (project.clone(), service.clone());
+                                        let label = format!("Roll back {environment}");
+                                        view! {
+                                            <button
+                                                type="button"
+                                                class="rounded-lg border border-slate-300 px-3 py-1.5 text-sm hover:bg-slate-100 focus:outline-none focus:ring-2 focus:ring-indigo-400 dark:border-slate-700 dark:hover:bg-slate-800"
+                                                on:click=move |_| {
+                                                    if crate::components::state::confirm(&format!("Roll {service} in {environment} back to the release that ran before the current one?")) {
+                                                        rollback.dispatch(super::deployments::Rollback {
+                                                            project: project.clone(),
+                                                            service: service.clone(),
+                                                            environment: environment.clone(),
+                                                            release: None,
+                                                        });
+                                                    }
+                                                }
+                                            >
+                                                {label}
+                                            </button>
+                                        }
+                                    }).collect_view()}
+                                    {move || rollback.value().get().map(|r| match r {
+                                        Ok(d) => view! { <a class="text-sm text-indigo-700 hover:underline dark:text-indigo-300" href=format!("/projects/{}/deployments/{}", d.project, d.id)>{format!("Rollback started: deployment #{}", d.id)}</a> }.into_any(),
+                                        Err(e) => view! { <span role="alert" class="text-sm text-red-700 dark:text-red-300">{e.to_string()}</span> }.into_any(),
+                                    })}
+                                </div>
+                                <Recent list=page.items />
                             }
                                 .into_any()
                         }
                     })
             }}
         </Suspense>
+    }
+}
+
+#[component]
+fn BuildsTab(project: String, service: String) -> impl IntoView {
+    let key = (project.clone(), service.clone());
+    let builds = Resource::new(move || key.clone(), |(p, s)| async move {
+        super::builds::list_builds(p, Some(s), None, Some(20)).await
+    });
+    view! {
+        <BuildButton project service />
+        <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
+            {move || {
+                builds
+                    .get()
+                    .map(|r| match r {
+                        Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
+                        Ok(page) => view! { <Builds list=page.items /> }.into_any(),
+                    })
+            }}
+        </Suspense>
+    }
+}
+
+/// Where the service builds from, and the webhook that deploys it on push.
+#[component]
+fn SettingsTab(project: String, service: String) -> impl IntoView {
+    let repos = Resource::new(move || project.clone(), super::builds::list_repositories);
+    view! {
+        <section aria-label="Continuous deployment" class="mb-6">
+            <h2 class="mb-2 text-base font-semibold">"Continuous deployment"</h2>
+            <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">
+                {format!("Pushes to the branch in {service}'s spec (build.source.git) build and deploy it when the repository is connected and GitHub sends its webhook here. The branch, path and auto-deploy are set in the Spec tab.")}
+            </p>
+            <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
+                {move || {
+                    repos
+                        .get()
+                        .map(|r| match r {
+                            Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
+                            Ok(list) if list.is_empty() => view! {
+                                <p class="text-sm text-slate-500">"No repository connected: " <code>"enclii repos connect https://github.com/OWNER/REPO"</code> " prints the webhook URL and its secret."</p>
+                            }.into_any(),
+                            Ok(list) => view! {
+                                <ul class="space-y-2 text-sm" data-testid="repositories">
+                                    {list.into_iter().map(|r| view! {
+                                        <li class="rounded-xl border border-slate-200 bg-white p-3 dark:border-slate-800 dark:bg-slate-900">
+                                            <p class="font-medium">{r.url.clone()}</p>
+                                            <p class="text-xs text-slate-500">"Webhook: " <code>{r.webhook_url.clone()}</code></p>
+                                        </li>
+                                    }).collect_view()}
+                                </ul>
+                            }.into_any(),
+                        })
+                }}
+            </Suspense>
+        </section>
     }
 }
 

@@ -168,3 +168,30 @@ pub async fn service_status(
         .await
         .map_err(switchyard_engine::Error::into_api)
 }
+
+/// Checks a spec without importing it: every error and warning with its line and column.
+#[server(endpoint = "services/validate", input = Json, output = Json)]
+pub async fn validate_spec(spec: String) -> Result<Vec<enclii_api::Diagnostic>, ApiError> {
+    let (_engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::services::validate(caller.as_ref(), &spec)
+        .map_err(switchyard_engine::Error::into_api)
+}
+
+/// Request rate, error rate and p95 latency of a service in an environment over the last hour.
+#[server(endpoint = "services/metrics", input = Json, output = Json)]
+pub async fn service_metrics(
+    project: String,
+    service: String,
+    environment: String,
+) -> Result<enclii_api::ServiceMetrics, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::metrics::service(
+        &engine,
+        caller.as_ref(),
+        &project,
+        &service,
+        &environment,
+    )
+    .await
+    .map_err(switchyard_engine::Error::into_api)
+}

@@ -58,7 +58,7 @@ pub fn SettingsPage() -> impl IntoView {
 
     view! {
         <Title text="Settings" />
-        <PageHeader title="Settings" subtitle="API tokens for the enclii CLI and automation." />
+        <PageHeader title="Settings" subtitle="API tokens for the enclii CLI and automation; members and roles per project." />
         <section class="rounded-xl border border-slate-200 bg-white p-6 dark:border-slate-800 dark:bg-slate-900">
             <h2 class="text-base font-semibold">"Create an API token"</h2>
             <form
@@ -174,6 +174,35 @@ pub fn SettingsPage() -> impl IntoView {
                             }
                         })
                 }}
+            </Suspense>
+        </section>
+        <MembersAndRoles />
+    }
+}
+
+/// Members are per project: each project the caller belongs to, with their role and a link to
+/// the project's members list.
+#[component]
+fn MembersAndRoles() -> impl IntoView {
+    let projects = Resource::new(|| (), |_| super::projects::list_projects());
+    view! {
+        <section class="mt-6" aria-label="Members and roles">
+            <h2 class="mb-3 text-base font-semibold">"Members and roles"</h2>
+            <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
+                {move || projects.get().map(|r| match r {
+                    Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
+                    Ok(list) if list.is_empty() => view! { <p class="text-sm text-slate-500">"You belong to no project yet."</p> }.into_any(),
+                    Ok(list) => view! {
+                        <ul class="space-y-1 text-sm">
+                            {list.into_iter().map(|p| view! {
+                                <li>
+                                    <a class="font-medium text-indigo-700 hover:underline dark:text-indigo-300" href=format!("/projects/{}#members", p.slug)>{p.slug.clone()}</a>
+                                    <span class="ml-2 text-slate-500">{p.role.map(|r| format!("you are {}", r.as_str())).unwrap_or_else(|| "platform admin".into())}</span>
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                    }.into_any(),
+                })}
             </Suspense>
         </section>
     }

@@ -71,6 +71,69 @@ impl Prometheus {
     }
 }
 
+impl Prometheus {
+    /// A range query: the first series of the matrix as (unix seconds, value) points, NaN points
+    /// (0/0, no requests) left out; empty when Prometheus has no series.
+    pub async fn range(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        step_secs: u32,
+    ) -> Result<Vec<(i64, f64)>, String> {
+        let url = format!("{}/api/v1/query_range", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .form(&[
+                ("query", query),
+                ("start", &start.to_string()),
+                ("end", &end.to_string()),
+                ("step", &step_secs.to_string()),
+            ])
+            .send()
+            .await
+            .map_err(|e| format!("Prometheus at {} is unreachable: {e}", self.base))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.map_err(|e| {
+            format!("Prometheus answered {status} with a body that is not JSON: {e}")
+        })?;
+        parse_matrix(&body)
+    }
+}
+
+/// Reads `{"status":"success","data":{"resultType":"matrix","result":[{"values":[[t,"v"],…]}]}}`.
+pub fn parse_matrix(body: &serde_json::Value) -> Result<Vec<(i64, f64)>, String> {
+    if body["status"] != "success" {
+        return Err(format!(
+            "Prometheus refused the query: {}",
+            body["error"].as_str().unwrap_or("no reason given")
+        ));
+    }
+    let data = &body["data"];
+    if data["resultType"] != "matrix" {
+        return Err(format!(
+            "Prometheus returned a {} result to a range query",
+            data["resultType"]
+        ));
+    }
+    let Some(series) = data["result"].as_array().and_then(|r| r.first()) else {
+        return Ok(Vec::new());
+    };
+    let mut points = Vec::new();
+    for pair in series["values"].as_array().into_iter().flatten() {
+        let t = pair[0].as_f64().ok_or("Prometheus returned a point without a time")?;
+        let text = pair[1].as_str().ok_or("Prometheus returned a point without a value")?;
+        let v: f64 = text
+            .parse()
+            .map_err(|_| format!("Prometheus returned {text:?}, not a number"))?;
+        if v.is_finite() {
+            points.push((t as i64, v));
+        }
+    }
+    Ok(points)
+}
+
 /// Reads `{"status":"success","data":{"resultType":"vector","result":[{"value":[t,"v"]}]}}`.
 pub fn parse_sample(body: &serde_json::Value) -> Result<Option<f64>, String> {
     if body["status"] != "success" {
@@ -105,6 +168,22 @@ pub fn parse_sample(body: &serde_json::Value) -> Result<Option<f64>, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn matrices_keep_finite_points_of_the_first_series() {
+        let m = |r: serde_json::Value| json!({"status": "success", "data": {"resultType": "matrix", "result": r}});
+        assert_eq!(
+            parse_matrix(&m(json!([{"metric": {}, "values": [[60, "1.5"], [120, "NaN"], [180, "2"]]}]))),
+            Ok(vec![(60, 1.5), (180, 2.0)])
+        );
+        assert_eq!(parse_matrix(&m(json!([]))), Ok(vec![]));
+        assert!(parse_matrix(&m(json!([{"values": [[60, "x"]]}]))).unwrap_err().contains("\"x\""));
+        assert!(parse_matrix(&json!({"status": "error", "error": "bad"})).unwrap_err().contains("bad"));
+        assert!(
+            parse_matrix(&json!({"status": "success", "data": {"resultType": "vector", "result": []}}))
+                .is_err()
+        );
+    }
 
     #[test]
     fn samples_empty_results_and_errors_are_told_apart() {

@@ -7,6 +7,7 @@ pub mod dns;
 pub mod domains;
 pub mod env;
 pub mod members;
+pub mod metrics;
 pub mod projects;
 pub mod services;
 

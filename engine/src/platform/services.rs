@@ -152,6 +152,17 @@ pub async fn import(
     })
 }
 
+/// Checks a spec without importing it (any signed-in caller): every error and warning, located.
+pub fn validate(caller: Option<&Caller>, source: &str) -> crate::Result<Vec<enclii_api::Diagnostic>> {
+    if caller.is_none() {
+        return Err(ApiError::unauthenticated().into());
+    }
+    Ok(match enclii_spec::parse(source) {
+        Ok(file) => file.warnings.into_iter().map(wire).collect(),
+        Err(diagnostics) => diagnostics.into_iter().map(wire).collect(),
+    })
+}
+
 /// Services of a project by name, `limit` at a time after `cursor` (a service name).
 pub async fn list(
     pool: &PgPool,

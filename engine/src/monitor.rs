@@ -1,0 +1,581 @@
+//! The public status page's prober: every endpoint a status spec lists under `monitoring.targets`
+//! and the health check of every service where it is deployed, probed on their intervals, each
+//! result stored (and counted per day) in PostgreSQL for the page's state and 90-day uptime bars.
+//!
+//! One replica probes at a time: the prober holds a session advisory lock on a connection of its
+//! own, so another replica takes over as soon as that connection goes (a probe is repeatable and
+//! losing one is harmless, unlike a deployment step, so a lock that dies with its session is the
+//! right tool here). Service health checks go through the Kubernetes API server's service proxy,
+//! which reaches the Service from outside the cluster as well as from inside.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use enclii_api::{StatusOverview, StatusTarget};
+use futures::StreamExt;
+use sqlx::PgPool;
+
+/// Days of uptime bars on the page; older probes are deleted.
+pub const DAYS: u32 = 90;
+/// The advisory lock key the prober holds (any constant unique to this use).
+const LOCK_KEY: i64 = 0x656e_636c_6969_5354; // "encliiST"
+
+/// What to probe.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// GET `url`, up when it answers `expected_status`.
+    Http { url: String, expected_status: u16 },
+    /// GET the service's health check path through the API server's service proxy; up on 2xx.
+    Service {
+        environment: String,
+        namespace: String,
+        service: String,
+        path: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// Stable key the probes are stored under.
+    pub key: String,
+    /// The name the public page shows.
+    pub name: String,
+    pub interval: Duration,
+    pub probe: Probe,
+}
+
+impl Target {
+    pub fn kind(&self) -> &'static str {
+        match self.probe {
+            Probe::Http { .. } => "endpoint",
+            Probe::Service { .. } => "service",
+        }
+    }
+}
+
+/// A service's current spec and the environments it is deployed to (name, namespace).
+pub struct Deployed {
+    pub project: String,
+    pub service: String,
+    pub spec: enclii_spec::ServiceSpec,
+    pub environments: Vec<(String, String)>,
+}
+
+/// Every target, in the order the page lists them: monitored endpoints first (as their specs list
+/// them), then service health checks by project, service and environment.
+pub fn targets(services: &[Deployed], service_interval: Duration) -> Vec<Target> {
+    let mut endpoints = Vec::new();
+    let mut checks = Vec::new();
+    for s in services {
+        if let Some(m) = &s.spec.spec.monitoring {
+            for t in &m.targets {
+                endpoints.push(Target {
+                    key: format!("target:{}/{}/{}", s.project, s.service, t.name),
+                    name: t.name.clone(),
+                    interval: t.interval.0.max(Duration::from_secs(1)),
+                    probe: Probe::Http {
+                        url: t.url.clone(),
+                        expected_status: t.expected_status,
+                    },
+                });
+            }
+        }
+        let rt = &s.spec.spec.runtime;
+        let path = rt
+            .readiness_probe
+            .as_ref()
+            .map(|p| p.path.clone())
+            .or_else(|| rt.health_check.clone());
+        let Some(path) = path else { continue };
+        for (environment, namespace) in &s.environments {
+            checks.push(Target {
+                key: format!("service:{}/{}/{environment}", s.project, s.service),
+                name: format!("{}/{} ({environment})", s.project, s.service),
+                interval: service_interval,
+                probe: Probe::Service {
+                    environment: environment.clone(),
+                    namespace: namespace.clone(),
+                    service: s.service.clone(),
+                    path: path.clone(),
+                },
+            });
+        }
+    }
+    checks.sort_by(|a, b| a.key.cmp(&b.key));
+    endpoints.extend(checks);
+    endpoints
+}
+
+/// Whether a target is due: never probed, or its interval has passed.
+pub fn due(last: Option<Instant>, interval: Duration, now: Instant) -> bool {
+    last.is_none_or(|l| now.duration_since(l) >= interval)
+}
+
+/// The page's headline from the targets' states.
+pub fn overall(states: &[&str]) -> &'static str {
+    let up = states.iter().filter(|s| **s == "up").count();
+    let down = states.iter().filter(|s| **s == "down").count();
+    match (up, down) {
+        (0, 0) => "unknown",
+        (_, 0) => "operational",
+        (0, _) => "outage",
+        _ => "degraded",
+    }
+}
+
+/// `days` bars from `first_day`, filled from per-day counts (days without probes are (0, 0)).
+pub fn bars(first_day: NaiveDate, days: u32, counts: &[(NaiveDate, i32, i32)]) -> Vec<(i32, i32)> {
+    let mut out = vec![(0, 0); days as usize];
+    for (day, ok, total) in counts {
+        let i = (*day - first_day).num_days();
+        if (0..days as i64).contains(&i) {
+            out[i as usize] = (*ok, *total);
+        }
+    }
+    out
+}
+
+/// Share of successful probes over the bars, when there were any.
+pub fn uptime(bars: &[(i32, i32)]) -> Option<f64> {
+    let (ok, total) = bars
+        .iter()
+        .fold((0i64, 0i64), |(o, t), (ok, total)| (o + *ok as i64, t + *total as i64));
+    (total > 0).then(|| ok as f64 / total as f64)
+}
+
+/// One probe's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub ok: bool,
+    pub status_code: Option<i32>,
+    pub latency_ms: i32,
+    pub detail: String,
+}
+
+/// The status page's content. Public: it shows names, states and uptime only (no URLs, no
+/// internal addresses).
+pub async fn overview(pool: &PgPool) -> crate::Result<StatusOverview> {
+    let today = Utc::now().date_naive();
+    let first_day = today - chrono::Days::new(u64::from(DAYS) - 1);
+    let rows = sqlx::query!(
+        r#"SELECT t.target, t.name, t.kind, p.ok AS "ok?", p.checked_at AS "checked_at?",
+                  p.latency_ms AS "latency_ms?", p.detail AS "detail?"
+           FROM status_targets t
+                LEFT JOIN LATERAL (SELECT ok, checked_at, latency_ms, detail FROM status_probes
+                                   WHERE target = t.target ORDER BY checked_at DESC LIMIT 1) p ON true
+           ORDER BY t.position"#
+    )
+    .fetch_all(pool)
+    .await?;
+    let days = sqlx::query!(
+        "SELECT target, day, ok, total FROM status_daily WHERE day >= $1 ORDER BY target, day",
+        first_day
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut per_target: HashMap<String, Vec<(NaiveDate, i32, i32)>> = HashMap::new();
+    for d in days {
+        per_target
+            .entry(d.target)
+            .or_default()
+            .push((d.day, d.ok, d.total));
+    }
+    let targets: Vec<StatusTarget> = rows
+        .into_iter()
+        .map(|r| {
+            let daily = bars(
+                first_day,
+                DAYS,
+                per_target.get(&r.target).map(Vec::as_slice).unwrap_or(&[]),
+            );
+            StatusTarget {
+                name: r.name,
+                kind: r.kind,
+                state: match r.ok {
+                    Some(true) => "up",
+                    Some(false) => "down",
+                    None => "unknown",
+                }
+                .into(),
+                checked_at: r.checked_at,
+                latency_ms: r.latency_ms,
+                detail: r.detail.unwrap_or_default(),
+                uptime: uptime(&daily),
+                daily,
+            }
+        })
+        .collect();
+    let states: Vec<&str> = targets.iter().map(|t| t.state.as_str()).collect();
+    Ok(StatusOverview {
+        overall: overall(&states).into(),
+        first_day,
+        days: DAYS,
+        targets,
+    })
+}
+
+/// Reads every service's current spec and where it is deployed (a succeeded deployment).
+async fn deployed(pool: &PgPool) -> crate::Result<Vec<Deployed>> {
+    let rows = sqlx::query!(
+        r#"SELECT p.slug AS project, s.name AS service, r.spec,
+                  COALESCE((SELECT json_agg(json_build_array(e.name, e.namespace) ORDER BY e.name)
+                            FROM environments e
+                            WHERE e.project_id = s.project_id
+                              AND EXISTS (SELECT 1 FROM deployments d
+                                          WHERE d.service_id = s.id AND d.environment_id = e.id
+                                            AND d.state = 'succeeded')), '[]') AS "environments!"
+           FROM services s
+                JOIN projects p ON p.id = s.project_id
+                JOIN spec_revisions r ON r.service_id = s.id AND r.revision = s.current_revision
+           ORDER BY p.slug, s.name"#
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            // Stored specs were valid when imported; one that no longer reads is skipped, not fatal.
+            let spec = serde_json::from_value(r.spec).ok()?;
+            let environments = serde_json::from_value(r.environments).unwrap_or_default();
+            Some(Deployed {
+                project: r.project,
+                service: r.service,
+                spec,
+                environments,
+            })
+        })
+        .collect())
+}
+
+/// Replaces the listed targets (in one transaction, so the page never sees half a list).
+async fn publish(pool: &PgPool, targets: &[Target]) -> crate::Result<()> {
+    let keys: Vec<String> = targets.iter().map(|t| t.key.clone()).collect();
+    let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+    let kinds: Vec<String> = targets.iter().map(|t| t.kind().to_owned()).collect();
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "DELETE FROM status_targets WHERE NOT (target = ANY($1))",
+        &keys
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        r#"INSERT INTO status_targets (target, name, kind, position)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY
+           ON CONFLICT (target) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind,
+                                              position = EXCLUDED.position"#,
+        &keys,
+        &names,
+        &kinds
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn record(pool: &PgPool, target: &str, o: &Outcome, at: DateTime<Utc>) -> crate::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "INSERT INTO status_probes (target, checked_at, ok, status_code, latency_ms, detail)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        target,
+        at,
+        o.ok,
+        o.status_code,
+        o.latency_ms,
+        o.detail
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO status_daily (target, day, ok, total) VALUES ($1, $2, $3, 1)
+         ON CONFLICT (target, day) DO UPDATE SET ok = status_daily.ok + EXCLUDED.ok,
+                                                 total = status_daily.total + 1",
+        target,
+        at.date_naive(),
+        i32::from(o.ok)
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes what the page no longer shows.
+async fn expire(pool: &PgPool) -> crate::Result<()> {
+    let horizon = Utc::now() - chrono::Duration::days(i64::from(DAYS));
+    sqlx::query!("DELETE FROM status_probes WHERE checked_at < $1", horizon)
+        .execute(pool)
+        .await?;
+    sqlx::query!("DELETE FROM status_daily WHERE day < $1", horizon.date_naive())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Probes one target once.
+pub async fn probe(
+    engine: &crate::Engine,
+    http: &reqwest::Client,
+    target: &Target,
+    timeout: Duration,
+) -> Outcome {
+    let started = Instant::now();
+    let result: Result<u16, String> = match &target.probe {
+        Probe::Http { url, .. } => match http.get(url).timeout(timeout).send().await {
+            Ok(r) => Ok(r.status().as_u16()),
+            Err(e) if e.is_timeout() => Err(format!("no answer within {} ms", timeout.as_millis())),
+            Err(e) if e.is_connect() => Err("could not connect".into()),
+            Err(_) => Err("the request failed".into()),
+        },
+        Probe::Service {
+            environment,
+            namespace,
+            service,
+            path,
+        } => match engine.cluster(environment) {
+            Err(_) => Err("not connected to the cluster".into()),
+            Ok(client) => {
+                let uri = format!(
+                    "/api/v1/namespaces/{namespace}/services/{service}:80/proxy/{}",
+                    path.trim_start_matches('/')
+                );
+                let request = http::Request::get(uri).body(Vec::new());
+                match request {
+                    Err(_) => Err("the health check path is not a valid URL path".into()),
+                    Ok(request) => {
+                        match tokio::time::timeout(timeout, client.request_text(request)).await {
+                            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+                            Ok(Ok(_)) => Ok(200),
+                            Ok(Err(kube::Error::Api(e))) => Ok(e.code),
+                            Ok(Err(_)) => Err("the cluster did not answer".into()),
+                        }
+                    }
+                }
+            }
+        },
+    };
+    let latency_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+    match result {
+        Ok(code) => {
+            let ok = match &target.probe {
+                Probe::Http { expected_status, .. } => code == *expected_status,
+                Probe::Service { .. } => (200..300).contains(&code),
+            };
+            Outcome {
+                ok,
+                status_code: Some(i32::from(code)),
+                latency_ms,
+                detail: if ok {
+                    String::new()
+                } else {
+                    format!("answered {code}")
+                },
+            }
+        }
+        Err(detail) => Outcome {
+            ok: false,
+            status_code: None,
+            latency_ms,
+            detail,
+        },
+    }
+}
+
+/// Probes until the process stops, while this replica holds the prober's lock.
+pub async fn run(engine: crate::Engine) {
+    let settings = engine.settings.status.clone();
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(settings.timeout_ms))
+        .user_agent("enclii-status/1")
+        .build()
+        .unwrap_or_default();
+    loop {
+        // The lock lives with this connection: detached from the pool so that it is never handed
+        // to another task while held, and closed (releasing the lock) when the loop ends.
+        let mut conn = match engine.pool.acquire().await {
+            Ok(c) => c.detach(),
+            Err(error) => {
+                tracing::warn!(%error, "status prober: no database connection");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        let locked: Result<bool, sqlx::Error> = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(LOCK_KEY)
+            .fetch_one(&mut conn)
+            .await;
+        match locked {
+            Ok(true) => {
+                tracing::info!("status prober: probing from this replica");
+                lead(&engine, &http, &settings, &mut conn).await;
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "status prober: could not take the lock"),
+        }
+        drop(conn);
+        tokio::time::sleep(Duration::from_secs(settings.refresh_secs.max(1))).await;
+    }
+}
+
+/// Probes while the lock's connection is alive.
+async fn lead(
+    engine: &crate::Engine,
+    http: &reqwest::Client,
+    settings: &crate::config::StatusSettings,
+    lock: &mut sqlx::PgConnection,
+) {
+    use sqlx::Connection;
+    let timeout = Duration::from_millis(settings.timeout_ms);
+    let refresh = Duration::from_secs(settings.refresh_secs.max(1));
+    let mut last: HashMap<String, Instant> = HashMap::new();
+    let mut list: Vec<Target> = Vec::new();
+    let mut read_at: Option<Instant> = None;
+    let mut expired_at: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if due(read_at, refresh, now) {
+            if lock.ping().await.is_err() {
+                tracing::warn!("status prober: lost the lock's connection");
+                return;
+            }
+            match deployed(&engine.pool).await {
+                Ok(services) => {
+                    list = targets(&services, Duration::from_secs(settings.service_interval_secs));
+                    if let Err(error) = publish(&engine.pool, &list).await {
+                        tracing::warn!(%error, "status prober: could not publish the targets");
+                    }
+                    last.retain(|k, _| list.iter().any(|t| &t.key == k));
+                }
+                Err(error) => tracing::warn!(%error, "status prober: could not read the specs"),
+            }
+            read_at = Some(now);
+        }
+        if due(expired_at, Duration::from_secs(3600), now) {
+            if let Err(error) = expire(&engine.pool).await {
+                tracing::warn!(%error, "status prober: could not expire old probes");
+            }
+            expired_at = Some(now);
+        }
+        // Owned copies: a stream of futures borrowing the list trips the spawn's `Send` check.
+        let batch: Vec<Target> = list
+            .iter()
+            .filter(|t| due(last.get(&t.key).copied(), t.interval, now))
+            .cloned()
+            .collect();
+        for t in &batch {
+            last.insert(t.key.clone(), now);
+        }
+        let results: Vec<(String, Outcome, DateTime<Utc>)> = futures::stream::iter(batch)
+            .map(|t| async move {
+                let at = Utc::now();
+                let outcome = probe(engine, http, &t, timeout).await;
+                (t.key, outcome, at)
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for (key, outcome, at) in results {
+            if let Err(error) = record(&engine.pool, &key, &outcome, at).await {
+                tracing::warn!(%error, target = %key, "status prober: could not store a probe");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> enclii_spec::ServiceSpec {
+        enclii_spec::parse(yaml).expect("valid spec").service
+    }
+
+    const STATUS: &str = "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: status-page\n  project: p\nspec:\n  build:\n    type: dockerfile\n  runtime:\n    port: 3000\n    healthCheck: /health\n  monitoring:\n    targets:\n      - name: API\n        url: https://api.example/health\n        interval: 30s\n      - name: Docs\n        url: https://docs.example/\n        expectedStatus: 204\n";
+    const API: &str = "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: api\n  project: p\nspec:\n  build:\n    type: dockerfile\n  runtime:\n    port: 8080\n";
+
+    #[test]
+    fn endpoints_come_first_then_health_checks_where_deployed() {
+        let services = vec![
+            Deployed {
+                project: "p".into(),
+                service: "status-page".into(),
+                spec: spec(STATUS),
+                environments: vec![
+                    ("staging".into(), "p-staging".into()),
+                    ("production".into(), "p-production".into()),
+                ],
+            },
+            // No health check: nothing to probe.
+            Deployed {
+                project: "p".into(),
+                service: "api".into(),
+                spec: spec(API),
+                environments: vec![("production".into(), "p-production".into())],
+            },
+        ];
+        let t = targets(&services, Duration::from_secs(15));
+        let keys: Vec<&str> = t.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "target:p/status-page/API",
+                "target:p/status-page/Docs",
+                "service:p/status-page/production",
+                "service:p/status-page/staging",
+            ]
+        );
+        assert_eq!(t[0].interval, Duration::from_secs(30));
+        assert_eq!(t[1].interval, Duration::from_secs(60), "the spec's default");
+        assert_eq!(
+            t[1].probe,
+            Probe::Http {
+                url: "https://docs.example/".into(),
+                expected_status: 204
+            }
+        );
+        assert_eq!(t[2].name, "p/status-page (production)");
+        assert_eq!(t[2].interval, Duration::from_secs(15));
+        assert_eq!(
+            t[2].probe,
+            Probe::Service {
+                environment: "production".into(),
+                namespace: "p-production".into(),
+                service: "status-page".into(),
+                path: "/health".into(),
+            }
+        );
+        assert_eq!((t[0].kind(), t[3].kind()), ("endpoint", "service"));
+    }
+
+    #[test]
+    fn due_after_the_interval_or_when_never_probed() {
+        let now = Instant::now();
+        let i = Duration::from_secs(30);
+        assert!(due(None, i, now));
+        assert!(!due(Some(now), i, now));
+        assert!(due(Some(now), i, now + i));
+        assert!(!due(Some(now), i, now + i - Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn the_headline_follows_the_states() {
+        assert_eq!(overall(&[]), "unknown");
+        assert_eq!(overall(&["unknown"]), "unknown");
+        assert_eq!(overall(&["up", "up", "unknown"]), "operational");
+        assert_eq!(overall(&["up", "down"]), "degraded");
+        assert_eq!(overall(&["down", "down", "unknown"]), "outage");
+    }
+
+    #[test]
+    fn bars_cover_every_day_and_uptime_counts_probes() {
+        let d = |n: u32| NaiveDate::from_ymd_opt(2026, 11, n).unwrap();
+        let b = bars(d(1), 5, &[(d(2), 9, 10), (d(5), 10, 10), (d(9), 1, 1), (d(0 + 1) - chrono::Days::new(1), 1, 1)]);
+        assert_eq!(b, [(0, 0), (9, 10), (0, 0), (0, 0), (10, 10)]);
+        assert_eq!(uptime(&b), Some(0.95));
+        assert_eq!(uptime(&[(0, 0), (0, 0)]), None);
+    }
+}
