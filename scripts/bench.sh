@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark on loopback, in one run: requests/s and p50/p99 latency of a server-rendered page, a
 # static asset and a trivial handler (the ceiling), their ratios, the compressed bytes a first visit
-# downloads (JS + WASM + CSS) and the server's peak RSS. Builds a release first.
-#   BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 32)
+# downloads (JS + WASM + CSS, every file the page loads or preloads) and the server's peak RSS; then
+# the signed-in dashboard pages with 1,000 services (and 20,000 deployments) in the database.
+# Builds a release first.
+#   BENCH_SECONDS (default 10), BENCH_CONNECTIONS (default 32), BENCH_PAGE_CONNECTIONS (default 8)
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -18,6 +20,11 @@ TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import j
 pg_start pg-bench fast
 BENCH_DB="bench_$$"
 pg_create_db "$BENCH_DB"
+say "loading 1,000 services and 20,000 deployments"
+TOKEN="$(DATABASE_URL="$PG_URL_BASE/$BENCH_DB" ENCLII_LOG__FILTER=warn BENCH_SERVICES=1000 \
+  BENCH_DEPLOYMENTS_PER_SERVICE=20 BENCH_SEED_ONLY=1 \
+  cargo run --quiet --release -p switchyard-server --example scale_bench | sed -n 's/^TOKEN=//p')"
+[ -n "$TOKEN" ] || { echo "seeding failed" >&2; exit 1; }
 PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"
 ENCLII_LISTEN="127.0.0.1:$PORT" ENCLII_PUBLIC_URL="$BASE" \
@@ -41,16 +48,15 @@ done
 PAGE="$(curl -fsS "$BASE/")"
 ASSETS="$(grep -oE '/pkg/[^"'"'"' ]+\.(css|js|wasm)' <<<"$PAGE" | sort -u)"
 CSS="$(grep -E '\.css$' <<<"$ASSETS" | head -n 1)"
-JS="$(grep -E '\.js$' <<<"$ASSETS" | head -n 1)"
-WASM="$(grep -E '\.wasm$' <<<"$ASSETS" | head -n 1)"
 
 bytes() { curl -fsS -H 'Accept-Encoding: br, gzip' -o /dev/null -w '%{size_download}' "$BASE$1"; }
-CSS_B="$(bytes "$CSS")"; JS_B="$(bytes "$JS")"; WASM_B="$(bytes "$WASM")"
+sum_of() { local total=0 f; for f in $(grep -E "\\.$1\$" <<<"$ASSETS"); do total=$((total + $(bytes "$f"))); done; echo "$total"; }
+CSS_B="$(sum_of css)"; JS_B="$(sum_of js)"; WASM_B="$(sum_of wasm)"
 TOTAL_B=$((CSS_B + JS_B + WASM_B))
 
-run() { # name path
+run() { # name path [connections [header]]
   local out
-  out="$(wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -H 'Accept-Encoding: br, gzip' "$BASE$2")"
+  out="$(wrk -t2 -c"${3:-$CONNECTIONS}" -d"${SECONDS_PER_RUN}s" --latency -H 'Accept-Encoding: br, gzip' ${4:+-H "$4"} "$BASE$2")"
   local rps p50 p99
   rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
   p50="$(awk '$1=="50%" {print $2}' <<<"$out")"
@@ -70,5 +76,17 @@ import sys
 page, asset, ceil = map(float, sys.argv[1:])
 print(f"ratios: page/ceiling {page/ceil:.2f}   asset/ceiling {asset/ceil:.2f}   page/asset {page/asset:.2f}")
 PY
-echo "first visit (compressed): css ${CSS_B} B + js ${JS_B} B + wasm ${WASM_B} B = $((TOTAL_B / 1024)) KiB (budget 200 KiB)"
+echo "first visit (compressed): css ${CSS_B} B + js ${JS_B} B + wasm ${WASM_B} B = $((TOTAL_B / 1024)) KiB ($TOTAL_B B; budget 300 KB)"
 echo "server peak RSS: $((RSS_KB / 1024)) MiB (budget 64 MiB)"
+
+PAGE_CONNECTIONS="${BENCH_PAGE_CONNECTIONS:-8}"
+AUTH="Authorization: Bearer $TOKEN"
+# The pages must render (not an error or a sign-in redirect) before they are timed.
+curl -fsS -H "$AUTH" "$BASE/projects/scale" | grep -q 'svc-00050' || { echo "the project page did not list the services" >&2; exit 1; }
+say "signed-in pages, 1,000 services in the project: $PAGE_CONNECTIONS connections (budget p99 20 ms)"
+run "project page" "/projects/scale" "$PAGE_CONNECTIONS" "$AUTH" >/dev/null
+run "service overview" "/projects/scale/services/svc-00500" "$PAGE_CONNECTIONS" "$AUTH" >/dev/null
+run "service deployments" "/projects/scale/services/svc-00500/deployments" "$PAGE_CONNECTIONS" "$AUTH" >/dev/null
+run "deployments" "/deployments" "$PAGE_CONNECTIONS" "$AUTH" >/dev/null
+run "overview (signed in)" "/" "$PAGE_CONNECTIONS" "$AUTH" >/dev/null
+run "status (public)" "/status" "$PAGE_CONNECTIONS" >/dev/null

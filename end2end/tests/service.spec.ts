@@ -26,8 +26,12 @@ test("a service's status goes live from not deployed to ready, and its logs stre
   expect(res.status()).toBe(200);
   // No reload: the count arrives by server-sent events as the sandbox's pods become ready.
   await expect(page.getByTestId("status-production").getByTestId("replicas")).toHaveText("2/2 ready", { timeout: 30000 });
+  await page.screenshot({ path: `screenshots/service-overview-${info.project.name}.png`, fullPage: true });
 
-  // Logs: the panel opened before any pod ran and was told to come back; the lines arrive.
+  // Tabs are links: the Logs tab (its panel subscribes as it opens).
+  await page.getByRole("navigation", { name: "Service sections" }).getByRole("link", { name: "Logs" }).click();
+  await expect(page).toHaveURL(new RegExp(`/projects/${project}/services/web/logs$`));
+  await expect(page.getByRole("link", { name: "Logs", exact: true })).toHaveAttribute("aria-current", "page");
   await expect(page.getByTestId("logs")).toContainText("web GET /health 200", { timeout: 20000 });
   // Switching environments reconnects (staging has no pods), and back.
   await page.getByLabel("Logs of environment").selectOption("staging");
@@ -43,8 +47,10 @@ test("a service's status goes live from not deployed to ready, and its logs stre
   await expect(page.getByTestId("logs")).toHaveText("Waiting for log lines…");
   await page.getByLabel("Filter logs").fill("GET /health");
   await expect(page.getByTestId("logs")).toContainText("GET /health");
+  await page.screenshot({ path: `screenshots/service-logs-${info.project.name}.png`, fullPage: true });
 
-  // A secret: set from the page, listed masked, revealed after a confirmation.
+  // A secret: set from the Environment tab, listed masked, revealed after a confirmation.
+  await page.getByRole("link", { name: "Environment", exact: true }).click();
   await page.getByLabel("Name", { exact: true }).fill("API_KEY");
   await page.getByLabel("Value").fill("t0ps3cret");
   await page.getByRole("button", { name: "Set variable" }).click();
@@ -56,12 +62,78 @@ test("a service's status goes live from not deployed to ready, and its logs stre
   await env.getByRole("button", { name: "Reveal" }).click();
   await expect(env).toContainText("t0ps3cret");
   expect(await page.evaluate(() => JSON.stringify(localStorage) + JSON.stringify(sessionStorage))).not.toContain("t0ps3cret");
+  await page.screenshot({ path: `screenshots/service-environment-${info.project.name}.png`, fullPage: true });
 
-  // A custom domain: added from the page, with the DNS record that proves control.
+  // A custom domain: added from the Domains tab, with the DNS record that proves control.
+  await page.getByRole("link", { name: "Domains", exact: true }).click();
   await page.getByLabel("Hostname").fill(`${project}.example.com`);
   await page.getByRole("button", { name: "Add domain" }).click();
   const domains = page.getByTestId("domains");
   await expect(domains).toContainText(`_enclii-challenge.${project}.example.com  TXT  "enclii-verify=`);
   await expect(domains).toContainText("not verified");
-  await page.screenshot({ path: `screenshots/service-${info.project.name}.png`, fullPage: true });
+  await page.screenshot({ path: `screenshots/service-domains-${info.project.name}.png`, fullPage: true });
+
+  // The overview's charts come from (the sandbox's) Prometheus, drawn on the server as SVG.
+  await page.goto(`/projects/${project}/services/web`);
+  const charts = page.getByTestId("charts");
+  await expect(charts.getByRole("img", { name: /Requests over the last hour: now \d/ })).toBeVisible();
+  await expect(charts.getByRole("img", { name: /Latency p95 over the last hour/ })).toBeVisible();
+});
+
+test("a spec is edited in the Spec tab: errors shown at their line, then imported with a diff", async ({ page }, info) => {
+  test.setTimeout(60000);
+  const project = `spec-${info.project.name}`;
+  await signIn(page, project);
+  const headers = { authorization: `Bearer ${await apiToken(page)}` };
+  expect((await page.request.post("/api/projects/create", { data: { slug: project }, headers })).status()).toBe(200);
+  const spec = `apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: api\n  project: ${project}\nspec:\n  build:\n    type: auto\n  runtime:\n    port: 8080\n    replicas: 1\n`;
+  expect((await page.request.post("/api/services/import", { data: { spec }, headers })).status()).toBe(200);
+
+  await page.goto(`/projects/${project}/services/api/spec`);
+  await expect(page.locator("#app")).toHaveAttribute("data-hydrated", "true");
+  await expect(page.getByTestId("current-spec")).toContainText("replicas: 1");
+  const editor = page.getByLabel("Spec YAML");
+  await expect(editor).toHaveValue(spec);
+
+  // A mistake on line 10, column 11: shown under that line, nothing imported.
+  await editor.fill(spec.replace("port: 8080", "port: lots"));
+  await page.getByRole("button", { name: "Validate" }).click();
+  const problem = page.getByTestId("checked-spec").getByTestId("diagnostic");
+  await expect(problem).toHaveAttribute("data-line", "10");
+  await expect(problem).toHaveAttribute("data-col", "11");
+  await expect(problem).toContainText("must be a whole number, found `lots`");
+  await page.getByRole("button", { name: "Import as a new revision" }).click();
+  await expect(page.getByTestId("spec-message")).toContainText("Not imported");
+  await page.screenshot({ path: `screenshots/service-spec-error-${info.project.name}.png`, fullPage: true });
+
+  // Fixed and changed: imported as revision 2, whose diff is in the history.
+  await editor.fill(spec.replace("replicas: 1", "replicas: 3"));
+  await page.getByRole("button", { name: "Validate" }).click();
+  await expect(page.getByTestId("spec-message")).toHaveText("The spec is valid.");
+  await page.getByRole("button", { name: "Import as a new revision" }).click();
+  await expect(page.getByTestId("spec-message")).toHaveText("Imported as revision 2.");
+  await expect(page.getByTestId("current-spec")).toContainText("replicas: 3");
+  const history = page.getByTestId("revisions");
+  await history.getByText(/^Revision 2/).click();
+  await expect(history).toContainText("-    replicas: 1");
+  await expect(history).toContainText("+    replicas: 3");
+  await page.screenshot({ path: `screenshots/service-spec-${info.project.name}.png`, fullPage: true });
+
+  // The other tabs render too (screenshots for the record).
+  const tabs = page.getByRole("navigation", { name: "Service sections" });
+  for (const tab of ["Deployments", "Builds", "Settings"]) {
+    await tabs.getByRole("link", { name: tab, exact: true }).click();
+    await expect(tabs.getByRole("link", { name: tab, exact: true })).toHaveAttribute("aria-current", "page");
+    await page.screenshot({ path: `screenshots/service-${tab.toLowerCase()}-${info.project.name}.png`, fullPage: true });
+  }
+
+  // Members: a teammate who has signed in once is added with a role from the project page.
+  await page.goto(`/projects/${project}`);
+  await expect(page.locator("#app")).toHaveAttribute("data-hydrated", "true");
+  const members = page.getByTestId("members");
+  await expect(members).toContainText("owner");
+  await page.getByLabel("Email").fill("nobody@example.com");
+  await page.getByRole("button", { name: "Add member" }).click();
+  await expect(page.getByRole("alert")).toContainText("nobody@example.com");
+  await page.screenshot({ path: `screenshots/project-members-${info.project.name}.png`, fullPage: true });
 });

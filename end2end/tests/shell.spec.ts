@@ -11,7 +11,7 @@ test("the dashboard shell renders on the server and hydrates", async ({ page }, 
   await page.screenshot({ path: `screenshots/overview-${info.project.name}.png`, fullPage: true });
 });
 
-test("navigation reaches every section and marks the current one", async ({ page, isMobile }) => {
+test("navigation reaches every section and marks the current one", async ({ page, isMobile }, info) => {
   await signIn(page, "navigator");
   for (const name of ["Projects", "Deployments", "Activity", "Status", "Settings"]) {
     if (isMobile) {
@@ -22,6 +22,7 @@ test("navigation reaches every section and marks the current one", async ({ page
     await expect(page.getByRole("heading", { level: 1, name })).toBeVisible();
     // Checked in the DOM: on a phone the menu has closed again after the click.
     await expect(page.locator('#primary-nav a[aria-current="page"]')).toHaveText(name);
+    await page.screenshot({ path: `screenshots/nav-${name.toLowerCase()}-${info.project.name}.png`, fullPage: true });
   }
 });
 

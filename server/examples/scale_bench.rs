@@ -1,7 +1,9 @@
 //! Benchmark (not a test): the lists the dashboard and CLI page through, with 10,000 services and
 //! 1,000,000 deployments in the database. Reports p50/p99 of each engine call (query and mapping,
 //! as the server functions run them), first page and a deep keyset page.
-//! Run by `scripts/bench-scale.sh` (it provides DATABASE_URL).
+//! Run by `scripts/bench-scale.sh` (it provides DATABASE_URL). With `BENCH_SEED_ONLY=1` it loads
+//! the data, prints `TOKEN=<read-only API token of the project's owner>` and stops: the page
+//! benchmark in `scripts/bench.sh` then measures the dashboard's pages over that data.
 
 use std::time::{Duration, Instant};
 
@@ -100,6 +102,19 @@ async fn main() -> anyhow::Result<()> {
         "loaded {svc_count} services and {dep_count} deployments in {:.1}s",
         started.elapsed().as_secs_f64()
     );
+
+    if std::env::var_os("BENCH_SEED_ONLY").is_some() {
+        let token = switchyard_engine::auth::tokens::create(
+            &pool,
+            user,
+            "bench",
+            &[switchyard_engine::auth::tokens::Scope::Read],
+            None,
+        )
+        .await?;
+        println!("TOKEN={}", token.token);
+        return Ok(());
+    }
 
     let runs = 200;
     // Services, first page and a page deep into the list (by keyset cursor).

@@ -306,13 +306,17 @@ fn Charts(project: String, service: String, environments: Vec<String>) -> impl I
     }
 }
 
-/// The spec's revision and the service's domains, with links to their tabs.
+/// The spec's revision and the service's domains.
+///
+/// Its resources are read under a Suspense of its own: read under the enclosing one (already
+/// resolving when this renders), the server's async render deadlocked inside the reactive graph.
 #[component]
 fn Summary(project: String, service: String) -> impl IntoView {
     let key = (project.clone(), service.clone());
     let revisions = Resource::new(move || key.clone(), |(p, s)| super::services::spec_revisions(p, s));
     let domains = Resource::new(move || project.clone(), super::domains::list_domains);
     view! {
+        <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
         <div class="grid gap-3 sm:grid-cols-2">
             <section aria-label="Spec summary" class="rounded-xl border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
                 <h2 class="text-sm text-slate-500">"Spec"</h2>
@@ -350,6 +354,7 @@ fn Summary(project: String, service: String) -> impl IntoView {
                 }}
             </section>
         </div>
+        </Suspense>
     }
 }
 

@@ -11,6 +11,10 @@ use crate::components::state::ApiErrorPanel;
 pub fn SpecPanel(project: String, service: String) -> impl IntoView {
     let key = (project.clone(), service.clone());
     let revisions = Resource::new(move || key.clone(), |(p, s)| spec_revisions(p, s));
+    // Held here, above the refetched part, so that an import's outcome outlives the re-render it
+    // causes.
+    let checked = RwSignal::new(None::<(String, Vec<Diagnostic>)>);
+    let message = RwSignal::new(None::<(bool, String)>);
     view! {
         <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading the spec…"</p> }>
             {move || {
@@ -20,7 +24,7 @@ pub fn SpecPanel(project: String, service: String) -> impl IntoView {
                     .map(|r| match r {
                         Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
                         Ok(list) => {
-                            view! { <Spec project list on_import=move || revisions.refetch() /> }.into_any()
+                            view! { <Spec project list checked message on_import=move || revisions.refetch() /> }.into_any()
                         }
                     })
             }}
@@ -32,13 +36,13 @@ pub fn SpecPanel(project: String, service: String) -> impl IntoView {
 fn Spec(
     project: String,
     list: Vec<SpecRevision>,
+    /// What was last checked, and what the server said about it.
+    checked: RwSignal<Option<(String, Vec<Diagnostic>)>>,
+    message: RwSignal<Option<(bool, String)>>,
     on_import: impl Fn() + Send + Sync + Clone + 'static,
 ) -> impl IntoView {
     let current = list.first().cloned();
     let text = RwSignal::new(current.as_ref().map(|c| c.source.clone()).unwrap_or_default());
-    // What was last checked, and what the server said about it.
-    let checked = RwSignal::new(None::<(String, Vec<Diagnostic>)>);
-    let message = RwSignal::new(None::<(bool, String)>);
     let validate = ServerAction::<ValidateSpec>::new();
     let import = ServerAction::<ImportService>::new();
     Effect::new(move |_| {
