@@ -14,7 +14,7 @@ SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 
 say "building a release (server + wasm, precompressed assets)"
-cargo leptos build --release --precompress
+cargo leptos build --release --precompress --split
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 
 pg_start pg-bench fast
@@ -90,3 +90,13 @@ run "service deployments" "/projects/scale/services/svc-00500/deployments" "$PAG
 run "deployments" "/deployments" "$PAGE_CONNECTIONS" "$AUTH" >/dev/null
 run "overview (signed in)" "/" "$PAGE_CONNECTIONS" "$AUTH" >/dev/null
 run "status (public)" "/status" "$PAGE_CONNECTIONS" >/dev/null
+say "the same pages, one connection at a time (latency without queueing)"
+run "project page" "/projects/scale" 1 "$AUTH" >/dev/null
+run "service overview" "/projects/scale/services/svc-00500" 1 "$AUTH" >/dev/null
+
+# A first visit that lands on a lazily loaded page downloads its chunks too (the page preloads them).
+DEEP="$(curl -fsS -H "$AUTH" "$BASE/projects/scale/services/svc-00500")"
+DEEP_ASSETS="$(grep -oE '/pkg/[^"'"'"' ]+\.(css|js|wasm)' <<<"$DEEP" | sort -u)"
+DEEP_B=0
+for f in $DEEP_ASSETS; do DEEP_B=$((DEEP_B + $(bytes "$f"))); done
+echo "first visit landing on a service page (compressed, $(wc -l <<<"$DEEP_ASSETS") files): $((DEEP_B / 1024)) KiB ($DEEP_B B; budget 300 KB)"

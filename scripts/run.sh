@@ -23,4 +23,4 @@ trap 'kill "$STANDIN_PID" 2>/dev/null || true' EXIT
 
 cd "$ROOT"
 say "building and serving on http://127.0.0.1:3000"
-cargo leptos serve
+cargo leptos serve --split

@@ -16,7 +16,7 @@ say "unit and integration tests"
 cargo test --workspace --exclude switchyard-frontend --no-fail-fast
 
 say "building the site for the end-to-end tests"
-cargo leptos build
+cargo leptos build --split
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 
 dev_secrets_key

@@ -15,6 +15,12 @@ mod ssr {
     use switchyard_engine::Engine;
     use switchyard_engine::auth::{self, Caller};
 
+    /// The caller of one request, looked up once: a page's resources each call a server
+    /// function, and each would otherwise check the credential against the database again. The
+    /// server provides a fresh one per request (never shared between requests).
+    #[derive(Clone, Default)]
+    pub struct CallerCache(std::sync::Arc<tokio::sync::OnceCell<Option<Caller>>>);
+
     /// The engine and the caller of the current request (None: anonymous). A credential that is
     /// present but invalid is an error, never a silent downgrade to anonymous.
     pub async fn caller() -> Result<(Engine, Option<Caller>), ApiError> {
@@ -23,13 +29,19 @@ mod ssr {
             ApiError::internal()
         })?;
         let parts = use_context::<http::request::Parts>().ok_or_else(ApiError::internal)?;
-        let client_addr = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
-        let caller = auth::from_headers(&engine, &parts.headers, client_addr)
-            .await
-            .map_err(switchyard_engine::Error::into_api)?;
+        let lookup = || async {
+            let client_addr = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip());
+            auth::from_headers(&engine, &parts.headers, client_addr)
+                .await
+                .map_err(switchyard_engine::Error::into_api)
+        };
+        let caller = match use_context::<CallerCache>() {
+            Some(cache) => cache.0.get_or_try_init(lookup).await?.clone(),
+            None => lookup().await?,
+        };
         Ok((engine, caller))
     }
 

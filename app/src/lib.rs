@@ -9,19 +9,15 @@
 
 use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
-use leptos_router::SsrMode;
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{Lazy, LazyRoute, SsrMode, lazy_route, path};
 
 pub mod api;
 pub mod components;
 pub mod pages;
 
-use components::layout::Layout;
-use pages::{
-    activity::ActivityPage, deployments::DeploymentsPage, not_found::NotFound,
-    overview::OverviewPage, projects::ProjectsPage, settings::SettingsPage, status::StatusPage,
-};
+use components::layout::{Layout, MarkHydrated};
+use pages::{not_found::NotFound, overview::OverviewPage};
 
 /// The document around the app. Rendered on the server only; never hydrated.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -59,19 +55,121 @@ pub fn App() -> impl IntoView {
             <Layout>
                 // Pages behind sign-in render whole (SsrMode::Async), so that a missing session can
                 // still answer with a redirect to the sign-in page.
-                <Routes fallback=|| view! { <NotFound /> }>
-                    <Route path=path!("/") view=OverviewPage />
-                    <Route path=path!("/projects") view=ProjectsPage ssr=SsrMode::Async />
-                    <Route path=path!("/deployments") view=DeploymentsPage ssr=SsrMode::Async />
-                    <Route path=path!("/projects/:project") view=pages::service::ProjectPage ssr=SsrMode::Async />
-                    <Route path=path!("/projects/:project/services/:service") view=pages::service::ServicePage ssr=SsrMode::Async />
-                    <Route path=path!("/projects/:project/services/:service/:tab") view=pages::service::ServicePage ssr=SsrMode::Async />
-                    <Route path=path!("/projects/:project/deployments/:id") view=pages::deployment::DeploymentPage ssr=SsrMode::Async />
-                    <Route path=path!("/activity") view=ActivityPage ssr=SsrMode::Async />
-                    <Route path=path!("/settings") view=SettingsPage ssr=SsrMode::Async />
-                    <Route path=path!("/status") view=StatusPage />
+                // Every page but the landing one is its own wasm chunk (`cargo leptos … --split`),
+                // fetched when the page is first shown, so that a first visit downloads the shell
+                // and one page rather than the whole dashboard.
+                <Routes fallback=|| view! { <MarkHydrated /> <NotFound /> }>
+                    <Route path=path!("/") view=|| view! { <MarkHydrated /> <OverviewPage /> } />
+                    <Route path=path!("/projects") view={Lazy::<ProjectsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/deployments") view={Lazy::<DeploymentsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project") view={Lazy::<ProjectRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project/services/:service") view={Lazy::<ServiceRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project/services/:service/:tab") view={Lazy::<ServiceRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project/deployments/:id") view={Lazy::<DeploymentRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/activity") view={Lazy::<ActivityRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/settings") view={Lazy::<SettingsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/status") view={Lazy::<StatusRoute>::new()} />
                 </Routes>
             </Layout>
         </Router>
+    }
+}
+
+// The lazily loaded pages. Written out one by one: `#[lazy_route]` names each chunk after where it
+// is written, so a macro generating them would give them all one name.
+
+pub struct ProjectsRoute;
+
+#[lazy_route]
+impl LazyRoute for ProjectsRoute {
+    fn data() -> Self {
+        ProjectsRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <pages::projects::ProjectsPage /> }.into_any()
+    }
+}
+
+pub struct DeploymentsRoute;
+
+#[lazy_route]
+impl LazyRoute for DeploymentsRoute {
+    fn data() -> Self {
+        DeploymentsRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <pages::deployments::DeploymentsPage /> }.into_any()
+    }
+}
+
+pub struct ProjectRoute;
+
+#[lazy_route]
+impl LazyRoute for ProjectRoute {
+    fn data() -> Self {
+        ProjectRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <pages::service::ProjectPage /> }.into_any()
+    }
+}
+
+pub struct ServiceRoute;
+
+#[lazy_route]
+impl LazyRoute for ServiceRoute {
+    fn data() -> Self {
+        ServiceRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <pages::service::ServicePage /> }.into_any()
+    }
+}
+
+pub struct DeploymentRoute;
+
+#[lazy_route]
+impl LazyRoute for DeploymentRoute {
+    fn data() -> Self {
+        DeploymentRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <pages::deployment::DeploymentPage /> }.into_any()
+    }
+}
+
+pub struct ActivityRoute;
+
+#[lazy_route]
+impl LazyRoute for ActivityRoute {
+    fn data() -> Self {
+        ActivityRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <pages::activity::ActivityPage /> }.into_any()
+    }
+}
+
+pub struct SettingsRoute;
+
+#[lazy_route]
+impl LazyRoute for SettingsRoute {
+    fn data() -> Self {
+        SettingsRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <pages::settings::SettingsPage /> }.into_any()
+    }
+}
+
+pub struct StatusRoute;
+
+#[lazy_route]
+impl LazyRoute for StatusRoute {
+    fn data() -> Self {
+        StatusRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <pages::status::StatusPage /> }.into_any()
     }
 }

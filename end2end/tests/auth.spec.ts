@@ -1,5 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { signIn } from "./helpers";
+import { apiToken, signIn } from "./helpers";
 
 test("a visitor is sent to sign in and brought back to the page they wanted", async ({ page }, info) => {
   await page.goto("/settings");
@@ -41,6 +41,8 @@ test("an API token is shown once, listed by prefix, and can be revoked", async (
   await signIn(page, `tokens-${info.project.name}`, "/");
   await page.goto("/settings");
   await expect(page.getByRole("heading", { level: 1, name: "Settings" })).toBeVisible();
+  // The page's own chunk has hydrated (not only the frame): its form is live.
+  await expect(page.locator("#app")).toHaveAttribute("data-hydrated", "true");
   await page.getByLabel("Name").fill("laptop");
   await page.getByRole("button", { name: "Create token" }).click();
   const secret = await page.getByTestId("new-token").textContent();
@@ -60,10 +62,7 @@ test("an API token is shown once, listed by prefix, and can be revoked", async (
 test("a deployment made with an API token shows on the Deployments page", async ({ page }, info) => {
   const login = `deployer-${info.project.name}`;
   await signIn(page, login);
-  await page.goto("/settings");
-  await page.getByLabel("Name").fill("ci");
-  await page.getByRole("button", { name: "Create token" }).click();
-  const token = (await page.getByTestId("new-token").textContent())!;
+  const token = await apiToken(page);
   const headers = { authorization: `Bearer ${token}` };
   const slug = `e2e-${info.project.name}`;
   expect((await page.request.post("/api/projects/create", { data: { slug }, headers })).status()).toBe(200);

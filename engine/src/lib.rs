@@ -37,6 +37,8 @@ pub struct Engine {
     pub deployment_events: tokio::sync::broadcast::Sender<i64>,
     /// Prometheus for the charts: `canary.prometheus_url`, or the sandbox's once it has started.
     pub prometheus: Arc<std::sync::OnceLock<Arc<deploy::analysis::Prometheus>>>,
+    /// The charts of the current minute (see [`platform::metrics::ChartCache`]).
+    pub charts: Arc<platform::metrics::ChartCache>,
 }
 
 impl Engine {
@@ -67,6 +69,7 @@ impl Engine {
             kube: Arc::new(std::sync::OnceLock::new()),
             deployment_events: events::channel(),
             prometheus: Arc::new(std::sync::OnceLock::new()),
+            charts: Arc::default(),
         })
     }
 }

@@ -15,11 +15,27 @@ const NAV: [(&str, &str); 6] = [
     ("/settings", "Settings"),
 ];
 
+/// Set by the page once it has hydrated (see [`MarkHydrated`]).
+#[derive(Clone, Copy)]
+pub struct PageHydrated(WriteSignal<bool>);
+
+/// Placed in each route's view: its effect runs in the browser only, after that route's view has
+/// hydrated. A page loaded lazily (its own wasm chunk) hydrates after the frame around it, so the
+/// frame cannot tell by itself (the e2e suite waits for `data-hydrated` before it clicks).
+#[component]
+pub fn MarkHydrated() -> impl IntoView {
+    let hydrated = use_context::<PageHydrated>();
+    Effect::new(move |_| {
+        if let Some(PageHydrated(set)) = hydrated {
+            set.set(true);
+        }
+    });
+}
+
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
-    // Effects run only in the browser, so this flag proves the page hydrated (the e2e suite reads it).
     let (hydrated, set_hydrated) = signal(false);
-    Effect::new(move |_| set_hydrated.set(true));
+    provide_context(PageHydrated(set_hydrated));
     let (menu_open, set_menu_open) = signal(false);
 
     view! {

@@ -281,21 +281,79 @@ pub async fn list(
 ) -> crate::Result<Page<DeploymentSummary>> {
     let project = project_access(pool, caller, project, Action::ViewProject).await?;
     let limit = page_limit(limit);
-    let rows = sqlx::query!(
-        r#"SELECT d.id, s.name AS service, e.name AS environment, d.state, d.state_reason, d.strategy,
-                  r.image_ref, r.spec_revision, d.created_at, d.finished_at
-           FROM deployments d JOIN services s ON s.id = d.service_id
-                JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
-           WHERE s.project_id = $1 AND ($2::text IS NULL OR s.name = $2) AND d.id < COALESCE($3, 9223372036854775807)
-           ORDER BY d.id DESC
-           LIMIT $4"#,
-        project.id,
-        service,
-        cursor,
-        limit + 1
-    )
-    .fetch_all(pool)
-    .await?;
+    // The service is resolved first so that its deployments are read by `deployments_by_service`;
+    // one query with an optional name filter was planned as a walk over the whole project's.
+    let service_id = match service {
+        None => None,
+        Some(name) => {
+            let id = sqlx::query_scalar!(
+                "SELECT id FROM services WHERE project_id = $1 AND name = $2",
+                project.id,
+                name
+            )
+            .fetch_optional(pool)
+            .await?;
+            match id {
+                Some(id) => Some(id),
+                None => {
+                    return Err(ApiError::not_found(format!(
+                        "project `{}` has no service `{name}`",
+                        project.slug
+                    ))
+                    .into());
+                }
+            }
+        }
+    };
+    struct Row {
+        id: i64,
+        service: String,
+        environment: String,
+        state: String,
+        state_reason: Option<String>,
+        strategy: String,
+        image_ref: String,
+        spec_revision: i32,
+        created_at: chrono::DateTime<chrono::Utc>,
+        finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    }
+    let before = cursor.unwrap_or(i64::MAX);
+    let rows = match service_id {
+        Some(service_id) => {
+            sqlx::query_as!(
+                Row,
+                r#"SELECT d.id, s.name AS service, e.name AS environment, d.state, d.state_reason, d.strategy,
+                          r.image_ref, r.spec_revision, d.created_at, d.finished_at
+                   FROM deployments d JOIN services s ON s.id = d.service_id
+                        JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
+                   WHERE d.service_id = $1 AND d.id < $2
+                   ORDER BY d.id DESC
+                   LIMIT $3"#,
+                service_id,
+                before,
+                limit + 1
+            )
+            .fetch_all(pool)
+            .await?
+        }
+        None => {
+            sqlx::query_as!(
+                Row,
+                r#"SELECT d.id, s.name AS service, e.name AS environment, d.state, d.state_reason, d.strategy,
+                          r.image_ref, r.spec_revision, d.created_at, d.finished_at
+                   FROM deployments d JOIN services s ON s.id = d.service_id
+                        JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
+                   WHERE s.project_id = $1 AND d.id < $2
+                   ORDER BY d.id DESC
+                   LIMIT $3"#,
+                project.id,
+                before,
+                limit + 1
+            )
+            .fetch_all(pool)
+            .await?
+        }
+    };
     let items: Vec<DeploymentSummary> = rows
         .into_iter()
         .map(|r| DeploymentSummary {

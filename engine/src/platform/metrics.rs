@@ -10,6 +10,26 @@ use crate::auth::{Action, Caller};
 const RANGE_SECS: i64 = 3600;
 const STEP_SECS: u32 = 60;
 
+/// The charts of the current minute by (namespace, service). Their points are a minute apart and
+/// end at the current minute, so every view of a service's charts within a minute gets the same
+/// answer: Prometheus is asked once a minute per service, however many people look.
+#[derive(Default)]
+pub struct ChartCache(std::sync::Mutex<std::collections::HashMap<(String, String), (i64, ServiceMetrics)>>);
+
+impl ChartCache {
+    fn get(&self, key: &(String, String), end: i64) -> Option<ServiceMetrics> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).filter(|(at, _)| *at == end).map(|(_, m)| m.clone())
+    }
+
+    fn put(&self, key: (String, String), end: i64, m: &ServiceMetrics) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Older minutes are never read again.
+        map.retain(|_, (at, _)| *at >= end);
+        map.insert(key, (end, m.clone()));
+    }
+}
+
 /// Fills a configured query in for one service.
 pub fn fill(query: &str, namespace: &str, service: &str) -> String {
     query
@@ -59,6 +79,13 @@ pub async fn service(
     let end = chrono::Utc::now().timestamp() / i64::from(STEP_SECS) * i64::from(STEP_SECS);
     let start = end - RANGE_SECS;
     let ns = &found.namespace;
+    let key = (ns.clone(), service.to_owned());
+    if let Some(cached) = engine.charts.get(&key, end) {
+        return Ok(ServiceMetrics {
+            environment: environment.to_owned(),
+            ..cached
+        });
+    }
     let (rq, eq, lq) = (
         fill(&q.request_rate_query, ns, service),
         fill(&q.error_rate_query, ns, service),
@@ -74,6 +101,11 @@ pub async fn service(
             out.requests_per_second = r;
             out.error_ratio = e;
             out.latency_p95_ms = l.into_iter().map(|(t, s)| (t, s * 1000.0)).collect();
+            // Only answers with data are kept: a failure, or a service just deployed and not yet
+            // scraped, is asked again at the next view.
+            if !out.requests_per_second.is_empty() {
+                engine.charts.put(key, end, &out);
+            }
         }
         (Err(message), _, _) | (_, Err(message), _) | (_, _, Err(message)) => {
             tracing::warn!(%message, "charts: Prometheus query failed");
@@ -85,6 +117,27 @@ pub async fn service(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_cache_answers_within_its_minute_and_forgets_older_ones() {
+        let cache = super::ChartCache::default();
+        let m = enclii_api::ServiceMetrics {
+            environment: "production".into(),
+            step_secs: 60,
+            requests_per_second: vec![(60, 1.0)],
+            error_ratio: vec![],
+            latency_p95_ms: vec![],
+            unavailable: None,
+        };
+        let a = ("ns".to_owned(), "api".to_owned());
+        let b = ("ns".to_owned(), "web".to_owned());
+        cache.put(a.clone(), 60, &m);
+        assert_eq!(cache.get(&a, 60), Some(m.clone()));
+        assert_eq!(cache.get(&a, 120), None, "a new minute asks again");
+        assert_eq!(cache.get(&b, 60), None);
+        cache.put(b.clone(), 120, &m);
+        assert_eq!(cache.0.lock().unwrap().len(), 1, "the older minute is dropped");
+    }
+
     #[test]
     fn queries_are_filled_per_service() {
         let q = crate::config::MetricsSettings::default();

@@ -44,7 +44,11 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
     let state_for_layers = state.engine.clone();
     let context = {
         let engine = state.engine.clone();
-        move || provide_context(engine.clone())
+        // Called once per request: the caller cache must never outlive it.
+        move || {
+            provide_context(engine.clone());
+            provide_context(switchyard_app::api::CallerCache::default());
+        }
     };
     let app_shell = {
         let options = state.leptos_options.clone();
