@@ -138,9 +138,9 @@ pub fn bars(first_day: NaiveDate, days: u32, counts: &[(NaiveDate, i32, i32)]) -
 
 /// Share of successful probes over the bars, when there were any.
 pub fn uptime(bars: &[(i32, i32)]) -> Option<f64> {
-    let (ok, total) = bars
-        .iter()
-        .fold((0i64, 0i64), |(o, t), (ok, total)| (o + *ok as i64, t + *total as i64));
+    let (ok, total) = bars.iter().fold((0i64, 0i64), |(o, t), (ok, total)| {
+        (o + *ok as i64, t + *total as i64)
+    });
     (total > 0).then(|| ok as f64 / total as f64)
 }
 
@@ -309,9 +309,12 @@ async fn expire(pool: &PgPool) -> crate::Result<()> {
     sqlx::query!("DELETE FROM status_probes WHERE checked_at < $1", horizon)
         .execute(pool)
         .await?;
-    sqlx::query!("DELETE FROM status_daily WHERE day < $1", horizon.date_naive())
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM status_daily WHERE day < $1",
+        horizon.date_naive()
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -361,7 +364,9 @@ pub async fn probe(
     match result {
         Ok(code) => {
             let ok = match &target.probe {
-                Probe::Http { expected_status, .. } => code == *expected_status,
+                Probe::Http {
+                    expected_status, ..
+                } => code == *expected_status,
                 Probe::Service { .. } => (200..300).contains(&code),
             };
             Outcome {
@@ -403,10 +408,11 @@ pub async fn run(engine: crate::Engine) {
                 continue;
             }
         };
-        let locked: Result<bool, sqlx::Error> = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(LOCK_KEY)
-            .fetch_one(&mut conn)
-            .await;
+        let locked: Result<bool, sqlx::Error> =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(LOCK_KEY)
+                .fetch_one(&mut conn)
+                .await;
         match locked {
             Ok(true) => {
                 tracing::info!("status prober: probing from this replica");
@@ -443,7 +449,10 @@ async fn lead(
             }
             match deployed(&engine.pool).await {
                 Ok(services) => {
-                    list = targets(&services, Duration::from_secs(settings.service_interval_secs));
+                    list = targets(
+                        &services,
+                        Duration::from_secs(settings.service_interval_secs),
+                    );
                     if let Err(error) = publish(&engine.pool, &list).await {
                         tracing::warn!(%error, "status prober: could not publish the targets");
                     }
@@ -573,7 +582,16 @@ mod tests {
     #[test]
     fn bars_cover_every_day_and_uptime_counts_probes() {
         let d = |n: u32| NaiveDate::from_ymd_opt(2026, 11, n).unwrap();
-        let b = bars(d(1), 5, &[(d(2), 9, 10), (d(5), 10, 10), (d(9), 1, 1), (d(0 + 1) - chrono::Days::new(1), 1, 1)]);
+        let b = bars(
+            d(1),
+            5,
+            &[
+                (d(2), 9, 10),
+                (d(5), 10, 10),
+                (d(9), 1, 1),
+                (d(0 + 1) - chrono::Days::new(1), 1, 1),
+            ],
+        );
         assert_eq!(b, [(0, 0), (9, 10), (0, 0), (0, 0), (10, 10)]);
         assert_eq!(uptime(&b), Some(0.95));
         assert_eq!(uptime(&[(0, 0), (0, 0)]), None);

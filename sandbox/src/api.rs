@@ -421,9 +421,15 @@ async fn service_proxy(
             "reason": "ServiceUnavailable", "code": 503});
         return (StatusCode::SERVICE_UNAVAILABLE, Json(status)).into_response();
     };
-    let image = pod["spec"]["containers"][0]["image"].as_str().unwrap_or_default();
+    let image = pod["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default();
     if image.contains("unhealthy") {
-        return (StatusCode::INTERNAL_SERVER_ERROR, format!("/{path}: unhealthy\n")).into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("/{path}: unhealthy\n"),
+        )
+            .into_response();
     }
     (StatusCode::OK, format!("/{path}: ok\n")).into_response()
 }

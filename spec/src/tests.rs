@@ -334,10 +334,17 @@ fn a_bad_duration_is_reported() {
     );
     let errs = errors(&text);
     // At the value itself, not at the top of the document.
-    let line = text.lines().position(|l| l.contains("interval: soon")).unwrap() + 1;
+    let line = text
+        .lines()
+        .position(|l| l.contains("interval: soon"))
+        .unwrap()
+        + 1;
     let col = text.lines().nth(line - 1).unwrap().find("soon").unwrap() + 1;
     let want = format!("f.yaml:{line}:{col}: `soon` is not a duration");
-    assert!(errs.iter().any(|e| e.starts_with(&want)), "{want} in {errs:?}");
+    assert!(
+        errs.iter().any(|e| e.starts_with(&want)),
+        "{want} in {errs:?}"
+    );
 }
 
 #[test]

@@ -102,7 +102,10 @@ mod tests {
     fn points_scale_into_the_box_with_zero_at_the_bottom() {
         let p = plot(&[(0, 0.0), (30, 5.0), (60, 10.0)], 100.0, 50.0).unwrap();
         assert_eq!(p.line, "M0.0,50.0 L50.0,25.0 L100.0,0.0");
-        assert_eq!(p.area, "M0.0,50.0 L50.0,25.0 L100.0,0.0 L100.0,50.0 L0.0,50.0 Z");
+        assert_eq!(
+            p.area,
+            "M0.0,50.0 L50.0,25.0 L100.0,0.0 L100.0,50.0 L0.0,50.0 Z"
+        );
         assert_eq!((p.peak, p.last), (10.0, 10.0));
     }
 

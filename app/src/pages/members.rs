@@ -17,8 +17,8 @@ pub fn MembersPanel(project: String) -> impl IntoView {
     let set = ServerAction::<SetMember>::new();
     let remove = ServerAction::<RemoveMember>::new();
     Effect::new(move |_| {
-        let changed = matches!(set.value().get(), Some(Ok(_)))
-            || matches!(remove.value().get(), Some(Ok(_)));
+        let changed =
+            matches!(set.value().get(), Some(Ok(_))) || matches!(remove.value().get(), Some(Ok(_)));
         if changed {
             members.refetch();
         }

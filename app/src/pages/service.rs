@@ -313,7 +313,10 @@ fn Charts(project: String, service: String, environments: Vec<String>) -> impl I
 #[component]
 fn Summary(project: String, service: String) -> impl IntoView {
     let key = (project.clone(), service.clone());
-    let revisions = Resource::new(move || key.clone(), |(p, s)| super::services::spec_revisions(p, s));
+    let revisions = Resource::new(
+        move || key.clone(),
+        |(p, s)| super::services::spec_revisions(p, s),
+    );
     let domains = Resource::new(move || project.clone(), super::domains::list_domains);
     view! {
         <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
@@ -362,9 +365,10 @@ fn Summary(project: String, service: String) -> impl IntoView {
 #[component]
 fn DeploymentsTab(project: String, service: String) -> impl IntoView {
     let key = (project.clone(), service.clone());
-    let deployments = Resource::new(move || key.clone(), |(p, s)| async move {
-        list_deployments(p, Some(s), None, Some(30)).await
-    });
+    let deployments = Resource::new(
+        move || key.clone(),
+        |(p, s)| async move { list_deployments(p, Some(s), None, Some(30)).await },
+    );
     let rollback = ServerAction::<super::deployments::Rollback>::new();
     Effect::new(move |_| {
         if let Some(Ok(_)) = rollback.value().get() {
@@ -425,9 +429,10 @@ fn DeploymentsTab(project: String, service: String) -> impl IntoView {
 #[component]
 fn BuildsTab(project: String, service: String) -> impl IntoView {
     let key = (project.clone(), service.clone());
-    let builds = Resource::new(move || key.clone(), |(p, s)| async move {
-        super::builds::list_builds(p, Some(s), None, Some(20)).await
-    });
+    let builds = Resource::new(
+        move || key.clone(),
+        |(p, s)| async move { super::builds::list_builds(p, Some(s), None, Some(20)).await },
+    );
     view! {
         <BuildButton project service />
         <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>

@@ -42,7 +42,12 @@ fn Spec(
     on_import: impl Fn() + Send + Sync + Clone + 'static,
 ) -> impl IntoView {
     let current = list.first().cloned();
-    let text = RwSignal::new(current.as_ref().map(|c| c.source.clone()).unwrap_or_default());
+    let text = RwSignal::new(
+        current
+            .as_ref()
+            .map(|c| c.source.clone())
+            .unwrap_or_default(),
+    );
     let validate = ServerAction::<ValidateSpec>::new();
     let import = ServerAction::<ImportService>::new();
     Effect::new(move |_| {

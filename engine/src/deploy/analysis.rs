@@ -122,8 +122,12 @@ pub fn parse_matrix(body: &serde_json::Value) -> Result<Vec<(i64, f64)>, String>
     };
     let mut points = Vec::new();
     for pair in series["values"].as_array().into_iter().flatten() {
-        let t = pair[0].as_f64().ok_or("Prometheus returned a point without a time")?;
-        let text = pair[1].as_str().ok_or("Prometheus returned a point without a value")?;
+        let t = pair[0]
+            .as_f64()
+            .ok_or("Prometheus returned a point without a time")?;
+        let text = pair[1]
+            .as_str()
+            .ok_or("Prometheus returned a point without a value")?;
         let v: f64 = text
             .parse()
             .map_err(|_| format!("Prometheus returned {text:?}, not a number"))?;
@@ -173,15 +177,27 @@ mod tests {
     fn matrices_keep_finite_points_of_the_first_series() {
         let m = |r: serde_json::Value| json!({"status": "success", "data": {"resultType": "matrix", "result": r}});
         assert_eq!(
-            parse_matrix(&m(json!([{"metric": {}, "values": [[60, "1.5"], [120, "NaN"], [180, "2"]]}]))),
+            parse_matrix(&m(
+                json!([{"metric": {}, "values": [[60, "1.5"], [120, "NaN"], [180, "2"]]}])
+            )),
             Ok(vec![(60, 1.5), (180, 2.0)])
         );
         assert_eq!(parse_matrix(&m(json!([]))), Ok(vec![]));
-        assert!(parse_matrix(&m(json!([{"values": [[60, "x"]]}]))).unwrap_err().contains("\"x\""));
-        assert!(parse_matrix(&json!({"status": "error", "error": "bad"})).unwrap_err().contains("bad"));
         assert!(
-            parse_matrix(&json!({"status": "success", "data": {"resultType": "vector", "result": []}}))
-                .is_err()
+            parse_matrix(&m(json!([{"values": [[60, "x"]]}])))
+                .unwrap_err()
+                .contains("\"x\"")
+        );
+        assert!(
+            parse_matrix(&json!({"status": "error", "error": "bad"}))
+                .unwrap_err()
+                .contains("bad")
+        );
+        assert!(
+            parse_matrix(
+                &json!({"status": "success", "data": {"resultType": "vector", "result": []}})
+            )
+            .is_err()
         );
     }
 

@@ -14,12 +14,16 @@ const STEP_SECS: u32 = 60;
 /// end at the current minute, so every view of a service's charts within a minute gets the same
 /// answer: Prometheus is asked once a minute per service, however many people look.
 #[derive(Default)]
-pub struct ChartCache(std::sync::Mutex<std::collections::HashMap<(String, String), (i64, ServiceMetrics)>>);
+pub struct ChartCache(
+    std::sync::Mutex<std::collections::HashMap<(String, String), (i64, ServiceMetrics)>>,
+);
 
 impl ChartCache {
     fn get(&self, key: &(String, String), end: i64) -> Option<ServiceMetrics> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key).filter(|(at, _)| *at == end).map(|(_, m)| m.clone())
+        map.get(key)
+            .filter(|(at, _)| *at == end)
+            .map(|(_, m)| m.clone())
     }
 
     fn put(&self, key: (String, String), end: i64, m: &ServiceMetrics) {
@@ -135,7 +139,11 @@ mod tests {
         assert_eq!(cache.get(&a, 120), None, "a new minute asks again");
         assert_eq!(cache.get(&b, 60), None);
         cache.put(b.clone(), 120, &m);
-        assert_eq!(cache.0.lock().unwrap().len(), 1, "the older minute is dropped");
+        assert_eq!(
+            cache.0.lock().unwrap().len(),
+            1,
+            "the older minute is dropped"
+        );
     }
 
     #[test]
@@ -147,7 +155,10 @@ mod tests {
             r#"sum(rate(http_requests_total{namespace="shop-production",service="api"}[5m]))"#
         );
         let latency = super::fill(&q.latency_query, "n", "s");
-        assert!(latency.contains(r#"namespace="n",service="s""#), "{latency}");
+        assert!(
+            latency.contains(r#"namespace="n",service="s""#),
+            "{latency}"
+        );
         assert!(!latency.contains("{service}") && !latency.contains("{namespace}"));
     }
 }

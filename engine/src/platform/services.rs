@@ -153,7 +153,10 @@ pub async fn import(
 }
 
 /// Checks a spec without importing it (any signed-in caller): every error and warning, located.
-pub fn validate(caller: Option<&Caller>, source: &str) -> crate::Result<Vec<enclii_api::Diagnostic>> {
+pub fn validate(
+    caller: Option<&Caller>,
+    source: &str,
+) -> crate::Result<Vec<enclii_api::Diagnostic>> {
     if caller.is_none() {
         return Err(ApiError::unauthenticated().into());
     }
