@@ -504,6 +504,17 @@ async fn the_six_dogfooding_specs_import_and_reimport_changes_nothing(pool: PgPo
     assert_eq!(revisions.as_array().unwrap().len(), 2);
     assert_eq!(revisions[0]["revision"], 2);
     assert_eq!(revisions[0]["created_by"], "alice");
+    // The newest only, still with its diff to the one before.
+    let (_, newest) = app
+        .call(
+            "/api/services/revisions",
+            Some(&alice.token),
+            json!({"project": "enclii-platform", "service": "switchyard-api", "limit": 1}),
+        )
+        .await;
+    assert_eq!(newest.as_array().unwrap().len(), 1, "{newest}");
+    assert_eq!(newest[0]["revision"], 2);
+    assert_eq!(newest[0]["diff"], revisions[0]["diff"]);
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]

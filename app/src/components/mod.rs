@@ -1,6 +1,7 @@
 //! Building blocks shared by every page.
 
 pub mod chart;
+pub mod environment;
 pub mod layout;
 pub mod live;
 pub mod state;

@@ -6,6 +6,7 @@ use enclii_api::EnvVar;
 use leptos::prelude::*;
 
 use super::services::{RevealEnv, SetEnv, UnsetEnv, list_env};
+use crate::components::environment::{EnvironmentSelect, default_environment};
 use crate::components::state::confirm;
 
 #[component]
@@ -14,13 +15,7 @@ pub fn EnvironmentPanel(
     service: String,
     environments: Vec<String>,
 ) -> impl IntoView {
-    let first = environments
-        .iter()
-        .find(|e| *e == "production")
-        .or(environments.first())
-        .cloned()
-        .unwrap_or_default();
-    let environment = RwSignal::new(first.clone());
+    let environment = RwSignal::new(default_environment(&environments));
     let set = ServerAction::<SetEnv>::new();
     let unset = ServerAction::<UnsetEnv>::new();
     let reveal = ServerAction::<RevealEnv>::new();
@@ -41,6 +36,11 @@ pub fn EnvironmentPanel(
     let value = RwSignal::new(String::new());
     let secret = RwSignal::new(true);
     let revealed = RwSignal::new(None::<(String, String)>);
+    // A revealed value belongs to the environment it was read in.
+    Effect::new(move |_| {
+        environment.track();
+        revealed.set(None);
+    });
     // Which variable the pending reveal is for (an action forgets its input once it completes).
     let revealing = RwSignal::new(None::<String>);
     Effect::new(move |_| {
@@ -64,19 +64,7 @@ pub fn EnvironmentPanel(
         <section aria-label="Variables and secrets" class="mb-6">
             <div class="mb-2 flex flex-wrap items-center gap-3">
                 <h2 class="text-base font-semibold">"Variables and secrets"</h2>
-                <select
-                    aria-label="Variables of environment"
-                    class="rounded-lg border border-slate-300 bg-white px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900"
-                    on:change=move |ev| {
-                        revealed.set(None);
-                        environment.set(event_target_value(&ev));
-                    }
-                >
-                    {environments.iter().map(|e| {
-                        let selected = *e == first;
-                        view! { <option value=e.clone() selected=selected>{e.clone()}</option> }
-                    }).collect_view()}
-                </select>
+                <EnvironmentSelect label="Variables of environment" environments selected=environment />
             </div>
             <form
                 class="mb-3 flex flex-wrap items-end gap-2"

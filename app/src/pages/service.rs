@@ -10,6 +10,7 @@ use leptos_router::hooks::use_params_map;
 use super::deployment::state_tone;
 use super::deployments::list_deployments;
 use super::services::{list_services, service_status};
+use crate::components::environment::{EnvironmentSelect, default_environment};
 #[cfg(feature = "hydrate")]
 use crate::components::state::urlencode;
 use crate::components::state::{ApiErrorPanel, EmptyState};
@@ -255,13 +256,7 @@ fn WithEnvironments(project: String, service: String, tab: String) -> impl IntoV
 #[component]
 fn Charts(project: String, service: String, environments: Vec<String>) -> impl IntoView {
     use crate::components::chart::Sparkline;
-    let first = environments
-        .iter()
-        .find(|e| *e == "production")
-        .or(environments.first())
-        .cloned()
-        .unwrap_or_default();
-    let environment = RwSignal::new(first.clone());
+    let environment = RwSignal::new(default_environment(&environments));
     let metrics = Resource::new(
         move || (project.clone(), service.clone(), environment.get()),
         |(p, s, e)| super::services::service_metrics(p, s, e),
@@ -270,19 +265,7 @@ fn Charts(project: String, service: String, environments: Vec<String>) -> impl I
         <section aria-label="Charts" class="mb-6">
             <div class="mb-2 flex flex-wrap items-center gap-3">
                 <h2 class="text-base font-semibold">"Last hour"</h2>
-                <select
-                    aria-label="Charts of environment"
-                    class="rounded-lg border border-slate-300 bg-white px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900"
-                    on:change=move |ev| environment.set(event_target_value(&ev))
-                >
-                    {environments
-                        .into_iter()
-                        .map(|e| {
-                            let selected = e == first;
-                            view! { <option value=e.clone() selected=selected>{e.clone()}</option> }
-                        })
-                        .collect_view()}
-                </select>
+                <EnvironmentSelect label="Charts of environment" environments selected=environment />
             </div>
             <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading charts…"</p> }>
                 {move || {
@@ -315,7 +298,7 @@ fn Summary(project: String, service: String) -> impl IntoView {
     let key = (project.clone(), service.clone());
     let revisions = Resource::new(
         move || key.clone(),
-        |(p, s)| super::services::spec_revisions(p, s),
+        |(p, s)| super::services::spec_revisions(p, s, Some(1)),
     );
     let domains = Resource::new(move || project.clone(), super::domains::list_domains);
     view! {
@@ -564,13 +547,7 @@ const MAX_LINES: usize = 1000;
 /// resume); the filter keeps lines that contain its text.
 #[component]
 fn Logs(project: String, service: String, environments: Vec<String>) -> impl IntoView {
-    let first = environments
-        .iter()
-        .find(|e| *e == "production")
-        .or(environments.first())
-        .cloned()
-        .unwrap_or_default();
-    let environment = RwSignal::new(first.clone());
+    let environment = RwSignal::new(default_environment(&environments));
     let lines = RwSignal::new(Vec::<String>::new());
     let paused = RwSignal::new(false);
     let filter = RwSignal::new(String::new());
@@ -614,22 +591,7 @@ fn Logs(project: String, service: String, environments: Vec<String>) -> impl Int
         <section aria-label="Logs" class="mb-6">
             <div class="mb-2 flex flex-wrap items-center gap-3">
                 <h2 class="text-base font-semibold">"Logs"</h2>
-                <label class="text-sm">
-                    <span class="sr-only">"Logs of environment"</span>
-                    <select
-                        aria-label="Logs of environment"
-                        class="rounded-lg border border-slate-300 bg-white px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900"
-                        on:change=move |ev| environment.set(event_target_value(&ev))
-                    >
-                        {environments
-                            .into_iter()
-                            .map(|e| {
-                                let selected = e == first;
-                                view! { <option value=e.clone() selected=selected>{e.clone()}</option> }
-                            })
-                            .collect_view()}
-                    </select>
-                </label>
+                <EnvironmentSelect label="Logs of environment" environments selected=environment />
                 <button
                     type="button"
                     class="rounded-lg border border-slate-300 px-3 py-1 text-sm dark:border-slate-700"

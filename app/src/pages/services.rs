@@ -41,11 +41,12 @@ pub async fn list_services(
     .map_err(switchyard_engine::Error::into_api)
 }
 
-/// Every spec revision of a service, newest first, with diffs.
+/// A service's spec revisions, newest first, with diffs: all of them, or the newest `limit`.
 #[server(endpoint = "services/revisions", input = Json, output = Json)]
 pub async fn spec_revisions(
     project: String,
     service: String,
+    limit: Option<u32>,
 ) -> Result<Vec<SpecRevision>, ApiError> {
     let (engine, caller) = crate::api::caller().await?;
     switchyard_engine::platform::services::revisions(
@@ -53,6 +54,7 @@ pub async fn spec_revisions(
         caller.as_ref(),
         &project,
         &service,
+        limit,
     )
     .await
     .map_err(switchyard_engine::Error::into_api)

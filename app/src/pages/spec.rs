@@ -10,7 +10,7 @@ use crate::components::state::ApiErrorPanel;
 #[component]
 pub fn SpecPanel(project: String, service: String) -> impl IntoView {
     let key = (project.clone(), service.clone());
-    let revisions = Resource::new(move || key.clone(), |(p, s)| spec_revisions(p, s));
+    let revisions = Resource::new(move || key.clone(), |(p, s)| spec_revisions(p, s, None));
     // Held here, above the refetched part, so that an import's outcome outlives the re-render it
     // causes.
     let checked = RwSignal::new(None::<(String, Vec<Diagnostic>)>);

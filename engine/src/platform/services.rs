@@ -220,25 +220,33 @@ pub async fn list(
     }))
 }
 
-/// Every revision of a service's spec, newest first, each with its diff to the one before.
+/// The revisions of a service's spec, newest first, each with its diff to the one before: every
+/// one, or the newest `limit` (the overview shows one; diffing the whole history for it would be
+/// waste).
 pub async fn revisions(
     pool: &PgPool,
     caller: Option<&Caller>,
     project: &str,
     service: &str,
+    limit: Option<u32>,
 ) -> crate::Result<Vec<SpecRevision>> {
     let project = project_access(pool, caller, project, Action::ViewProject).await?;
-    let rows = sqlx::query!(
+    // One more than asked for: the oldest one shown needs the one before it for its diff.
+    let fetch = limit.map(|l| i64::from(l) + 1);
+    let mut rows = sqlx::query!(
         r#"SELECT r.revision, r.created_at, r.source, u.display_name AS "created_by?"
            FROM spec_revisions r JOIN services s ON s.id = r.service_id
                 LEFT JOIN users u ON u.id = r.created_by
            WHERE s.project_id = $1 AND s.name = $2
-           ORDER BY r.revision"#,
+           ORDER BY r.revision DESC
+           LIMIT $3"#,
         project.id,
-        service
+        service,
+        fetch
     )
     .fetch_all(pool)
     .await?;
+    rows.reverse();
     if rows.is_empty() {
         return Err(ApiError::not_found(format!(
             "project `{}` has no service `{service}`",
@@ -259,6 +267,9 @@ pub async fn revisions(
         before = Some(&r.source);
     }
     out.reverse();
+    if let Some(limit) = limit {
+        out.truncate(limit as usize);
+    }
     Ok(out)
 }
 
