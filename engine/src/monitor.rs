@@ -15,6 +15,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use enclii_api::{StatusOverview, StatusTarget};
 use futures::StreamExt;
 use sqlx::PgPool;
+use tokio::sync::broadcast;
 
 /// Days of uptime bars on the page; older probes are deleted.
 pub const DAYS: u32 = 90;
@@ -248,6 +249,30 @@ async fn deployed(pool: &PgPool) -> crate::Result<Vec<Deployed>> {
         .collect())
 }
 
+/// What the target list depends on besides deployments (whose changes arrive as events): the
+/// newest spec revision and the services and environments that exist.
+#[derive(Debug, PartialEq)]
+struct TargetsFingerprint {
+    newest_revision: Option<DateTime<Utc>>,
+    services: i64,
+    environments: i64,
+}
+
+async fn what_changes_targets(pool: &PgPool) -> crate::Result<TargetsFingerprint> {
+    let r = sqlx::query!(
+        r#"SELECT (SELECT max(created_at) FROM spec_revisions) AS newest_revision,
+                  (SELECT count(*) FROM services) AS "services!",
+                  (SELECT count(*) FROM environments) AS "environments!""#
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(TargetsFingerprint {
+        newest_revision: r.newest_revision,
+        services: r.services,
+        environments: r.environments,
+    })
+}
+
 /// Replaces the listed targets (in one transaction, so the page never sees half a list).
 async fn publish(pool: &PgPool, targets: &[Target]) -> crate::Result<()> {
     let keys: Vec<String> = targets.iter().map(|t| t.key.clone()).collect();
@@ -439,6 +464,8 @@ async fn lead(
     let mut last: HashMap<String, Instant> = HashMap::new();
     let mut list: Vec<Target> = Vec::new();
     let mut read_at: Option<Instant> = None;
+    let mut seen: Option<TargetsFingerprint> = None;
+    let mut deployment_changes = engine.deployment_events.subscribe();
     let mut expired_at: Option<Instant> = None;
     loop {
         let now = Instant::now();
@@ -447,8 +474,34 @@ async fn lead(
                 tracing::warn!("status prober: lost the lock's connection");
                 return;
             }
-            match deployed(&engine.pool).await {
-                Ok(services) => {
+            // The specs are read (and parsed) again only when something they depend on changed: a
+            // deployment (its events; a lagging receiver counts as a change), or the fingerprint.
+            let mut deployments_changed = false;
+            loop {
+                match deployment_changes.try_recv() {
+                    Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                        deployments_changed = true
+                    }
+                    Err(_) => break,
+                }
+            }
+            let now_seen = match what_changes_targets(&engine.pool).await {
+                Ok(f) => Some(f),
+                Err(error) => {
+                    tracing::warn!(%error, "status prober: could not check for changes");
+                    None
+                }
+            };
+            let unchanged = !deployments_changed && now_seen.is_some() && now_seen == seen;
+            seen = now_seen;
+            read_at = Some(now);
+            match if unchanged {
+                Ok(None)
+            } else {
+                deployed(&engine.pool).await.map(Some)
+            } {
+                Ok(None) => {}
+                Ok(Some(services)) => {
                     list = targets(
                         &services,
                         Duration::from_secs(settings.service_interval_secs),
@@ -458,9 +511,12 @@ async fn lead(
                     }
                     last.retain(|k, _| list.iter().any(|t| &t.key == k));
                 }
-                Err(error) => tracing::warn!(%error, "status prober: could not read the specs"),
+                Err(error) => {
+                    // Read again next time.
+                    seen = None;
+                    tracing::warn!(%error, "status prober: could not read the specs");
+                }
             }
-            read_at = Some(now);
         }
         if due(expired_at, Duration::from_secs(3600), now) {
             if let Err(error) = expire(&engine.pool).await {
