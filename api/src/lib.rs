@@ -529,6 +529,15 @@ pub struct StatusOverview {
     pub days: u32,
 }
 
+/// The status page's headline alone (the dashboard's overview shows it on every visit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusHeadline {
+    /// As [`StatusOverview::overall`].
+    pub overall: String,
+    pub targets: i64,
+    pub down: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusTarget {
     pub name: String,

@@ -43,4 +43,10 @@ test("the status page shows probed targets and uptime bars to a signed-out visit
   expect(await anon.content()).not.toContain("/no-such-page");
   await anon.screenshot({ path: `screenshots/status-${info.project.name}.png`, fullPage: true });
   await visitor.close();
+
+  // Signed in, the overview shows the same at a glance, and the deployment among the recent ones.
+  await page.goto("/");
+  await expect(page.getByTestId("health")).toContainText(/\d+ of \d+ checks failing/);
+  await expect(page.getByTestId("recent-deployments")).toContainText(`${project}/status-page → production`);
+  await page.screenshot({ path: `screenshots/overview-signed-in-${info.project.name}.png`, fullPage: true });
 });

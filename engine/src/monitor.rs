@@ -117,6 +117,11 @@ pub fn due(last: Option<Instant>, interval: Duration, now: Instant) -> bool {
 pub fn overall(states: &[&str]) -> &'static str {
     let up = states.iter().filter(|s| **s == "up").count();
     let down = states.iter().filter(|s| **s == "down").count();
+    overall_of(up, down)
+}
+
+/// The headline from counts of targets up and down (the rest not probed yet).
+fn overall_of(up: usize, down: usize) -> &'static str {
     match (up, down) {
         (0, 0) => "unknown",
         (_, 0) => "operational",
@@ -213,6 +218,24 @@ pub async fn overview(pool: &PgPool) -> crate::Result<StatusOverview> {
         first_day,
         days: DAYS,
         targets,
+    })
+}
+
+/// The headline alone: each target's latest probe, no bars.
+pub async fn headline(pool: &PgPool) -> crate::Result<enclii_api::StatusHeadline> {
+    let r = sqlx::query!(
+        r#"SELECT count(*) AS "targets!", count(*) FILTER (WHERE p.ok) AS "up!",
+                  count(*) FILTER (WHERE NOT p.ok) AS "down!"
+           FROM status_targets t
+                LEFT JOIN LATERAL (SELECT ok FROM status_probes WHERE target = t.target
+                                   ORDER BY checked_at DESC LIMIT 1) p ON true"#
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(enclii_api::StatusHeadline {
+        overall: overall_of(r.up as usize, r.down as usize).into(),
+        targets: r.targets,
+        down: r.down,
     })
 }
 

@@ -223,6 +223,7 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             Needs::SignedIn,
         ),
         ("/api/status", json!({}), Needs::Public),
+        ("/api/status/headline", json!({}), Needs::Public),
     ]
 }
 

@@ -130,6 +130,13 @@ async fn targets_and_health_checks_are_probed_stored_and_shown_publicly(pool: Pg
     assert_eq!(sick["state"], "down", "{sick}");
     assert_eq!(sick["detail"], "answered 500");
     assert_eq!(page["overall"], "degraded");
+    // The overview's headline agrees, without the bars.
+    let (status, headline) = app.call("/api/status/headline", None, json!({})).await;
+    assert_eq!(status, 200, "{headline}");
+    assert_eq!(
+        headline,
+        json!({"overall": "degraded", "targets": 10, "down": 5})
+    );
     assert_eq!(page["days"], 90);
     let daily = healthy["daily"].as_array().unwrap();
     assert_eq!(daily.len(), 90);

@@ -19,6 +19,15 @@ pub async fn get_status() -> Result<StatusOverview, ApiError> {
         .map_err(switchyard_engine::Error::into_api)
 }
 
+/// The status page's headline only (public, as the page): what the dashboard's overview shows.
+#[server(endpoint = "status/headline", input = Json, output = Json)]
+pub async fn get_status_headline() -> Result<enclii_api::StatusHeadline, ApiError> {
+    let (engine, _public) = crate::api::caller().await?;
+    switchyard_engine::monitor::headline(&engine.pool)
+        .await
+        .map_err(switchyard_engine::Error::into_api)
+}
+
 #[component]
 pub fn StatusPage() -> impl IntoView {
     let overview = Resource::new(|| (), |_| get_status());
