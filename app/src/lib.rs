@@ -63,8 +63,17 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/projects") view={Lazy::<ProjectsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/deployments") view={Lazy::<DeploymentsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/projects/:project") view={Lazy::<ProjectRoute>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/projects/:project/services/:service") view={Lazy::<ServiceRoute>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/projects/:project/services/:service/:tab") view={Lazy::<ServiceRoute>::new()} ssr=SsrMode::Async />
+                    // Each tab of the service page is its own chunk (the whole service page was
+                    // 700 KiB on landing). Flat routes, not a parent with nested children: the nested
+                    // router's generic code for the eight children cost the landing bundle 39 KB.
+                    <Route path=path!("/projects/:project/services/:service") view={Lazy::<ServiceOverviewRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project/services/:service/deployments") view={Lazy::<ServiceDeploymentsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project/services/:service/builds") view={Lazy::<ServiceBuildsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project/services/:service/logs") view={Lazy::<ServiceLogsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project/services/:service/environment") view={Lazy::<ServiceEnvironmentRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project/services/:service/domains") view={Lazy::<ServiceDomainsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project/services/:service/spec") view={Lazy::<ServiceSpecRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project/services/:service/settings") view={Lazy::<ServiceSettingsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/projects/:project/deployments/:id") view={Lazy::<DeploymentRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/activity") view={Lazy::<ActivityRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/settings") view={Lazy::<SettingsRoute>::new()} ssr=SsrMode::Async />
@@ -114,15 +123,99 @@ impl LazyRoute for ProjectRoute {
     }
 }
 
-pub struct ServiceRoute;
+pub struct ServiceOverviewRoute;
 
 #[lazy_route]
-impl LazyRoute for ServiceRoute {
+impl LazyRoute for ServiceOverviewRoute {
     fn data() -> Self {
-        ServiceRoute
+        ServiceOverviewRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServicePage /> }.into_any()
+        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::OverviewTabRoute /> </pages::service::ServiceFrame> }.into_any()
+    }
+}
+
+pub struct ServiceDeploymentsRoute;
+
+#[lazy_route]
+impl LazyRoute for ServiceDeploymentsRoute {
+    fn data() -> Self {
+        ServiceDeploymentsRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::DeploymentsTabRoute /> </pages::service::ServiceFrame> }.into_any()
+    }
+}
+
+pub struct ServiceBuildsRoute;
+
+#[lazy_route]
+impl LazyRoute for ServiceBuildsRoute {
+    fn data() -> Self {
+        ServiceBuildsRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::BuildsTabRoute /> </pages::service::ServiceFrame> }.into_any()
+    }
+}
+
+pub struct ServiceLogsRoute;
+
+#[lazy_route]
+impl LazyRoute for ServiceLogsRoute {
+    fn data() -> Self {
+        ServiceLogsRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::LogsTabRoute /> </pages::service::ServiceFrame> }.into_any()
+    }
+}
+
+pub struct ServiceEnvironmentRoute;
+
+#[lazy_route]
+impl LazyRoute for ServiceEnvironmentRoute {
+    fn data() -> Self {
+        ServiceEnvironmentRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::EnvironmentTabRoute /> </pages::service::ServiceFrame> }.into_any()
+    }
+}
+
+pub struct ServiceDomainsRoute;
+
+#[lazy_route]
+impl LazyRoute for ServiceDomainsRoute {
+    fn data() -> Self {
+        ServiceDomainsRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::DomainsTabRoute /> </pages::service::ServiceFrame> }.into_any()
+    }
+}
+
+pub struct ServiceSpecRoute;
+
+#[lazy_route]
+impl LazyRoute for ServiceSpecRoute {
+    fn data() -> Self {
+        ServiceSpecRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::SpecTabRoute /> </pages::service::ServiceFrame> }.into_any()
+    }
+}
+
+pub struct ServiceSettingsRoute;
+
+#[lazy_route]
+impl LazyRoute for ServiceSettingsRoute {
+    fn data() -> Self {
+        ServiceSettingsRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::SettingsTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 

@@ -143,32 +143,31 @@ const TABS: [(&str, &str); 8] = [
     ("settings", "Settings"),
 ];
 
-/// `/projects/:project/services/:service[/:tab]`: one tab at a time, each a link (so tabs are
-/// bookmarkable, keyboard-reachable and load only their own data).
+/// `/projects/:project/services/:service[/:tab]`: the frame around a tab, each tab a link (so
+/// tabs are bookmarkable and keyboard-reachable) and each its own lazy route (`lib.rs`), so that
+/// landing on a tab downloads that tab's code and reads that tab's data only.
 #[component]
-pub fn ServicePage() -> impl IntoView {
-    let params = use_params_map();
-    let key = move || {
-        let p = params.read();
-        (
-            p.get("project").unwrap_or_default(),
-            p.get("service").unwrap_or_default(),
-        )
-    };
+pub fn ServiceFrame(children: Children) -> impl IntoView {
+    let key = service_params();
+    let location = leptos_router::hooks::use_location();
+    // The tab is the fifth path segment (a service may well be called "logs").
     let tab = move || {
-        params
+        location
+            .pathname
             .read()
-            .get("tab")
-            .filter(|t| TABS.iter().any(|(id, _)| id == t))
-            .unwrap_or_else(|| "overview".into())
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .nth(4)
+            .unwrap_or("overview")
+            .to_owned()
     };
     view! {
-        <Title text=move || key().1 />
+        <Title text=move || key.get().1 />
         <div class="mb-4">
             <p class="text-sm text-slate-500">
-                <a class="hover:underline" href=move || format!("/projects/{}", key().0)>{move || key().0}</a>
+                <a class="hover:underline" href=move || format!("/projects/{}", key.get().0)>{move || key.get().0}</a>
             </p>
-            <h1 class="text-2xl font-semibold tracking-tight">{move || key().1}</h1>
+            <h1 class="text-2xl font-semibold tracking-tight">{move || key.get().1}</h1>
         </div>
         <nav aria-label="Service sections" class="mb-6 -mx-1 flex gap-1 overflow-x-auto border-b border-slate-200 dark:border-slate-800">
             {TABS
@@ -176,7 +175,7 @@ pub fn ServicePage() -> impl IntoView {
                 .map(|(id, label)| {
                     let id = *id;
                     let href = move || {
-                        let (p, s) = key();
+                        let (p, s) = key.get();
                         if id == "overview" {
                             format!("/projects/{p}/services/{s}")
                         } else {
@@ -202,29 +201,115 @@ pub fn ServicePage() -> impl IntoView {
                 })
                 .collect_view()}
         </nav>
-        {move || {
-            let (project, service) = key();
-            match tab().as_str() {
-                "deployments" => view! { <DeploymentsTab project service /> }.into_any(),
-                "builds" => view! { <BuildsTab project service /> }.into_any(),
-                "spec" => view! { <super::spec::SpecPanel project service /> }.into_any(),
-                "settings" => view! { <SettingsTab project service /> }.into_any(),
-                other => view! { <WithEnvironments project service tab=other.to_owned() /> }.into_any(),
-            }
-        }}
+        {children()}
     }
+}
+
+/// The service the route names (`:project`, `:service`). A memo, so that a tab re-renders when
+/// the user follows a link to another service's same tab, and only then.
+pub fn service_params() -> Memo<(String, String)> {
+    let params = use_params_map();
+    Memo::new(move |_| {
+        let p = params.read();
+        (
+            p.get("project").unwrap_or_default(),
+            p.get("service").unwrap_or_default(),
+        )
+    })
+}
+
+/// One tab's view for the service the route names, rebuilt when that changes.
+fn for_service<V: IntoView + 'static>(
+    render: impl Fn(String, String) -> V + Send + Sync + 'static,
+) -> impl IntoView {
+    let key = service_params();
+    move || {
+        let (project, service) = key.get();
+        render(project, service)
+    }
+}
+
+/// The tabs as their routes render them (`lib.rs`). Each names only its own tab, so that
+/// the wasm splitter puts each tab's code in that tab's chunk.
+#[component]
+pub fn OverviewTabRoute() -> impl IntoView {
+    for_service(|project, service| {
+        with_environments(project, service, |project, service, list| {
+            let environments: Vec<String> = list.iter().map(|s| s.environment.clone()).collect();
+            view! {
+                <LiveStatus project=project.clone() service=service.clone() initial=list />
+                <Charts project=project.clone() service=service.clone() environments />
+                <Summary project service />
+            }
+            .into_any()
+        })
+    })
+}
+
+#[component]
+pub fn DeploymentsTabRoute() -> impl IntoView {
+    for_service(|project, service| view! { <DeploymentsTab project service /> })
+}
+
+#[component]
+pub fn BuildsTabRoute() -> impl IntoView {
+    for_service(|project, service| view! { <BuildsTab project service /> })
+}
+
+#[component]
+pub fn LogsTabRoute() -> impl IntoView {
+    for_service(|project, service| {
+        with_environments(project, service, |project, service, list| {
+            let environments = list.into_iter().map(|s| s.environment).collect();
+            view! { <Logs project service environments /> }.into_any()
+        })
+    })
+}
+
+#[component]
+pub fn EnvironmentTabRoute() -> impl IntoView {
+    for_service(|project, service| {
+        with_environments(project, service, |project, service, list| {
+            let environments = list.into_iter().map(|s| s.environment).collect();
+            view! { <super::environment::EnvironmentPanel project service environments /> }
+                .into_any()
+        })
+    })
+}
+
+#[component]
+pub fn DomainsTabRoute() -> impl IntoView {
+    for_service(|project, service| {
+        with_environments(project, service, |project, service, list| {
+            let environments = list.into_iter().map(|s| s.environment).collect();
+            view! { <super::domains::DomainsPanel project service environments /> }.into_any()
+        })
+    })
+}
+
+#[component]
+pub fn SpecTabRoute() -> impl IntoView {
+    for_service(|project, service| view! { <super::spec::SpecPanel project service /> })
+}
+
+#[component]
+pub fn SettingsTabRoute() -> impl IntoView {
+    for_service(|project, service| view! { <SettingsTab project service /> })
 }
 
 /// The tabs that work per environment (overview, logs, environment, domains): the environments
 /// come from the live status, which also feeds the overview.
-#[component]
-fn WithEnvironments(project: String, service: String, tab: String) -> impl IntoView {
+fn with_environments(
+    project: String,
+    service: String,
+    render: impl Fn(String, String, Vec<ServiceStatus>) -> AnyView + Send + Sync + 'static,
+) -> impl IntoView {
     let key = (project.clone(), service.clone());
     let status = Resource::new(move || key.clone(), |(p, s)| service_status(p, s));
     view! {
         <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
             {move || {
-                let (project, service, tab) = (project.clone(), service.clone(), tab.clone());
+                let (project, service) = (project.clone(), service.clone());
                 status
                     .get()
                     .map(|r| match r {
@@ -232,20 +317,7 @@ fn WithEnvironments(project: String, service: String, tab: String) -> impl IntoV
                             view! { <p class="mb-6 text-sm text-slate-500">{format!("Live status unavailable: {message}")}</p> }.into_any()
                         }
                         Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
-                        Ok(list) => {
-                            let environments: Vec<String> = list.iter().map(|s| s.environment.clone()).collect();
-                            match tab.as_str() {
-                                "logs" => view! { <Logs project service environments /> }.into_any(),
-                                "environment" => view! { <super::environment::EnvironmentPanel project service environments /> }.into_any(),
-                                "domains" => view! { <super::domains::DomainsPanel project service environments /> }.into_any(),
-                                _ => view! {
-                                    <LiveStatus project=project.clone() service=service.clone() initial=list />
-                                    <Charts project=project.clone() service=service.clone() environments />
-                                    <Summary project service />
-                                }
-                                    .into_any(),
-                            }
-                        }
+                        Ok(list) => render(project, service, list),
                     })
             }}
         </Suspense>
