@@ -21,9 +21,11 @@ pg_start pg-bench fast
 BENCH_DB="bench_$$"
 pg_create_db "$BENCH_DB"
 say "loading 1,000 services and 20,000 deployments"
+# The same flags as cargo-leptos passes (`always-erase-components` in Cargo.toml), so that the
+# example reuses the release build's dependencies instead of building them all a second time.
 TOKEN="$(DATABASE_URL="$PG_URL_BASE/$BENCH_DB" ENCLII_LOG__FILTER=warn BENCH_SERVICES=1000 \
   BENCH_DEPLOYMENTS_PER_SERVICE=20 BENCH_SEED_ONLY=1 \
-  cargo run --quiet --release -p switchyard-server --example scale_bench | sed -n 's/^TOKEN=//p')"
+  RUSTFLAGS="--cfg erase_components" cargo run --quiet --release -p switchyard-server --example scale_bench | sed -n 's/^TOKEN=//p')"
 [ -n "$TOKEN" ] || { echo "seeding failed" >&2; exit 1; }
 PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"

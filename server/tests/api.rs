@@ -36,6 +36,12 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
         ("/api/whoami", json!({}), Needs::SignedIn),
         ("/api/projects/list", json!({}), Needs::SignedIn),
         (
+            "/api/projects/get",
+            json!({"project": p}),
+            Needs::Role("viewer"),
+        ),
+        ("/api/deployments/recent", json!({}), Needs::SignedIn),
+        (
             "/api/projects/create",
             json!({"slug": "fresh"}),
             Needs::SignedIn,
@@ -914,4 +920,173 @@ async fn secrets_are_encrypted_at_rest_masked_in_lists_and_revealed_only_to_admi
         )
         .await;
     assert_eq!(status, 200);
+}
+
+/// The overview's and the deployments page's list: one query over every project the caller may
+/// view, newest first, in keyset pages; nobody sees another team's deployments.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn recent_deployments_span_the_callers_projects_only_and_page_by_cursor(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let alice = user(&pool, "alice", true).await;
+    let bob = user(&pool, "bob", true).await;
+    for (who, slug) in [(&alice, "enclii-platform"), (&bob, "other")] {
+        let (status, _) = app
+            .call(
+                "/api/projects/create",
+                Some(&who.token),
+                json!({"slug": slug}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (status, body) = app
+            .call(
+                "/api/services/import",
+                Some(&who.token),
+                json!({"spec": FIXTURES[4].replace("project: enclii-platform", &format!("project: {slug}"))}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let deploy = |who: &common::User, project: &str, tag: u32| {
+        let body = json!({"project": project, "service": "docs-site", "environment": "staging",
+                          "image": format!("ghcr.io/x/docs:{tag}")});
+        let token = who.token.clone();
+        let app = &app;
+        async move {
+            let (status, body) = app
+                .call("/api/deployments/create", Some(&token), body)
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body["id"].as_i64().unwrap()
+        }
+    };
+    let mut alices = Vec::new();
+    let mut bobs = Vec::new();
+    for tag in 1..=3 {
+        alices.push(deploy(&alice, "enclii-platform", tag).await);
+        bobs.push(deploy(&bob, "other", tag).await);
+    }
+    let ids = |page: &serde_json::Value| -> Vec<i64> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_i64().unwrap())
+            .collect()
+    };
+
+    let (status, first) = app
+        .call(
+            "/api/deployments/recent",
+            Some(&alice.token),
+            json!({"limit": 2}),
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(ids(&first), [alices[2], alices[1]]);
+    assert!(
+        first["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["project"] == "enclii-platform")
+    );
+    let cursor: i64 = first["next"].as_str().unwrap().parse().unwrap();
+    let (_, second) = app
+        .call(
+            "/api/deployments/recent",
+            Some(&alice.token),
+            json!({"cursor": cursor, "limit": 2}),
+        )
+        .await;
+    assert_eq!(ids(&second), [alices[0]]);
+    assert_eq!(second["next"], serde_json::Value::Null);
+
+    let (_, theirs) = app
+        .call("/api/deployments/recent", Some(&bob.token), json!({}))
+        .await;
+    assert_eq!(ids(&theirs), [bobs[2], bobs[1], bobs[0]]);
+
+    // A platform admin sees every project's, interleaved by age.
+    sqlx::query!(
+        "UPDATE users SET platform_admin = true WHERE id = $1",
+        alice.id
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (_, all) = app
+        .call("/api/deployments/recent", Some(&alice.token), json!({}))
+        .await;
+    let mut expected: Vec<i64> = alices.iter().chain(&bobs).copied().collect();
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(ids(&all), expected);
+}
+
+/// The project page shows fifty services and links to the next fifty (the list is read in keyset
+/// pages on the server); the link keeps working from the second page back to the first.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn the_project_page_pages_its_services_on_the_server(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let alice = user(&pool, "alice", true).await;
+    app.call(
+        "/api/projects/create",
+        Some(&alice.token),
+        json!({"slug": "enclii-platform"}),
+    )
+    .await;
+    for i in 0..51 {
+        let spec = FIXTURES[4].replace("name: docs-site", &format!("name: svc-{i:02}"));
+        let (status, body) = app
+            .call(
+                "/api/services/import",
+                Some(&alice.token),
+                json!({"spec": spec}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let page = |path: String| {
+        let token = alice.token.clone();
+        let app = &app;
+        async move {
+            let response = app
+                .client
+                .get(app.url(&path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            response.text().await.unwrap()
+        }
+    };
+    let first = page("/projects/enclii-platform".into()).await;
+    assert!(
+        first.contains(">svc-00</a>") && first.contains(">svc-49</a>"),
+        "{first}"
+    );
+    assert!(
+        !first.contains(">svc-50</a>"),
+        "the 51st service is on the next page"
+    );
+    assert!(
+        first.contains(">production</p>"),
+        "the environments are listed"
+    );
+    let next = first
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a link to the next page")
+        .replace("&amp;", "&");
+    // The cursor is the last name shown (percent-encoded by the router).
+    assert!(next.starts_with("?cursor=svc"), "{next}");
+    let second = page(format!("/projects/enclii-platform{next}")).await;
+    assert!(
+        second.contains(">svc-50</a>") && !second.contains(">svc-49</a>"),
+        "{second}"
+    );
+    assert!(!second.contains("rel=\"next\""), "no page after the last");
+    assert!(second.contains("← Newest"), "a way back to the first page");
 }

@@ -114,3 +114,26 @@ pub fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// The links under a server-paginated list: to the next page (the current query with `cursor`
+/// replaced, so that filters carry over) and, when not on the first page, back to it.
+#[component]
+pub fn PageLinks(next: Option<String>, #[prop(into)] label: String) -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map().get_untracked();
+    let first = query.get_str("cursor").is_some().then(|| {
+        let mut q = query.clone();
+        q.remove("cursor");
+        // An empty query would leave the href empty, which is this very page: `?` is the path's.
+        let href = match q.to_query_string() {
+            s if s.is_empty() => "?".to_owned(),
+            s => s,
+        };
+        view! { <a class="text-sm text-indigo-700 hover:underline dark:text-indigo-300" href=href>"← Newest"</a> }
+    });
+    let next = next.map(|cursor| {
+        let mut q = query.clone();
+        q.replace("cursor", cursor);
+        view! { <a class="text-sm text-indigo-700 hover:underline dark:text-indigo-300" rel="next" href=q.to_query_string()>{label}</a> }
+    });
+    view! { <nav aria-label="Pages" class="mt-4 flex gap-4">{first}{next}</nav> }
+}

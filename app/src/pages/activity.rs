@@ -72,7 +72,7 @@ pub fn ActivityPage() -> impl IntoView {
 
 #[component]
 fn AuditTable(page: Page<AuditEvent>) -> impl IntoView {
-    let next = page.next.map(|c| format!("?cursor={c}"));
+    let next = page.next;
     view! {
         <div class="overflow-x-auto">
             <table class="w-full text-left text-sm">
@@ -106,6 +106,6 @@ fn AuditTable(page: Page<AuditEvent>) -> impl IntoView {
                 </tbody>
             </table>
         </div>
-        {next.map(|href| view! { <a class="mt-4 inline-block text-sm text-indigo-600" href=href>"Older events →"</a> })}
+        <crate::components::state::PageLinks next label="Older events →" />
     }
 }

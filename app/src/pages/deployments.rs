@@ -130,21 +130,25 @@ pub async fn list_releases(
     .map_err(switchyard_engine::Error::into_api)
 }
 
-/// The newest deployments across the caller's projects (the first 20 projects, 20 each).
-pub async fn recent_deployments() -> Result<Vec<DeploymentSummary>, ApiError> {
-    let projects = crate::pages::projects::list_projects().await?;
-    let mut all = Vec::new();
-    for p in projects.into_iter().take(20) {
-        all.extend(list_deployments(p.slug, None, None, Some(20)).await?.items);
-    }
-    all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-    all.truncate(50);
-    Ok(all)
+/// The newest deployments across every project the caller may view, newest first.
+#[server(endpoint = "deployments/recent", input = Json, output = Json)]
+pub async fn recent_deployments(
+    cursor: Option<i64>,
+    limit: Option<u32>,
+) -> Result<Page<DeploymentSummary>, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::deployments::recent(&engine.pool, caller.as_ref(), cursor, limit)
+        .await
+        .map_err(switchyard_engine::Error::into_api)
 }
 
 #[component]
 pub fn DeploymentsPage() -> impl IntoView {
-    let deployments = Resource::new(|| (), |_| recent_deployments());
+    let query = leptos_router::hooks::use_query_map();
+    let deployments = Resource::new(
+        move || query.with(|q| q.get("cursor").and_then(|c| c.parse().ok())),
+        |cursor| recent_deployments(cursor, Some(50)),
+    );
     view! {
         <Title text="Deployments" />
         <PageHeader title="Deployments" subtitle="The newest rollouts across your projects." />
@@ -154,7 +158,7 @@ pub fn DeploymentsPage() -> impl IntoView {
                     .get()
                     .map(|r| match r {
                         Err(e) => view! { <crate::components::state::ApiErrorPanel error=e /> }.into_any(),
-                        Ok(list) if list.is_empty() => {
+                        Ok(page) if page.items.is_empty() => {
                             view! {
                                 <EmptyState
                                     title="No deployments yet"
@@ -164,7 +168,11 @@ pub fn DeploymentsPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Ok(list) => view! { <DeploymentTable list /> }.into_any(),
+                        Ok(page) => view! {
+                            <DeploymentTable list=page.items />
+                            <crate::components::state::PageLinks next=page.next label="Older deployments →" />
+                        }
+                            .into_any(),
                     })
             }}
         </Suspense>

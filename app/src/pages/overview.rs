@@ -30,15 +30,17 @@ fn Health() -> impl IntoView {
 /// The newest deployments across the caller's projects, and how many of them failed.
 #[component]
 fn Recent() -> impl IntoView {
-    let recent = Resource::new(|| (), |_| recent_deployments());
+    // Eight are shown; the failure count is over the last twenty.
+    let recent = Resource::new(|| (), |_| recent_deployments(None, Some(20)));
     view! {
         <section aria-label="Recent deployments" class="mt-6">
             <h2 class="mb-2 text-base font-semibold">"Recent deployments"</h2>
             <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
                 {move || recent.get().map(|r| match r {
                     Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
-                    Ok(list) if list.is_empty() => view! { <p class="text-sm text-slate-500">"No deployments yet: " <code>"enclii deploy --service NAME --env production"</code></p> }.into_any(),
-                    Ok(list) => {
+                    Ok(page) if page.items.is_empty() => view! { <p class="text-sm text-slate-500">"No deployments yet: " <code>"enclii deploy --service NAME --env production"</code></p> }.into_any(),
+                    Ok(page) => {
+                        let list = page.items;
                         let failed = list.iter().filter(|d| matches!(d.state.as_str(), "failed" | "rolled_back")).count();
                         view! {
                             <p class="mb-2 text-sm text-slate-600 dark:text-slate-400">{format!("{failed} of the last {} failed or rolled back.", list.len())}</p>

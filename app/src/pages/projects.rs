@@ -17,6 +17,15 @@ pub async fn list_projects() -> Result<Vec<Project>, ApiError> {
         .map_err(switchyard_engine::Error::into_api)
 }
 
+/// One project, with its environments.
+#[server(endpoint = "projects/get", input = Json, output = Json)]
+pub async fn get_project(project: String) -> Result<Project, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::projects::get(&engine.pool, caller.as_ref(), &project)
+        .await
+        .map_err(switchyard_engine::Error::into_api)
+}
+
 /// Creates a project with `production` and `staging` environments; the caller becomes its owner.
 #[server(endpoint = "projects/create", input = Json, output = Json)]
 pub async fn create_project(

@@ -13,16 +13,21 @@ use super::services::{list_services, service_status};
 use crate::components::environment::{EnvironmentSelect, default_environment};
 #[cfg(feature = "hydrate")]
 use crate::components::state::urlencode;
-use crate::components::state::{ApiErrorPanel, EmptyState};
+use crate::components::state::{ApiErrorPanel, EmptyState, PageLinks};
 
 /// `/projects/:project`: the project's services with the newest deployment per environment.
 #[component]
 pub fn ProjectPage() -> impl IntoView {
     let params = use_params_map();
+    let query = leptos_router::hooks::use_query_map();
     let project = move || params.read().get("project").unwrap_or_default();
-    let services = Resource::new(project, |p| list_services(p, None, None));
+    // Fifty services a page, read on the server by name (keyset): `?cursor=` is the last one seen.
+    let services = Resource::new(
+        move || (project(), query.with(|q| q.get("cursor"))),
+        |(p, cursor)| list_services(p, cursor, Some(50)),
+    );
     let deliveries = Resource::new(project, |p| super::builds::list_deliveries(p, Some(20)));
-    let projects = Resource::new(|| (), |_| super::projects::list_projects());
+    let details = Resource::new(project, super::projects::get_project);
     view! {
         <Title text=project() />
         <div class="mb-6">
@@ -45,18 +50,22 @@ pub fn ProjectPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Ok(page) => view! { <ServiceTable services=page.items /> }.into_any(),
+                        Ok(page) => view! {
+                            <ServiceTable services=page.items />
+                            <PageLinks next=page.next label="Next services →" />
+                        }
+                            .into_any(),
                     })
             }}
             <section aria-label="Environments" class="mt-8">
                 <h2 class="mb-2 text-base font-semibold">"Environments"</h2>
                 {move || {
-                    projects
+                    details
                         .get()
                         .map(|r| match r {
                             Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
-                            Ok(list) => {
-                                let envs = list.into_iter().find(|p| p.slug == project()).map(|p| p.environments).unwrap_or_default();
+                            Ok(details) => {
+                                let envs = details.environments;
                                 view! {
                                     <ul class="grid gap-2 sm:grid-cols-3" data-testid="environments">
                                         {envs.into_iter().map(|e| view! {
@@ -420,9 +429,15 @@ fn Summary(project: String, service: String) -> impl IntoView {
 #[component]
 fn DeploymentsTab(project: String, service: String) -> impl IntoView {
     let key = (project.clone(), service.clone());
+    let query = leptos_router::hooks::use_query_map();
     let deployments = Resource::new(
-        move || key.clone(),
-        |(p, s)| async move { list_deployments(p, Some(s), None, Some(30)).await },
+        move || {
+            (
+                key.clone(),
+                query.with(|q| q.get("cursor").and_then(|c| c.parse().ok())),
+            )
+        },
+        |((p, s), cursor)| async move { list_deployments(p, Some(s), cursor, Some(30)).await },
     );
     let rollback = ServerAction::<super::deployments::Rollback>::new();
     Effect::new(move |_| {
@@ -472,6 +487,7 @@ fn DeploymentsTab(project: String, service: String) -> impl IntoView {
                                     })}
                                 </div>
                                 <Recent list=page.items />
+                                <PageLinks next=page.next label="Older deployments →" />
                             }
                                 .into_any()
                         }
@@ -484,9 +500,15 @@ fn DeploymentsTab(project: String, service: String) -> impl IntoView {
 #[component]
 fn BuildsTab(project: String, service: String) -> impl IntoView {
     let key = (project.clone(), service.clone());
+    let query = leptos_router::hooks::use_query_map();
     let builds = Resource::new(
-        move || key.clone(),
-        |(p, s)| async move { super::builds::list_builds(p, Some(s), None, Some(20)).await },
+        move || {
+            (
+                key.clone(),
+                query.with(|q| q.get("cursor").and_then(|c| c.parse().ok())),
+            )
+        },
+        |((p, s), cursor)| async move { super::builds::list_builds(p, Some(s), cursor, Some(20)).await },
     );
     view! {
         <BuildButton project service />
@@ -496,7 +518,11 @@ fn BuildsTab(project: String, service: String) -> impl IntoView {
                     .get()
                     .map(|r| match r {
                         Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
-                        Ok(page) => view! { <Builds list=page.items /> }.into_any(),
+                        Ok(page) => view! {
+                            <Builds list=page.items />
+                            <PageLinks next=page.next label="Older builds →" />
+                        }
+                            .into_any(),
                     })
             }}
         </Suspense>

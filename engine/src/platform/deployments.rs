@@ -305,25 +305,13 @@ pub async fn list(
             }
         }
     };
-    struct Row {
-        id: i64,
-        service: String,
-        environment: String,
-        state: String,
-        state_reason: Option<String>,
-        strategy: String,
-        image_ref: String,
-        spec_revision: i32,
-        created_at: chrono::DateTime<chrono::Utc>,
-        finished_at: Option<chrono::DateTime<chrono::Utc>>,
-    }
     let before = cursor.unwrap_or(i64::MAX);
     let rows = match service_id {
         Some(service_id) => {
             sqlx::query_as!(
-                Row,
-                r#"SELECT d.id, s.name AS service, e.name AS environment, d.state, d.state_reason, d.strategy,
-                          r.image_ref, r.spec_revision, d.created_at, d.finished_at
+                SummaryRow,
+                r#"SELECT d.id, $4::text AS "project!", s.name AS service, e.name AS environment, d.state,
+                          d.state_reason, d.strategy, r.image_ref, r.spec_revision, d.created_at, d.finished_at
                    FROM deployments d JOIN services s ON s.id = d.service_id
                         JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
                    WHERE d.service_id = $1 AND d.id < $2
@@ -331,16 +319,17 @@ pub async fn list(
                    LIMIT $3"#,
                 service_id,
                 before,
-                limit + 1
+                limit + 1,
+                project.slug
             )
             .fetch_all(pool)
             .await?
         }
         None => {
             sqlx::query_as!(
-                Row,
-                r#"SELECT d.id, s.name AS service, e.name AS environment, d.state, d.state_reason, d.strategy,
-                          r.image_ref, r.spec_revision, d.created_at, d.finished_at
+                SummaryRow,
+                r#"SELECT d.id, $4::text AS "project!", s.name AS service, e.name AS environment, d.state,
+                          d.state_reason, d.strategy, r.image_ref, r.spec_revision, d.created_at, d.finished_at
                    FROM deployments d JOIN services s ON s.id = d.service_id
                         JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
                    WHERE s.project_id = $1 AND d.id < $2
@@ -348,17 +337,76 @@ pub async fn list(
                    LIMIT $3"#,
                 project.id,
                 before,
-                limit + 1
+                limit + 1,
+                project.slug
             )
             .fetch_all(pool)
             .await?
         }
     };
-    let items: Vec<DeploymentSummary> = rows
-        .into_iter()
-        .map(|r| DeploymentSummary {
+    let items = rows.into_iter().map(DeploymentSummary::from).collect();
+    Ok(crate::platform::keyset_page(items, limit, |d| {
+        d.id.to_string()
+    }))
+}
+
+/// The newest deployments across every project the caller may view (every project for platform
+/// admins), newest first; `cursor` is the last id seen. One query: the dashboard's overview and
+/// deployments pages asked each project in turn before.
+pub async fn recent(
+    pool: &PgPool,
+    caller: Option<&Caller>,
+    cursor: Option<i64>,
+    limit: Option<u32>,
+) -> crate::Result<Page<DeploymentSummary>> {
+    crate::auth::authorize(caller, Action::ListProjects, None)?;
+    let Some(who) = caller else {
+        return Err(ApiError::unauthenticated().into());
+    };
+    let limit = page_limit(limit);
+    let rows = sqlx::query_as!(
+        SummaryRow,
+        r#"SELECT d.id, p.slug AS project, s.name AS service, e.name AS environment, d.state,
+                  d.state_reason, d.strategy, r.image_ref, r.spec_revision, d.created_at, d.finished_at
+           FROM deployments d JOIN services s ON s.id = d.service_id JOIN projects p ON p.id = s.project_id
+                JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
+           WHERE d.id < $1
+             AND ($2 OR s.project_id IN (SELECT m.project_id FROM memberships m WHERE m.user_id = $3))
+           ORDER BY d.id DESC
+           LIMIT $4"#,
+        cursor.unwrap_or(i64::MAX),
+        who.platform_admin,
+        who.user_id,
+        limit + 1
+    )
+    .fetch_all(pool)
+    .await?;
+    let items = rows.into_iter().map(DeploymentSummary::from).collect();
+    Ok(crate::platform::keyset_page(items, limit, |d| {
+        d.id.to_string()
+    }))
+}
+
+/// A deployment as lists show it.
+struct SummaryRow {
+    id: i64,
+    project: String,
+    service: String,
+    environment: String,
+    state: String,
+    state_reason: Option<String>,
+    strategy: String,
+    image_ref: String,
+    spec_revision: i32,
+    created_at: chrono::DateTime<chrono::Utc>,
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<SummaryRow> for DeploymentSummary {
+    fn from(r: SummaryRow) -> Self {
+        DeploymentSummary {
             id: r.id,
-            project: project.slug.clone(),
+            project: r.project,
             service: r.service,
             environment: r.environment,
             state: DeploymentState::parse(&r.state).unwrap_or(DeploymentState::Failed),
@@ -368,11 +416,8 @@ pub async fn list(
             spec_revision: r.spec_revision,
             created_at: r.created_at,
             finished_at: r.finished_at,
-        })
-        .collect();
-    Ok(crate::platform::keyset_page(items, limit, |d| {
-        d.id.to_string()
-    }))
+        }
+    }
 }
 
 /// One deployment of a project, with its steps and canary analyses.

@@ -54,6 +54,16 @@ fn skip_name(b: &[u8], mut at: usize) -> Result<usize, String> {
     Err("a DNS name that does not end".into())
 }
 
+/// The TC flag: the answer was cut to fit a UDP datagram.
+const FLAG_TRUNCATED: u16 = 0x0200;
+
+/// Whether an answer was cut short to fit a UDP datagram (the TC flag). Its records are
+/// incomplete — the verification token may be the one that did not fit — so the question is asked
+/// again over TCP (RFC 7766).
+pub fn is_truncated(b: &[u8]) -> bool {
+    u16_at(b, 2).is_ok_and(|flags| flags & FLAG_TRUNCATED != 0)
+}
+
 /// The TXT strings of an answer to query `id` (each record's strings joined, as TXT verification
 /// tokens are read). An NXDOMAIN or an empty answer is `Ok(vec![])`.
 pub fn parse_txt_answer(id: u16, b: &[u8]) -> Result<Vec<String>, String> {
@@ -178,7 +188,41 @@ pub async fn txt(
         )
     })?
     .map_err(|e| format!("reading the resolver's answer: {e}"))?;
-    parse_txt_answer(id, &buf[..n])
+    let answer = &buf[..n];
+    if u16_at(answer, 0) == Ok(id) && is_truncated(answer) {
+        return parse_txt_answer(id, &exchange_tcp(resolver, &query, timeout).await?);
+    }
+    parse_txt_answer(id, answer)
+}
+
+/// One question over TCP: each message is preceded by its length (RFC 1035 §4.2.2).
+async fn exchange_tcp(
+    resolver: SocketAddr,
+    query: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(resolver).await?;
+        let mut framed = Vec::with_capacity(query.len() + 2);
+        framed.extend_from_slice(&(query.len() as u16).to_be_bytes());
+        framed.extend_from_slice(query);
+        stream.write_all(&framed).await?;
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await?;
+        let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| {
+            format!(
+                "the resolver {resolver} did not answer over TCP within {}s (its UDP answer was truncated)",
+                timeout.as_secs()
+            )
+        })?
+        .map_err(|e| format!("asking the resolver {resolver} over TCP (its UDP answer was truncated): {e}"))
 }
 
 #[cfg(test)]
@@ -208,7 +252,57 @@ mod tests {
             parse_txt_answer(0xBEEF, &answer[..20]).is_err(),
             "truncated"
         );
+        assert!(!is_truncated(&answer));
+        let mut cut = answer.clone();
+        cut[2] |= 0x02;
+        assert!(is_truncated(&cut), "the TC flag");
+        assert!(!is_truncated(&answer[..2]), "too short to say");
         assert!(encode_query(1, "a..b").is_err());
         assert!(encode_query(1, &format!("{}.com", "a".repeat(64))).is_err());
+    }
+
+    /// A resolver whose UDP answer is truncated (and carries nothing) and whose TCP answer has the
+    /// token: the token is found.
+    #[tokio::test]
+    async fn a_truncated_answer_is_asked_again_over_tcp() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // TCP and UDP ports are separate: bind UDP, then TCP on the same port (retry if taken).
+        let (udp, tcp) = loop {
+            let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let port = udp.local_addr().unwrap().port();
+            if let Ok(tcp) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                break (udp, tcp);
+            }
+        };
+        let resolver = udp.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            let (n, from) = udp.recv_from(&mut buf).await.unwrap();
+            let mut cut = encode_txt_response(&buf[..n], &[]);
+            cut[2] |= 0x02; // TC
+            cut[3] &= 0xF0; // NOERROR, no records: what fitted
+            udp.send_to(&cut, from).await.unwrap();
+        });
+        tokio::spawn(async move {
+            let (mut stream, _) = tcp.accept().await.unwrap();
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).await.unwrap();
+            let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            stream.read_exact(&mut query).await.unwrap();
+            let answer = encode_txt_response(&query, &["v=spf1 -all", "enclii-verify=abc"]);
+            stream
+                .write_all(&(answer.len() as u16).to_be_bytes())
+                .await
+                .unwrap();
+            stream.write_all(&answer).await.unwrap();
+        });
+        let found = txt(
+            resolver,
+            "_enclii-challenge.app.example.com",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(found, ["v=spf1 -all", "enclii-verify=abc"]);
     }
 }

@@ -99,13 +99,37 @@ pub async fn create(
 }
 
 /// The projects the caller is a member of (every project, for platform admins), by slug.
+/// A project as the dashboard shows it: with its environments and how many services it has.
+struct ProjectRow {
+    slug: String,
+    description: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    role: Option<String>,
+    service_count: i64,
+    environments: serde_json::Value,
+}
+
+impl From<ProjectRow> for Project {
+    fn from(r: ProjectRow) -> Self {
+        Project {
+            slug: r.slug,
+            description: r.description,
+            created_at: r.created_at,
+            role: r.role.as_deref().and_then(Role::parse),
+            environments: serde_json::from_value(r.environments).unwrap_or_default(),
+            service_count: r.service_count,
+        }
+    }
+}
+
 pub async fn list(pool: &PgPool, caller: Option<&Caller>) -> crate::Result<Vec<Project>> {
     auth::authorize(caller, Action::ListProjects, None)?;
     let Some(who) = caller else {
         return Err(ApiError::unauthenticated().into());
     };
-    let rows = sqlx::query!(
-        r#"SELECT p.id, p.slug, p.description, p.created_at, m.role AS "role?",
+    let rows = sqlx::query_as!(
+        ProjectRow,
+        r#"SELECT p.slug, p.description, p.created_at, m.role AS "role?",
                   (SELECT count(*) FROM services s WHERE s.project_id = p.id) AS "service_count!",
                   COALESCE((SELECT json_agg(json_build_object('name', e.name, 'namespace', e.namespace,
                                     'cluster', e.cluster, 'deploy_branch', e.deploy_branch) ORDER BY e.name)
@@ -118,17 +142,26 @@ pub async fn list(pool: &PgPool, caller: Option<&Caller>) -> crate::Result<Vec<P
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Project {
-            slug: r.slug,
-            description: r.description,
-            created_at: r.created_at,
-            role: r.role.as_deref().and_then(Role::parse),
-            environments: serde_json::from_value(r.environments).unwrap_or_default(),
-            service_count: r.service_count,
-        })
-        .collect())
+    Ok(rows.into_iter().map(Project::from).collect())
+}
+
+/// One project the caller may view (its page needs its environments, not every project's).
+pub async fn get(pool: &PgPool, caller: Option<&Caller>, slug: &str) -> crate::Result<Project> {
+    let project = super::project_access(pool, caller, slug, Action::ViewProject).await?;
+    let row = sqlx::query_as!(
+        ProjectRow,
+        r#"SELECT p.slug, p.description, p.created_at, $2::text AS "role?",
+                  (SELECT count(*) FROM services s WHERE s.project_id = p.id) AS "service_count!",
+                  COALESCE((SELECT json_agg(json_build_object('name', e.name, 'namespace', e.namespace,
+                                    'cluster', e.cluster, 'deploy_branch', e.deploy_branch) ORDER BY e.name)
+                            FROM environments e WHERE e.project_id = p.id), '[]') AS "environments!"
+           FROM projects p WHERE p.id = $1"#,
+        project.id,
+        project.role.map(|r| r.as_str())
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(row.into())
 }
 
 #[cfg(test)]
