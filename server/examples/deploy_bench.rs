@@ -49,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         platform_admin: true,
         via: Via::Session,
         client_addr: None,
+        projects: Default::default(),
     };
     let project = format!("bench-{}", std::process::id());
     projects::create(&pool, Some(&caller), &project, "")

@@ -53,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
         platform_admin: false,
         via: Via::Session,
         client_addr: None,
+        projects: Default::default(),
     };
     let project = "scale";
     projects::create(&pool, Some(&caller), project, "")
@@ -116,6 +117,12 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
+    // Each timed call is one request's worth of work: a fresh caller, so that the project lookup
+    // is not remembered from the last call (`Caller::projects` lives for one request).
+    let fresh = || Caller {
+        projects: Default::default(),
+        ..caller.clone()
+    };
     let runs = 200;
     // Services, first page and a page deep into the list (by keyset cursor).
     let mut first = Vec::new();
@@ -123,13 +130,13 @@ async fn main() -> anyhow::Result<()> {
     let deep_cursor = format!("svc-{:05}", services_n * 9 / 10);
     for _ in 0..runs {
         let t = Instant::now();
-        let page = services::list(&pool, Some(&caller), project, None, Some(50))
+        let page = services::list(&pool, Some(&fresh()), project, None, Some(50))
             .await
             .map_err(|e| anyhow::anyhow!(e.into_api()))?;
         first.push(t.elapsed());
         assert_eq!(page.items.len(), 50);
         let t = Instant::now();
-        services::list(&pool, Some(&caller), project, Some(&deep_cursor), Some(50))
+        services::list(&pool, Some(&fresh()), project, Some(&deep_cursor), Some(50))
             .await
             .map_err(|e| anyhow::anyhow!(e.into_api()))?;
         deep.push(t.elapsed());
@@ -145,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     for _ in 0..runs {
         let t = Instant::now();
-        let page = deployments::list(&pool, Some(&caller), project, None, None, Some(50))
+        let page = deployments::list(&pool, Some(&fresh()), project, None, None, Some(50))
             .await
             .map_err(|e| anyhow::anyhow!(e.into_api()))?;
         first.push(t.elapsed());
@@ -153,7 +160,7 @@ async fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         deployments::list(
             &pool,
-            Some(&caller),
+            Some(&fresh()),
             project,
             None,
             Some(max_id / 10),
@@ -165,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         deployments::list(
             &pool,
-            Some(&caller),
+            Some(&fresh()),
             project,
             Some("svc-05000"),
             None,

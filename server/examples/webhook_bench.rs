@@ -128,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
         platform_admin: true,
         via: Via::Session,
         client_addr: None,
+        projects: Default::default(),
     };
     let project = format!("hooks-{}", std::process::id());
     projects::create(&pool, Some(&caller), &project, "")

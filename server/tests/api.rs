@@ -1090,3 +1090,82 @@ async fn the_project_page_pages_its_services_on_the_server(pool: PgPool) {
     assert!(!second.contains("rel=\"next\""), "no page after the last");
     assert!(second.contains("← Newest"), "a way back to the first page");
 }
+
+/// A caller remembers the projects it has read for one request (a page asks about its project in
+/// several calls): a membership removed meanwhile shows from the next request on.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_project_is_read_once_per_request_and_afresh_by_the_next(pool: PgPool) {
+    use switchyard_engine::auth::{Action, resolve};
+    use switchyard_engine::platform::project_access;
+    let app = spawn_app(pool.clone()).await;
+    let alice = user(&pool, "alice", true).await;
+    let (status, _) = app
+        .call(
+            "/api/projects/create",
+            Some(&alice.token),
+            json!({"slug": "enclii-platform"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let bearer = format!("Bearer {}", alice.token);
+    let caller = resolve(&app.engine, Some(&bearer), None, None)
+        .await
+        .unwrap()
+        .expect("a caller");
+    let first = project_access(&pool, Some(&caller), "enclii-platform", Action::ViewProject)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM memberships")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let again = project_access(&pool, Some(&caller), "enclii-platform", Action::ViewProject)
+        .await
+        .unwrap();
+    assert_eq!((again.id, again.role), (first.id, first.role), "remembered");
+    let (status, body) = app
+        .call(
+            "/api/services/list",
+            Some(&alice.token),
+            json!({"project": "enclii-platform"}),
+        )
+        .await;
+    assert_eq!(
+        status, 404,
+        "the next request reads the membership again: {body}"
+    );
+}
+
+/// A token's last use is recorded with the lookup itself, at most once a minute.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_tokens_last_use_is_recorded_to_the_minute(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let alice = user(&pool, "alice", false).await;
+    let last_used = || async {
+        sqlx::query_scalar::<_, Option<String>>("SELECT last_used_at::text FROM api_tokens")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(last_used().await, None);
+    let (status, _) = app.call("/api/whoami", Some(&alice.token), json!({})).await;
+    assert_eq!(status, 200);
+    let first = last_used().await.expect("recorded on first use");
+    app.call("/api/whoami", Some(&alice.token), json!({})).await;
+    assert_eq!(
+        last_used().await,
+        Some(first),
+        "not rewritten within the minute"
+    );
+    sqlx::query("UPDATE api_tokens SET last_used_at = now() - interval '2 minutes'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    app.call("/api/whoami", Some(&alice.token), json!({})).await;
+    let recent: bool =
+        sqlx::query_scalar("SELECT last_used_at > now() - interval '1 minute' FROM api_tokens")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(recent, "touched again once the minute has passed");
+}

@@ -13,6 +13,7 @@ pub mod tokens;
 pub mod users;
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use enclii_api::{ApiError, Role};
 use uuid::Uuid;
@@ -55,6 +56,28 @@ pub struct Caller {
     pub platform_admin: bool,
     pub via: Via,
     pub client_addr: Option<IpAddr>,
+    /// The projects this caller's request has read (see `ProjectMemo`).
+    pub projects: ProjectMemo,
+}
+
+/// What one request has already read about projects: slug → the project and the caller's role on
+/// it (`None`: no such project). A page asks about one project in several calls (the service page
+/// in eleven), and each read the same row again. A `Caller` lives for one request, so a changed
+/// membership shows from the next request on. Authorization still runs, and refusals are still
+/// audited, on every call: only the row is remembered.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectMemo(Arc<Mutex<Vec<(String, Option<crate::platform::ProjectRef>)>>>);
+
+impl ProjectMemo {
+    pub(crate) fn get(&self, slug: &str) -> Option<Option<crate::platform::ProjectRef>> {
+        let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter().find(|(s, _)| s == slug).map(|(_, p)| p.clone())
+    }
+
+    pub(crate) fn put(&self, slug: &str, project: Option<crate::platform::ProjectRef>) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        seen.push((slug.to_owned(), project));
+    }
 }
 
 impl Caller {
@@ -204,6 +227,7 @@ mod tests {
             platform_admin,
             via,
             client_addr: None,
+            projects: Default::default(),
         }
     }
 
@@ -364,5 +388,6 @@ async fn from_bearer(engine: &crate::Engine, value: &str) -> crate::Result<Calle
         platform_admin,
         via: Via::PlintoToken,
         client_addr: None,
+        projects: Default::default(),
     })
 }

@@ -81,6 +81,7 @@ pub async fn resolve(pool: &PgPool, secret: &str) -> sqlx::Result<Option<Caller>
         platform_admin: r.platform_admin,
         via: Via::Session,
         client_addr: None,
+        projects: Default::default(),
     }))
 }
 

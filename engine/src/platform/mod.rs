@@ -37,20 +37,27 @@ pub async fn project_access(
     let Some(who) = caller else {
         return Err(ApiError::unauthenticated().into());
     };
-    let row = sqlx::query!(
-        r#"SELECT p.id, p.slug, m.role AS "role?"
-           FROM projects p LEFT JOIN memberships m ON m.project_id = p.id AND m.user_id = $2
-           WHERE p.slug = $1"#,
-        slug,
-        who.user_id
-    )
-    .fetch_optional(pool)
-    .await?;
-    let project = row.map(|r| ProjectRef {
-        id: r.id,
-        slug: r.slug,
-        role: r.role.as_deref().and_then(Role::parse),
-    });
+    let project = match who.projects.get(slug) {
+        Some(seen) => seen,
+        None => {
+            let row = sqlx::query!(
+                r#"SELECT p.id, p.slug, m.role AS "role?"
+                   FROM projects p LEFT JOIN memberships m ON m.project_id = p.id AND m.user_id = $2
+                   WHERE p.slug = $1"#,
+                slug,
+                who.user_id
+            )
+            .fetch_optional(pool)
+            .await?;
+            let project = row.map(|r| ProjectRef {
+                id: r.id,
+                slug: r.slug,
+                role: r.role.as_deref().and_then(Role::parse),
+            });
+            who.projects.put(slug, project.clone());
+            project
+        }
+    };
     let decision = match &project {
         Some(p) => auth::authorize(caller, action, p.role),
         None if who.platform_admin => {

@@ -148,6 +148,7 @@ async fn callback(
                 platform_admin: false,
                 via: switchyard_engine::auth::Via::Session,
                 client_addr: ip,
+                projects: Default::default(),
             };
             if let Err(error) = audit::record(
                 &engine.pool,
@@ -202,6 +203,7 @@ async fn logout(State(engine): State<Engine>, parts: Parts) -> Response {
         if let Ok(Some(caller)) = sessions::resolve(&engine.pool, &secret).await {
             let caller = switchyard_engine::auth::Caller {
                 client_addr: addr(&parts),
+                projects: Default::default(),
                 ..caller
             };
             if let Err(error) = audit::record(
