@@ -3,6 +3,12 @@
 use anyhow::Context;
 use switchyard_engine::Settings;
 
+// Rendering a page allocates and frees many small strings and view nodes across the runtime's
+// threads; with glibc's allocator, a quarter of the server's CPU under load went to malloc/free
+// (perf, docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = match Settings::load() {
