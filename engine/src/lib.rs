@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod db;
 pub mod deploy;
 pub mod events;
+pub mod leases;
 pub mod monitor;
 pub mod pipeline;
 pub mod platform;

@@ -592,3 +592,71 @@ async fn variables_and_secrets_reach_the_pods_through_a_secret(pool: PgPool) {
     assert_eq!(secrets[0]["data"]["API_KEY"], "cm90YXRlZA==");
     assert_ne!(secrets[0]["metadata"]["name"], secret["metadata"]["name"]);
 }
+
+/// A replica that claims a deployment again after its own earlier claim's lease ran out (a driver
+/// that stalled) gets a new lease token: the stalled driver's fenced writes match nothing.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_reclaim_by_the_same_replica_fences_out_its_stalled_driver(pool: PgPool) {
+    use std::time::Duration;
+    use switchyard_engine::deploy::worker::claim;
+    use switchyard_engine::leases::claim_token;
+    let app = common::spawn_app(pool.clone()).await;
+    let alice = common::user(&pool, "alice", true).await;
+    app.call(
+        "/api/projects/create",
+        Some(&alice.token),
+        serde_json::json!({"slug": "enclii-platform"}),
+    )
+    .await;
+    let spec = include_str!("../../spec/fixtures/dogfooding/docs-site.yaml");
+    app.call(
+        "/api/services/import",
+        Some(&alice.token),
+        serde_json::json!({"spec": spec}),
+    )
+    .await;
+    let (status, body) = app
+        .call(
+            "/api/deployments/create",
+            Some(&alice.token),
+            serde_json::json!({"project": "enclii-platform", "service": "docs-site", "environment": "staging", "image": "ghcr.io/x/docs:1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let first = claim_token("replica-a");
+    let id = claim(&pool, &first, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("claimed");
+    sqlx::query("UPDATE deployments SET lease_until = now() - interval '1 second' WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let second = claim_token("replica-a");
+    assert_eq!(
+        claim(&pool, &second, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        Some(id),
+        "reclaimed"
+    );
+    // The stalled driver's lease renewal (the same fence every driver write carries).
+    let renewed = sqlx::query("UPDATE deployments SET lease_until = now() + interval '30 seconds' WHERE id = $1 AND lease_owner = $2")
+        .bind(id)
+        .bind(&first)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        renewed.rows_affected(),
+        0,
+        "the earlier claim is fenced out"
+    );
+    let owner: String = sqlx::query_scalar("SELECT lease_owner FROM deployments WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(owner, second);
+}

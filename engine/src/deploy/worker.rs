@@ -57,13 +57,15 @@ pub async fn run(
             tracing::info!("the database pool closed; the deployment worker stops");
             return;
         }
-        match claim(&engine.pool, &replica, lease).await {
+        // A token per claim, not the replica's name: see `crate::leases`.
+        let token = crate::leases::claim_token(&replica);
+        match claim(&engine.pool, &token, lease).await {
             Ok(Some(id)) => {
                 let driver = Driver {
                     engine: engine.clone(),
                     clusters: clusters.clone(),
                     id,
-                    replica: replica.clone(),
+                    replica: token,
                     prometheus: prometheus.clone(),
                 };
                 tokio::spawn(async move { driver.run_with_lease().await });

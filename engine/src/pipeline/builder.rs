@@ -28,11 +28,12 @@ pub async fn run(engine: Engine, clusters: Clusters, replica: String) {
         if engine.pool.is_closed() {
             return;
         }
-        match claim(&engine, &replica).await {
+        // A token per claim, not the replica's name: see `crate::leases`.
+        let token = crate::leases::claim_token(&replica);
+        match claim(&engine, &token).await {
             Ok(Some(id)) => {
-                let (engine, clusters, replica) =
-                    (engine.clone(), clusters.clone(), replica.clone());
-                tokio::spawn(async move { drive_with_lease(engine, clusters, id, replica).await });
+                let (engine, clusters) = (engine.clone(), clusters.clone());
+                tokio::spawn(async move { drive_with_lease(engine, clusters, id, token).await });
                 continue;
             }
             Ok(None) => {}
