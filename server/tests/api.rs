@@ -1088,7 +1088,10 @@ async fn the_project_page_pages_its_services_on_the_server(pool: PgPool) {
         "{second}"
     );
     assert!(!second.contains("rel=\"next\""), "no page after the last");
-    assert!(second.contains("← Newest"), "a way back to the first page");
+    assert!(
+        second.contains("← First page"),
+        "a way back to the first page"
+    );
 }
 
 /// A caller remembers the projects it has read for one request (a page asks about its project in

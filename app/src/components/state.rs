@@ -128,7 +128,7 @@ pub fn PageLinks(next: Option<String>, #[prop(into)] label: String) -> impl Into
             s if s.is_empty() => "?".to_owned(),
             s => s,
         };
-        view! { <a class="text-sm text-indigo-700 hover:underline dark:text-indigo-300" href=href>"← Newest"</a> }
+        view! { <a class="text-sm text-indigo-700 hover:underline dark:text-indigo-300" href=href>"← First page"</a> }
     });
     let next = next.map(|cursor| {
         let mut q = query.clone();
