@@ -131,7 +131,7 @@ impl LazyRoute for ServiceOverviewRoute {
         ServiceOverviewRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::OverviewTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="overview"> <pages::service::OverviewTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 
@@ -143,7 +143,7 @@ impl LazyRoute for ServiceDeploymentsRoute {
         ServiceDeploymentsRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::DeploymentsTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="deployments"> <pages::service::DeploymentsTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 
@@ -155,7 +155,7 @@ impl LazyRoute for ServiceBuildsRoute {
         ServiceBuildsRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::BuildsTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="builds"> <pages::service::BuildsTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 
@@ -167,7 +167,7 @@ impl LazyRoute for ServiceLogsRoute {
         ServiceLogsRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::LogsTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="logs"> <pages::service::LogsTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 
@@ -179,7 +179,7 @@ impl LazyRoute for ServiceEnvironmentRoute {
         ServiceEnvironmentRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::EnvironmentTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="environment"> <pages::service::EnvironmentTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 
@@ -191,7 +191,7 @@ impl LazyRoute for ServiceDomainsRoute {
         ServiceDomainsRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::DomainsTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="domains"> <pages::service::DomainsTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 
@@ -203,7 +203,7 @@ impl LazyRoute for ServiceSpecRoute {
         ServiceSpecRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::SpecTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="spec"> <pages::service::SpecTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 
@@ -215,7 +215,7 @@ impl LazyRoute for ServiceSettingsRoute {
         ServiceSettingsRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame> <pages::service::SettingsTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="settings"> <pages::service::SettingsTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 

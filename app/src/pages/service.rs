@@ -156,20 +156,12 @@ const TABS: [(&str, &str); 8] = [
 /// tabs are bookmarkable and keyboard-reachable) and each its own lazy route (`lib.rs`), so that
 /// landing on a tab downloads that tab's code and reads that tab's data only.
 #[component]
-pub fn ServiceFrame(children: Children) -> impl IntoView {
+pub fn ServiceFrame(
+    /// The tab shown: its route says which (`lib.rs`).
+    tab: &'static str,
+    children: Children,
+) -> impl IntoView {
     let key = service_params();
-    let location = leptos_router::hooks::use_location();
-    // The tab is the fifth path segment (a service may well be called "logs").
-    let tab = move || {
-        location
-            .pathname
-            .read()
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .nth(4)
-            .unwrap_or("overview")
-            .to_owned()
-    };
     view! {
         <Title text=move || key.get().1 />
         <div class="mb-4">
@@ -191,7 +183,7 @@ pub fn ServiceFrame(children: Children) -> impl IntoView {
                             format!("/projects/{p}/services/{s}/{id}")
                         }
                     };
-                    let active = move || tab() == id;
+                    let active = move || tab == id;
                     view! {
                         <a
                             href=href
