@@ -14,6 +14,9 @@ size = lambda pattern: sum(os.path.getsize(f) for f in glob.glob(os.path.join(pk
 css = size("switchyard.*.css.br")
 js = size("switchyard.*.js.br") + size("__wasm_split.*.js.br")
 main = size("switchyard.*.wasm.br")
+# A debug build has no precompressed files: every figure would read 0 and pass.
+if not (css and js and main):
+    sys.exit(f"{pkg}: no precompressed (.br) CSS, JS and wasm; build with --release --precompress --split")
 base = css + js + main
 print(f"first visit to / (compressed): css {css} B + js {js} B + wasm {main} B = {base / 1024:.0f} KiB")
 manifest = json.load(open(glob.glob(os.path.join(pkg, "__wasm_split_manifest.*.json"))[0]))

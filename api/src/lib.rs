@@ -687,9 +687,49 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// The server functions' JSON encoding: server_fn's `JsonEncoding`, except that it decodes through
+/// `serde_json::from_str`. The dashboard's hydration data (resources) is decoded by `from_str`
+/// too; server_fn's own decoder uses `from_slice`, a second reader type, and the wasm bundle then
+/// carried two copies of every wire type's deserializer (one per reader). Same bytes on the wire.
+#[cfg(feature = "server-fn")]
+pub struct JsonText;
+
+/// `input = Json, output = Json` for every server function.
+#[cfg(feature = "server-fn")]
+pub type Json = server_fn::codec::Post<JsonText>;
+
+#[cfg(feature = "server-fn")]
+impl server_fn::ContentType for JsonText {
+    const CONTENT_TYPE: &'static str = "application/json";
+}
+
+#[cfg(feature = "server-fn")]
+impl server_fn::FormatType for JsonText {
+    const FORMAT_TYPE: server_fn::Format = server_fn::Format::Text;
+}
+
+#[cfg(feature = "server-fn")]
+impl<T: Serialize> server_fn::Encodes<T> for JsonText {
+    type Error = serde_json::Error;
+
+    fn encode(output: &T) -> Result<server_fn::Bytes, Self::Error> {
+        serde_json::to_vec(output).map(server_fn::Bytes::from)
+    }
+}
+
+#[cfg(feature = "server-fn")]
+impl<T: serde::de::DeserializeOwned> server_fn::Decodes<T> for JsonText {
+    type Error = serde_json::Error;
+
+    fn decode(bytes: server_fn::Bytes) -> Result<T, Self::Error> {
+        let text = std::str::from_utf8(&bytes).map_err(serde::de::Error::custom)?;
+        serde_json::from_str(text)
+    }
+}
+
 #[cfg(feature = "server-fn")]
 impl server_fn::error::FromServerFnError for ApiError {
-    type Encoder = server_fn::codec::JsonEncoding;
+    type Encoder = JsonText;
 
     fn from_server_fn_error(value: server_fn::error::ServerFnErrorErr) -> Self {
         use server_fn::error::ServerFnErrorErr as E;
@@ -830,5 +870,23 @@ mod stage_tests {
         );
         assert_eq!(states(&one_step), [(100, "succeeded")]);
         assert!(!one_step.is_live_canary());
+    }
+}
+
+#[cfg(all(test, feature = "server-fn"))]
+mod json_text_tests {
+    use super::*;
+    use server_fn::{Decodes, Encodes};
+
+    #[test]
+    fn round_trips_and_rejects_bytes_that_are_not_utf8() {
+        let e = ApiError::not_found("no service `web` in `shop`");
+        let bytes = <JsonText as Encodes<ApiError>>::encode(&e).unwrap();
+        let back: ApiError = <JsonText as Decodes<ApiError>>::decode(bytes).unwrap();
+        assert_eq!(back, e);
+        let err =
+            <JsonText as Decodes<ApiError>>::decode(server_fn::Bytes::from_static(b"\"\xff\""))
+                .unwrap_err();
+        assert!(err.to_string().contains("utf-8"), "{err}");
     }
 }

@@ -1,9 +1,9 @@
 //! The JSON API's shared edge: how every server function learns who is calling. Server functions
 //! live with the pages that use them (`pages/*.rs`); each begins with [`caller`].
 
+use enclii_api::Json;
 use enclii_api::{ApiError, WhoAmI};
 use leptos::prelude::*;
-use server_fn::codec::Json;
 
 #[cfg(feature = "ssr")]
 pub use ssr::*;

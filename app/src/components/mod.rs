@@ -6,3 +6,4 @@ pub mod layout;
 pub mod live;
 pub mod state;
 pub mod theme;
+pub mod time;

@@ -1,10 +1,10 @@
 //! Activity: the audit log, newest first, filtered by project and action.
 
+use enclii_api::Json;
 use enclii_api::{ApiError, AuditEvent, Page};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use server_fn::codec::Json;
 
 use crate::components::layout::PageHeader;
 use crate::components::state::{ApiErrorPanel, EmptyState};
@@ -93,7 +93,7 @@ fn AuditTable(page: Page<AuditEvent>) -> impl IntoView {
                         .map(|e| {
                             view! {
                                 <tr class="border-t border-slate-200 dark:border-slate-800">
-                                    <td class="py-2 whitespace-nowrap">{e.occurred_at.format("%Y-%m-%d %H:%M:%S").to_string()}</td>
+                                    <td class="py-2 whitespace-nowrap">{crate::components::time::second(&e.occurred_at)}</td>
                                     <td>{e.actor}</td>
                                     <td class="font-mono">{e.action}</td>
                                     <td class="font-mono">{e.target.unwrap_or_default()}</td>

@@ -1,9 +1,9 @@
 //! Builds and webhook deliveries: the continuous-deployment pipeline's server functions, and the
 //! project's deliveries panel (every delivery and what came of it).
 
+use enclii_api::Json;
 use enclii_api::{ApiError, BuildSummary, Delivery, Page, Repository};
 use leptos::prelude::*;
-use server_fn::codec::Json;
 
 use super::deployment::state_tone;
 
@@ -124,7 +124,7 @@ pub fn Deliveries(list: Vec<Delivery>) -> impl IntoView {
                             };
                             view! {
                                 <tr class="border-t border-slate-200 align-top dark:border-slate-800">
-                                    <td class="whitespace-nowrap py-2">{d.received_at.format("%Y-%m-%d %H:%M:%S").to_string()}</td>
+                                    <td class="whitespace-nowrap py-2">{crate::components::time::second(&d.received_at)}</td>
                                     <td>
                                         {format!("{} {}", d.event, d.git_ref.clone().unwrap_or_default())}
                                         <p class="font-mono text-xs text-slate-500">{d.commit.clone().map(|c| c.chars().take(12).collect::<String>()).unwrap_or_default()}</p>

@@ -1,9 +1,9 @@
 //! Deployments: requesting one and the history.
 
+use enclii_api::Json;
 use enclii_api::{ApiError, DeploymentDetail, DeploymentSummary, Page};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use server_fn::codec::Json;
 
 use crate::components::layout::PageHeader;
 use crate::components::state::EmptyState;
@@ -214,7 +214,7 @@ fn DeploymentTable(list: Vec<DeploymentSummary>) -> impl IntoView {
                                         </span>
                                     </td>
                                     <td class="font-mono text-xs">{d.image}</td>
-                                    <td class="whitespace-nowrap">{d.created_at.format("%Y-%m-%d %H:%M").to_string()}</td>
+                                    <td class="whitespace-nowrap">{crate::components::time::minute(&d.created_at)}</td>
                                 </tr>
                             }
                         })

@@ -1,9 +1,9 @@
 //! Custom domains: server functions, and the service page's panel with the DNS instructions and
 //! verification state of each.
 
+use enclii_api::Json;
 use enclii_api::{ApiError, Domain};
 use leptos::prelude::*;
-use server_fn::codec::Json;
 
 /// Adds a custom domain to a service in an environment (admin); routed once verified.
 #[server(endpoint = "domains/add", input = Json, output = Json)]

@@ -140,7 +140,7 @@ fn MemberTable(
                                             {ROLES.iter().map(|r| view! { <option value=r.as_str() selected=*r == current>{r.as_str()}</option> }).collect_view()}
                                         </select>
                                     </td>
-                                    <td class="whitespace-nowrap">{m.since.format("%Y-%m-%d").to_string()}</td>
+                                    <td class="whitespace-nowrap">{crate::components::time::day(&m.since)}</td>
                                     <td class="text-right">
                                         <button
                                             type="button"

@@ -1,9 +1,9 @@
 //! Projects: the list and creation.
 
+use enclii_api::Json;
 use enclii_api::{ApiError, Project};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use server_fn::codec::Json;
 
 use crate::components::layout::PageHeader;
 use crate::components::state::{ApiErrorPanel, EmptyState};

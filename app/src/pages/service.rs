@@ -382,7 +382,7 @@ fn Summary(project: String, service: String) -> impl IntoView {
                 {move || revisions.get().map(|r| match r {
                     Ok(list) => list.first().map(|c| view! {
                         <p class="mt-1 font-medium">{format!("Revision {}", c.revision)}</p>
-                        <p class="text-xs text-slate-500">{format!("imported {}{}", c.created_at.format("%Y-%m-%d %H:%M"), c.created_by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default())}</p>
+                        <p class="text-xs text-slate-500">{format!("imported {}{}", crate::components::time::minute(&c.created_at), c.created_by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default())}</p>
                     }).into_any(),
                     Err(e) => view! { <ApiErrorPanel error=e /> }.into_any(),
                 })}

@@ -1,8 +1,8 @@
 //! Services: importing specs, listing services, and a service's spec revisions.
 
+use enclii_api::Json;
 use enclii_api::{ApiError, ImportOutcome, Page, ServiceSummary, SpecRevision};
 use leptos::prelude::*;
-use server_fn::codec::Json;
 
 /// Imports a spec file (the YAML text). `project` may be omitted when the spec names its project.
 /// Importing an identical file changes nothing and says so; a changed one returns the diff.

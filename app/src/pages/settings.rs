@@ -1,9 +1,9 @@
 //! Settings: the signed-in user's API tokens.
 
+use enclii_api::Json;
 use enclii_api::{ApiError, ApiToken, CreatedToken};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use server_fn::codec::Json;
 
 use crate::components::layout::PageHeader;
 use crate::components::state::ApiErrorPanel;
@@ -139,7 +139,7 @@ pub fn SettingsPage() -> impl IntoView {
                                                             <td class="py-2">{t.name.clone()}</td>
                                                             <td class="font-mono">{format!("{}…", t.prefix)}</td>
                                                             <td>{t.scopes.join(", ")}</td>
-                                                            <td>{t.last_used_at.map(|d| d.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "never".into())}</td>
+                                                            <td>{t.last_used_at.map(|d| crate::components::time::minute(&d)).unwrap_or_else(|| "never".into())}</td>
                                                             <td>{if live { "active" } else { "revoked" }}</td>
                                                             <td class="text-right">
                                                                 <Show when=move || live>

@@ -109,7 +109,7 @@ fn Spec(
     view! {
         <section aria-label="Current spec" class="mb-6">
             <h2 class="mb-2 text-base font-semibold">
-                {current.as_ref().map(|c| format!("Revision {} · imported {}{}", c.revision, c.created_at.format("%Y-%m-%d %H:%M"), c.created_by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default()))}
+                {current.as_ref().map(|c| format!("Revision {} · imported {}{}", c.revision, crate::components::time::minute(&c.created_at), c.created_by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default()))}
             </h2>
             <Source text=current.as_ref().map(|c| c.source.clone()).unwrap_or_default() diagnostics=vec![] testid="current-spec" />
         </section>
@@ -227,7 +227,7 @@ fn Revision(revision: SpecRevision) -> impl IntoView {
     let summary = format!(
         "Revision {} · {}{}",
         revision.revision,
-        revision.created_at.format("%Y-%m-%d %H:%M"),
+        crate::components::time::minute(&revision.created_at),
         revision
             .created_by
             .as_ref()

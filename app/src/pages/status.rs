@@ -1,10 +1,10 @@
 //! The public status page (no sign-in): each monitored endpoint and deployed service's health
 //! check, its current state and 90 days of uptime bars, from the probes the server stores.
 
+use enclii_api::Json;
 use enclii_api::{ApiError, StatusOverview, StatusTarget};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use server_fn::codec::Json;
 
 use crate::components::layout::PageHeader;
 use crate::components::state::{ApiErrorPanel, EmptyState};
@@ -94,7 +94,10 @@ fn TargetRow(target: StatusTarget, first_day: chrono::NaiveDate, days: u32) -> i
         .map(|u| format!("{:.2}% uptime", u * 100.0))
         .unwrap_or_else(|| "no probes yet".into());
     let last = match (target.checked_at, target.latency_ms) {
-        (Some(at), Some(ms)) => format!("checked {} UTC, {ms} ms", at.format("%H:%M:%S")),
+        (Some(at), Some(ms)) => format!(
+            "checked {} UTC, {ms} ms",
+            crate::components::time::clock(&at)
+        ),
         _ => String::new(),
     };
     // 3 units per bar plus 1 of gap: 90 bars in 360 units, scaled to the width.
