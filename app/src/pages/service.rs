@@ -83,7 +83,11 @@ pub fn ProjectPage() -> impl IntoView {
                         })
                 }}
             </section>
-            {move || view! { <super::members::MembersPanel project=project() /> }}
+        </Suspense>
+        // Outside the Suspense: its children are rendered again when each resource resolves, and
+        // a panel created in them made a new members resource (another server call) every time.
+        {move || view! { <super::members::MembersPanel project=project() /> }}
+        <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading deliveries…"</p> }>
             <section aria-label="Webhook deliveries" class="mt-8">
                 <h2 class="mb-2 text-base font-semibold">"Webhook deliveries"</h2>
                 {move || {
@@ -235,15 +239,18 @@ fn for_service<V: IntoView + 'static>(
 #[component]
 pub fn OverviewTabRoute() -> impl IntoView {
     for_service(|project, service| {
-        with_environments(project, service, |project, service, list| {
+        // The summary needs no environments, so it is not rendered under their Suspense: what is
+        // created there is created again on each of its render passes (its server calls too).
+        let summary = view! { <Summary project=project.clone() service=service.clone() /> };
+        let live = with_environments(project, service, |project, service, list| {
             let environments: Vec<String> = list.iter().map(|s| s.environment.clone()).collect();
             view! {
                 <LiveStatus project=project.clone() service=service.clone() initial=list />
-                <Charts project=project.clone() service=service.clone() environments />
-                <Summary project service />
+                <Charts project service environments />
             }
             .into_any()
-        })
+        });
+        view! { {live} {summary} }
     })
 }
 

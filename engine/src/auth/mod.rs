@@ -64,19 +64,37 @@ pub struct Caller {
 /// it (`None`: no such project). A page asks about one project in several calls (the service page
 /// in eleven), and each read the same row again. A `Caller` lives for one request, so a changed
 /// membership shows from the next request on. Authorization still runs, and refusals are still
-/// audited, on every call: only the row is remembered.
+/// audited, on every call: only the row is remembered. A page's calls run concurrently, so the
+/// first one to ask reads the row and the others wait for its answer rather than each reading it.
 #[derive(Debug, Clone, Default)]
-pub struct ProjectMemo(Arc<Mutex<Vec<(String, Option<crate::platform::ProjectRef>)>>>);
+pub struct ProjectMemo(Arc<Mutex<Vec<(String, Arc<ProjectCell>)>>>);
+
+type ProjectCell = tokio::sync::OnceCell<Option<crate::platform::ProjectRef>>;
 
 impl ProjectMemo {
-    pub(crate) fn get(&self, slug: &str) -> Option<Option<crate::platform::ProjectRef>> {
-        let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        seen.iter().find(|(s, _)| s == slug).map(|(_, p)| p.clone())
-    }
-
-    pub(crate) fn put(&self, slug: &str, project: Option<crate::platform::ProjectRef>) {
-        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        seen.push((slug.to_owned(), project));
+    /// The project `slug` names, read by `read` at most once per request (a failed read is not
+    /// remembered: the next call tries again).
+    pub(crate) async fn get_or_read<F, Fut>(
+        &self,
+        slug: &str,
+        read: F,
+    ) -> crate::Result<Option<crate::platform::ProjectRef>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = crate::Result<Option<crate::platform::ProjectRef>>>,
+    {
+        let cell = {
+            let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            match seen.iter().find(|(s, _)| s == slug) {
+                Some((_, cell)) => cell.clone(),
+                None => {
+                    let cell = Arc::new(ProjectCell::new());
+                    seen.push((slug.to_owned(), cell.clone()));
+                    cell
+                }
+            }
+        };
+        cell.get_or_try_init(read).await.cloned()
     }
 }
 
@@ -218,6 +236,42 @@ fn article(role: Role) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A page's server calls run at once: the first reads the project, the others wait for it;
+    /// a failed read is not kept.
+    #[tokio::test]
+    async fn concurrent_calls_read_a_project_once_and_failures_are_not_remembered() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let memo = ProjectMemo::default();
+        let reads = AtomicUsize::new(0);
+        let read = || async {
+            reads.fetch_add(1, Ordering::SeqCst);
+            // Let the other callers reach the memo while this read is in flight.
+            tokio::task::yield_now().await;
+            Ok(Some(crate::platform::ProjectRef {
+                id: Uuid::nil(),
+                slug: "shop".into(),
+                role: Some(Role::Viewer),
+            }))
+        };
+        let (a, b, c) = tokio::join!(
+            memo.get_or_read("shop", read),
+            memo.get_or_read("shop", read),
+            memo.get_or_read("shop", read)
+        );
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        for p in [a, b, c] {
+            assert_eq!(p.unwrap().unwrap().role, Some(Role::Viewer));
+        }
+
+        let failing = || async { Err(crate::Error::Api(enclii_api::ApiError::internal())) };
+        assert!(memo.get_or_read("other", failing).await.is_err());
+        let none = memo
+            .get_or_read("other", || async { Ok(None) })
+            .await
+            .unwrap();
+        assert!(none.is_none(), "read again after the failure");
+    }
 
     fn caller(via: Via, platform_admin: bool) -> Caller {
         Caller {

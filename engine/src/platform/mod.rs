@@ -37,9 +37,9 @@ pub async fn project_access(
     let Some(who) = caller else {
         return Err(ApiError::unauthenticated().into());
     };
-    let project = match who.projects.get(slug) {
-        Some(seen) => seen,
-        None => {
+    let project = who
+        .projects
+        .get_or_read(slug, || async {
             let row = sqlx::query!(
                 r#"SELECT p.id, p.slug, m.role AS "role?"
                    FROM projects p LEFT JOIN memberships m ON m.project_id = p.id AND m.user_id = $2
@@ -49,15 +49,13 @@ pub async fn project_access(
             )
             .fetch_optional(pool)
             .await?;
-            let project = row.map(|r| ProjectRef {
+            Ok(row.map(|r| ProjectRef {
                 id: r.id,
                 slug: r.slug,
                 role: r.role.as_deref().and_then(Role::parse),
-            });
-            who.projects.put(slug, project.clone());
-            project
-        }
-    };
+            }))
+        })
+        .await?;
     let decision = match &project {
         Some(p) => auth::authorize(caller, action, p.role),
         None if who.platform_admin => {
