@@ -106,7 +106,7 @@ struct ProjectRow {
     created_at: chrono::DateTime<chrono::Utc>,
     role: Option<String>,
     service_count: i64,
-    environments: serde_json::Value,
+    environments: sqlx::types::Json<Vec<enclii_api::Environment>>,
 }
 
 impl From<ProjectRow> for Project {
@@ -116,7 +116,7 @@ impl From<ProjectRow> for Project {
             description: r.description,
             created_at: r.created_at,
             role: r.role.as_deref().and_then(Role::parse),
-            environments: serde_json::from_value(r.environments).unwrap_or_default(),
+            environments: r.environments.0,
             service_count: r.service_count,
         }
     }
@@ -133,7 +133,7 @@ pub async fn list(pool: &PgPool, caller: Option<&Caller>) -> crate::Result<Vec<P
                   (SELECT count(*) FROM services s WHERE s.project_id = p.id) AS "service_count!",
                   COALESCE((SELECT json_agg(json_build_object('name', e.name, 'namespace', e.namespace,
                                     'cluster', e.cluster, 'deploy_branch', e.deploy_branch) ORDER BY e.name)
-                            FROM environments e WHERE e.project_id = p.id), '[]') AS "environments!"
+                            FROM environments e WHERE e.project_id = p.id), '[]') AS "environments!: sqlx::types::Json<Vec<enclii_api::Environment>>"
            FROM projects p LEFT JOIN memberships m ON m.project_id = p.id AND m.user_id = $1
            WHERE m.user_id IS NOT NULL OR $2
            ORDER BY p.slug"#,
@@ -154,7 +154,7 @@ pub async fn get(pool: &PgPool, caller: Option<&Caller>, slug: &str) -> crate::R
                   (SELECT count(*) FROM services s WHERE s.project_id = p.id) AS "service_count!",
                   COALESCE((SELECT json_agg(json_build_object('name', e.name, 'namespace', e.namespace,
                                     'cluster', e.cluster, 'deploy_branch', e.deploy_branch) ORDER BY e.name)
-                            FROM environments e WHERE e.project_id = p.id), '[]') AS "environments!"
+                            FROM environments e WHERE e.project_id = p.id), '[]') AS "environments!: sqlx::types::Json<Vec<enclii_api::Environment>>"
            FROM projects p WHERE p.id = $1"#,
         project.id,
         project.role.map(|r| r.as_str())

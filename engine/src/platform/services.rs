@@ -189,7 +189,7 @@ pub async fn list(
                                          WHERE x.service_id = s.id AND x.environment_id = e.id
                                          ORDER BY x.id DESC LIMIT 1) dep ON true
                            JOIN releases r ON r.id = dep.release_id
-                      WHERE e.project_id = s.project_id) d), '[]') AS "latest!"
+                      WHERE e.project_id = s.project_id) d), '[]') AS "latest!: sqlx::types::Json<Vec<enclii_api::DeploymentSummary>>"
            FROM services s
            WHERE s.project_id = $2 AND s.name > COALESCE($3, '')
            ORDER BY s.name
@@ -212,7 +212,9 @@ pub async fn list(
             git_repository: r.git_repository,
             git_branch: r.git_branch,
             updated_at: r.updated_at,
-            latest: serde_json::from_value(r.latest).unwrap_or_default(),
+            // Decoded straight from PostgreSQL's JSON (no `Value` in between); a shape that does
+            // not match is an error, not an empty list.
+            latest: r.latest.0,
         })
         .collect();
     Ok(crate::platform::keyset_page(items, limit, |s| {
