@@ -713,7 +713,7 @@ impl<T: Serialize> server_fn::Encodes<T> for JsonText {
     type Error = serde_json::Error;
 
     fn encode(output: &T) -> Result<server_fn::Bytes, Self::Error> {
-        serde_json::to_vec(output).map(server_fn::Bytes::from)
+        <server_fn::codec::JsonEncoding as server_fn::Encodes<T>>::encode(output)
     }
 }
 
