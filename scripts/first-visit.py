@@ -2,32 +2,61 @@
 """What a first visit downloads (brotli, as served), landing on each page of a `--split` build.
 
 Usage: first-visit.py PKG_DIR. The landing page `/` needs the CSS, the JS and the main wasm; a
-page that is a lazy route also needs its split module and the shared chunks the manifest that
-cargo-leptos writes lists for it (the split loader fetches them; they are not in the HTML).
+page that is a lazy route also needs its split module and every chunk that module's loader waits
+for. Those are read from the split loader itself (`__wasm_split.*.js`: one `makeLoad(url, deps)`
+per module), because that is what the browser fetches. The manifest cargo-leptos writes beside it
+is not: its hashed renaming is a plain text replacement, so `chunk_160` there reads
+`chunk_16.<hash>0`, and some routes list their own module among their chunks (summing it twice).
 """
-import glob, json, os, sys
+import glob, os, re, sys
 
 BUDGET = 300_000
 pkg = sys.argv[1]
-size = lambda pattern: sum(os.path.getsize(f) for f in glob.glob(os.path.join(pkg, pattern)))
-# The JS imports the split loader (`__wasm_split.*.js`), so a first visit downloads it too.
-css = size("switchyard.*.css.br")
-js = size("switchyard.*.js.br") + size("__wasm_split.*.js.br")
-main = size("switchyard.*.wasm.br")
+
+
+def one(pattern):
+    found = glob.glob(os.path.join(pkg, pattern))
+    if len(found) != 1:
+        sys.exit(f"{pkg}: expected one {pattern}, found {len(found)}; build with --release --precompress --split")
+    return found[0]
+
+
+br = lambda path: os.path.getsize(path + ".br")
 # A debug build has no precompressed files: every figure would read 0 and pass.
-if not (css and js and main):
-    sys.exit(f"{pkg}: no precompressed (.br) CSS, JS and wasm; build with --release --precompress --split")
-base = css + js + main
-print(f"first visit to / (compressed): css {css} B + js {js} B + wasm {main} B = {base / 1024:.0f} KiB")
-manifest = json.load(open(glob.glob(os.path.join(pkg, "__wasm_split_manifest.*.json"))[0]))
-print("landing on a lazily loaded page (also its split module + shared chunks):")
-over = 0
-for route, chunks in sorted(manifest.items()):
-    own = size(f"split_{route}.*.wasm.br")
-    shared = sum(size(c + ".wasm.br") for c in chunks)
-    name = route.strip("_").rsplit("_", 1)[0].replace("_route_view", "")
-    total = base + own + shared
+try:
+    css, js, main, loader = (one(p) for p in ("switchyard.*.css", "switchyard.*.js", "switchyard.*.wasm", "__wasm_split.*.js"))
+    base = br(css) + br(js) + br(main) + br(loader)
+except FileNotFoundError as missing:
+    sys.exit(f"{pkg}: no precompressed (.br) {missing.filename}; build with --release --precompress --split")
+print(f"first visit to / (compressed): css {br(css)} B + js {br(js) + br(loader)} B (with the split loader)"
+      f" + wasm {br(main)} B = {base / 1024:.0f} KiB ({base} B)")
+
+# `const __chunk_16 = makeLoad(new URL("./chunk_16.<hash>.wasm", …), [deps])` for shared chunks;
+# `export const __wasm_split_load_<name> = wrapAsyncCb(makeLoad(…, [deps]))` for split modules.
+LOAD = re.compile(r'const (\w+) = (?:wrapAsyncCb\()?makeLoad\(new URL\("\./([^"]+)", import\.meta\.url\), \[([^\]]*)\]')
+modules = {m[1]: (m[2], [d.strip() for d in m[3].split(",") if d.strip()]) for m in LOAD.finditer(open(loader).read())}
+if not modules:
+    sys.exit(f"{loader}: no module loaders found; has the split loader's format changed?")
+
+
+def needs(name, seen):
+    """The files fetched to load module `name`: its own and, transitively, its dependencies'."""
+    path, deps = modules[name]
+    seen.add(path)
+    for dep in deps:
+        needs(dep, seen)
+    return seen
+
+
+print("landing on a lazily loaded page (also its split module and the chunks it waits for):")
+over = total_pages = 0
+for name in sorted(n for n in modules if n.startswith("__wasm_split_load_")):
+    files = needs(name, set())
+    extra = sum(br(os.path.join(pkg, f)) for f in files)
+    page = re.sub(r"_route_view_\d+$", "", name.removeprefix("__wasm_split_load_").strip("_"))
+    total = base + extra
+    total_pages += 1
     over += total > BUDGET
-    print(f"  {name:22} {total / 1024:6.0f} KiB  ({own} B page + {shared} B in {len(chunks)} shared chunks)"
+    print(f"  {page:22} {total / 1024:6.0f} KiB  ({extra} B in {len(files)} modules)"
           f"  {'ok' if total <= BUDGET else 'OVER 300 KB'}")
-print(f"{over} of {len(manifest)} over {BUDGET} B")
+print(f"{over} of {total_pages} over {BUDGET} B")

@@ -481,10 +481,14 @@ impl Settings {
                 self.public_url
             )));
         }
-        if self.database.max_connections == 0 {
-            return Err(ConfigError::Invalid(
-                "database.max_connections must be at least 1".into(),
-            ));
+        // The listeners keep their connections; requests and workers need at least two more.
+        let least = crate::db::LISTENER_CONNECTIONS + 2;
+        if self.database.max_connections < least {
+            return Err(ConfigError::Invalid(format!(
+                "database.max_connections must be at least {least} ({} stay open for LISTEN), got {}",
+                crate::db::LISTENER_CONNECTIONS,
+                self.database.max_connections
+            )));
         }
         Ok(())
     }
@@ -530,7 +534,7 @@ mod tests {
     #[test]
     fn environment_overrides_file_which_overrides_defaults() {
         let mut file = tempfile(
-            "listen = \"127.0.0.1:4000\"\n[database]\nurl = \"postgres://file\"\nmax_connections = 3\n",
+            "listen = \"127.0.0.1:4000\"\n[database]\nurl = \"postgres://file\"\nmax_connections = 7\n",
         );
         file.flush().unwrap();
         let settings = Settings::load_from(
@@ -540,7 +544,7 @@ mod tests {
         .unwrap();
         assert_eq!(settings.listen.port(), 4000);
         assert_eq!(settings.database.url.expose_secret(), "postgres://env");
-        assert_eq!(settings.database.max_connections, 3);
+        assert_eq!(settings.database.max_connections, 7);
         assert_eq!(settings.http.request_timeout_secs, 30);
     }
 
@@ -569,6 +573,31 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("\"many\""), "{err}");
+    }
+
+    #[test]
+    fn a_pool_the_listeners_would_fill_is_refused() {
+        let err = Settings::load_from(
+            None,
+            env(&[
+                ("DATABASE__URL", "postgres://x"),
+                ("DATABASE__MAX_CONNECTIONS", "4"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("database.max_connections must be at least 5") && err.contains("got 4"),
+            "{err}"
+        );
+        let fits = Settings::load_from(
+            None,
+            env(&[
+                ("DATABASE__URL", "postgres://x"),
+                ("DATABASE__MAX_CONNECTIONS", "5"),
+            ]),
+        );
+        assert_eq!(fits.unwrap().database.max_connections, 5);
     }
 
     #[test]

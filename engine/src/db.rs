@@ -20,6 +20,13 @@ pub enum DbError {
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
+/// Connections that stay checked out of the pool for as long as the process runs: one `LISTEN`
+/// each for deployment events (`events::run`), the deploy worker (`deploy::worker::run`) and the
+/// builder (`pipeline::builder::run`). A pool no larger than this starves every request (found
+/// with `max_connections = 2`: each page waited 5 s for a connection, then failed), so the
+/// configuration must leave room above it.
+pub const LISTENER_CONNECTIONS: u32 = 3;
+
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
