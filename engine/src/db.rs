@@ -27,10 +27,25 @@ pub enum DbError {
 /// configuration must leave room above it.
 pub const LISTENER_CONNECTIONS: u32 = 3;
 
+/// How long a pooled connection may sit unused before it is checked again when handed out.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(30);
+
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings every connection it hands out by default: one more round trip per query
+        // (a page makes five to seven). A connection used within the last half minute is
+        // known good; one idle longer (the database may have restarted since) is still pinged.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_WHEN_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect(settings.url.expose_secret())
         .await
         .map_err(DbError::Connect)

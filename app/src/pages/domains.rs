@@ -57,16 +57,44 @@ pub async fn remove_domain(project: String, hostname: String) -> Result<(), ApiE
         .map_err(switchyard_engine::Error::into_api)
 }
 
+/// The domains panel's server state. The tab makes it outside the Suspense the panel renders in
+/// (made inside, the list would be fetched once per server render pass of that Suspense).
+#[derive(Clone, Copy)]
+pub struct DomainsState {
+    add: ServerAction<AddDomain>,
+    verify: ServerAction<VerifyDomain>,
+    domains: Resource<Result<Vec<Domain>, ApiError>>,
+}
+
+impl DomainsState {
+    pub fn new(project: String) -> Self {
+        let add = ServerAction::<AddDomain>::new();
+        let verify = ServerAction::<VerifyDomain>::new();
+        let domains = Resource::new(
+            move || (project.clone(), add.version().get(), verify.version().get()),
+            |(p, _, _)| list_domains(p),
+        );
+        Self {
+            add,
+            verify,
+            domains,
+        }
+    }
+}
+
 /// The service's custom domains with what to put in DNS, a form to add one, and Verify buttons.
 #[component]
-pub fn DomainsPanel(project: String, service: String, environments: Vec<String>) -> impl IntoView {
-    let add = ServerAction::<AddDomain>::new();
-    let verify = ServerAction::<VerifyDomain>::new();
-    let key = (project.clone(), add.version(), verify.version());
-    let domains = Resource::new(
-        move || (key.0.clone(), key.1.get(), key.2.get()),
-        |(p, _, _)| list_domains(p),
-    );
+pub fn DomainsPanel(
+    project: String,
+    service: String,
+    environments: Vec<String>,
+    state: DomainsState,
+) -> impl IntoView {
+    let DomainsState {
+        add,
+        verify,
+        domains,
+    } = state;
     let hostname = RwSignal::new(String::new());
     let environment = RwSignal::new(environments.first().cloned().unwrap_or_default());
     let error = move || {

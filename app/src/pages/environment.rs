@@ -2,36 +2,83 @@
 //! confirmation, and revealed to admins one at a time (audited; the value is shown on the page only,
 //! never kept in browser storage).
 
-use enclii_api::EnvVar;
+use enclii_api::{ApiError, EnvVar};
 use leptos::prelude::*;
 
+use super::service::{StatusResource, environment_names};
 use super::services::{RevealEnv, SetEnv, UnsetEnv, list_env};
 use crate::components::environment::{EnvironmentSelect, default_environment};
 use crate::components::state::confirm;
+
+/// The panel's server state. The tab makes it outside the Suspense the panel renders in (made
+/// inside, the variables would be fetched once per server render pass of that Suspense). Until
+/// the user picks an environment, the variables are those of the default one of the environments
+/// `status` names.
+#[derive(Clone, Copy)]
+pub struct EnvState {
+    set: ServerAction<SetEnv>,
+    unset: ServerAction<UnsetEnv>,
+    picked: RwSignal<Option<String>>,
+    vars: Resource<Result<Vec<EnvVar>, ApiError>>,
+}
+
+impl EnvState {
+    pub fn new(project: String, service: String, status: StatusResource) -> Self {
+        let set = ServerAction::<SetEnv>::new();
+        let unset = ServerAction::<UnsetEnv>::new();
+        let picked = RwSignal::new(None::<String>);
+        let vars = Resource::new(
+            move || {
+                (
+                    project.clone(),
+                    service.clone(),
+                    picked.get(),
+                    set.version().get(),
+                    unset.version().get(),
+                )
+            },
+            move |(p, s, picked, _, _)| async move {
+                let environment = match picked {
+                    Some(e) => e,
+                    None => default_environment(&environment_names(&status.await?)),
+                };
+                list_env(p, s, environment).await
+            },
+        );
+        Self {
+            set,
+            unset,
+            picked,
+            vars,
+        }
+    }
+}
 
 #[component]
 pub fn EnvironmentPanel(
     project: String,
     service: String,
     environments: Vec<String>,
+    state: EnvState,
 ) -> impl IntoView {
-    let environment = RwSignal::new(default_environment(&environments));
-    let set = ServerAction::<SetEnv>::new();
-    let unset = ServerAction::<UnsetEnv>::new();
-    let reveal = ServerAction::<RevealEnv>::new();
-    let (p, s) = (project.clone(), service.clone());
-    let vars = Resource::new(
-        move || {
-            (
-                p.clone(),
-                s.clone(),
-                environment.get(),
-                set.version().get(),
-                unset.version().get(),
-            )
-        },
-        |(p, s, e, _, _)| list_env(p, s, e),
+    let EnvState {
+        set,
+        unset,
+        picked,
+        vars,
+    } = state;
+    let environment = RwSignal::new(
+        picked
+            .get_untracked()
+            .unwrap_or_else(|| default_environment(&environments)),
     );
+    // Only a change is passed on: at hydration the variables are already the default's.
+    Effect::watch(
+        move || environment.get(),
+        move |e, _, _| picked.set(Some(e.clone())),
+        false,
+    );
+    let reveal = ServerAction::<RevealEnv>::new();
     let name = RwSignal::new(String::new());
     let value = RwSignal::new(String::new());
     let secret = RwSignal::new(true);

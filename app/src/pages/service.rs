@@ -242,11 +242,29 @@ pub fn OverviewTabRoute() -> impl IntoView {
         // The summary needs no environments, so it is not rendered under their Suspense: what is
         // created there is created again on each of its render passes (its server calls too).
         let summary = view! { <Summary project=project.clone() service=service.clone() /> };
-        let live = with_environments(project, service, |project, service, list| {
-            let environments: Vec<String> = list.iter().map(|s| s.environment.clone()).collect();
+        let status = status_resource(project.clone(), service.clone());
+        // The charts' resource is made here, outside the status's Suspense, for the same reason
+        // as the summary. Until the user picks an environment it charts the default one of the
+        // environments the status names, so it waits for the status.
+        let picked = RwSignal::new(None::<String>);
+        let metrics = Resource::new(
+            {
+                let key = (project.clone(), service.clone());
+                move || (key.0.clone(), key.1.clone(), picked.get())
+            },
+            move |(p, s, picked)| async move {
+                let environment = match picked {
+                    Some(e) => e,
+                    None => default_environment(&environment_names(&status.await?)),
+                };
+                super::services::service_metrics(p, s, environment).await
+            },
+        );
+        let live = with_status(status, project, service, move |project, service, list| {
+            let environments = environment_names(&list);
             view! {
-                <LiveStatus project=project.clone() service=service.clone() initial=list />
-                <Charts project service environments />
+                <LiveStatus project service initial=list />
+                <Charts metrics picked environments />
             }
             .into_any()
         });
@@ -277,9 +295,11 @@ pub fn LogsTabRoute() -> impl IntoView {
 #[component]
 pub fn EnvironmentTabRoute() -> impl IntoView {
     for_service(|project, service| {
-        with_environments(project, service, |project, service, list| {
+        let status = status_resource(project.clone(), service.clone());
+        let state = super::environment::EnvState::new(project.clone(), service.clone(), status);
+        with_status(status, project, service, move |project, service, list| {
             let environments = list.into_iter().map(|s| s.environment).collect();
-            view! { <super::environment::EnvironmentPanel project service environments /> }
+            view! { <super::environment::EnvironmentPanel project service environments state /> }
                 .into_any()
         })
     })
@@ -288,9 +308,10 @@ pub fn EnvironmentTabRoute() -> impl IntoView {
 #[component]
 pub fn DomainsTabRoute() -> impl IntoView {
     for_service(|project, service| {
-        with_environments(project, service, |project, service, list| {
+        let state = super::domains::DomainsState::new(project.clone());
+        with_environments(project, service, move |project, service, list| {
             let environments = list.into_iter().map(|s| s.environment).collect();
-            view! { <super::domains::DomainsPanel project service environments /> }.into_any()
+            view! { <super::domains::DomainsPanel project service environments state /> }.into_any()
         })
     })
 }
@@ -312,8 +333,33 @@ fn with_environments(
     service: String,
     render: impl Fn(String, String, Vec<ServiceStatus>) -> AnyView + Send + Sync + 'static,
 ) -> impl IntoView {
-    let key = (project.clone(), service.clone());
-    let status = Resource::new(move || key.clone(), |(p, s)| service_status(p, s));
+    let status = status_resource(project.clone(), service.clone());
+    with_status(status, project, service, render)
+}
+
+pub(crate) type StatusResource = Resource<Result<Vec<ServiceStatus>, enclii_api::ApiError>>;
+
+/// The service's live status per environment.
+fn status_resource(project: String, service: String) -> StatusResource {
+    Resource::new(
+        move || (project.clone(), service.clone()),
+        |(p, s)| service_status(p, s),
+    )
+}
+
+pub(crate) fn environment_names(list: &[ServiceStatus]) -> Vec<String> {
+    list.iter().map(|s| s.environment.clone()).collect()
+}
+
+/// `render` once `status` is known. Whatever `render` creates is created again on each of this
+/// Suspense's server render passes: a resource it makes is fetched twice. Make those outside and
+/// pass them in (see `OverviewTabRoute`).
+fn with_status(
+    status: StatusResource,
+    project: String,
+    service: String,
+    render: impl Fn(String, String, Vec<ServiceStatus>) -> AnyView + Send + Sync + 'static,
+) -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
             {move || {
@@ -332,14 +378,25 @@ fn with_environments(
     }
 }
 
-/// Request rate, error rate and latency of one environment over the last hour.
+/// Request rate, error rate and latency of one environment over the last hour: `metrics` of the
+/// environment `picked` (the default one of `environments` until the user picks).
 #[component]
-fn Charts(project: String, service: String, environments: Vec<String>) -> impl IntoView {
+fn Charts(
+    metrics: Resource<Result<enclii_api::ServiceMetrics, enclii_api::ApiError>>,
+    picked: RwSignal<Option<String>>,
+    environments: Vec<String>,
+) -> impl IntoView {
     use crate::components::chart::Sparkline;
-    let environment = RwSignal::new(default_environment(&environments));
-    let metrics = Resource::new(
-        move || (project.clone(), service.clone(), environment.get()),
-        |(p, s, e)| super::services::service_metrics(p, s, e),
+    let environment = RwSignal::new(
+        picked
+            .get_untracked()
+            .unwrap_or_else(|| default_environment(&environments)),
+    );
+    // Only a change is passed on: at hydration the metrics are already those of the default.
+    Effect::watch(
+        move || environment.get(),
+        move |e, _, _| picked.set(Some(e.clone())),
+        false,
     );
     view! {
         <section aria-label="Charts" class="mb-6">
