@@ -93,7 +93,10 @@ async fn start_with(pool: PgPool, mut settings: switchyard_engine::Settings) -> 
     let home = std::env::temp_dir().join(format!("enclii-seed-{}-{}", std::process::id(), user));
     std::fs::create_dir_all(&home).unwrap();
     // The script says `dogfooding/NAME.yaml`; the fixtures folder is that `dogfooding/`.
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/fixtures");
+    // At run time (`cargo test` sets it): a test binary another checkout built into the shared
+    // target dir keeps that checkout's compile-time path, and cargo may reuse it here.
+    let fixtures =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../spec/fixtures");
     Shell {
         server,
         token,

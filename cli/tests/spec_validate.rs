@@ -8,7 +8,8 @@ fn enclii() -> Command {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // At run time: see tests/seed_script.rs.
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap())
         .join("../spec/fixtures/dogfooding")
         .join(name)
 }

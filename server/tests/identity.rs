@@ -89,7 +89,8 @@ struct StandIn {
 impl StandIn {
     async fn start(rp_origin: &str) -> Self {
         let port = free_port();
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        // At run time: see cli/tests/seed_script.rs.
+        let root = format!("{}/..", std::env::var("CARGO_MANIFEST_DIR").unwrap());
         let child = Command::new("node")
             .arg("standin/plinto.mjs")
             .current_dir(root)

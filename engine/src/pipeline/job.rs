@@ -276,7 +276,9 @@ mod tests {
     /// (`UPDATE_SNAPSHOTS=1` rewrites them after an intended change).
     #[test]
     fn build_jobs_match_their_snapshots() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots");
+        // At run time: a test binary another checkout built into the shared target dir would
+        // otherwise read that checkout's snapshots.
+        let dir = format!("{}/snapshots", std::env::var("CARGO_MANIFEST_DIR").unwrap());
         let cases = [
             (
                 "build-job-dockerfile",
@@ -295,7 +297,7 @@ mod tests {
                 serde_json::to_string_pretty(&job_for(fixture, service).body).unwrap() + "\n";
             let path = format!("{dir}/{name}.json");
             if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-                std::fs::create_dir_all(dir).unwrap();
+                std::fs::create_dir_all(&dir).unwrap();
                 std::fs::write(&path, &json).unwrap();
             }
             if std::fs::read_to_string(&path).ok().as_deref() != Some(json.as_str()) {
