@@ -6,6 +6,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub mod timestamp;
+
 /// A problem in a spec at a place in the file (the wire form of `enclii_spec::Diagnostic`; this
 /// crate stays free of the parser so that the dashboard's wasm does not carry it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,6 +147,7 @@ pub struct Environment {
 pub struct Project {
     pub slug: String,
     pub description: String,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
     /// The caller's role on it (platform admins see every project, possibly without a role).
     pub role: Option<Role>,
@@ -161,6 +164,7 @@ pub struct ServiceSummary {
     pub auto_deploy: bool,
     pub git_repository: Option<String>,
     pub git_branch: Option<String>,
+    #[serde(with = "crate::timestamp")]
     pub updated_at: DateTime<Utc>,
     /// The newest deployment per environment, by environment name.
     pub latest: Vec<DeploymentSummary>,
@@ -183,6 +187,7 @@ pub struct ImportOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpecRevision {
     pub revision: i32,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
     pub created_by: Option<String>,
     pub source: String,
@@ -240,7 +245,9 @@ pub struct DeploymentSummary {
     pub strategy: String,
     pub image: String,
     pub spec_revision: i32,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
+    #[serde(default, with = "crate::timestamp::option")]
     pub finished_at: Option<DateTime<Utc>>,
 }
 
@@ -256,6 +263,7 @@ pub struct Release {
     pub git_commit: Option<String>,
     pub sbom_ref: Option<String>,
     pub provenance_ref: Option<String>,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -269,7 +277,9 @@ pub struct Domain {
     pub tls: bool,
     pub tls_issuer: Option<String>,
     pub verified: bool,
+    #[serde(default, with = "crate::timestamp::option")]
     pub verified_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::timestamp::option")]
     pub last_checked_at: Option<DateTime<Utc>>,
     pub last_check_error: Option<String>,
     /// `_enclii-challenge.{hostname}`
@@ -301,7 +311,9 @@ pub struct BuildSummary {
     pub deployment_id: Option<i64>,
     pub delivery_id: Option<String>,
     pub attempts: i32,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
+    #[serde(default, with = "crate::timestamp::option")]
     pub finished_at: Option<DateTime<Utc>>,
 }
 
@@ -316,6 +328,7 @@ pub struct Delivery {
     /// `accepted`, `ignored` or `rejected`.
     pub outcome: String,
     pub reason: String,
+    #[serde(with = "crate::timestamp")]
     pub received_at: DateTime<Utc>,
     /// The builds it started, with their state and their deployment's.
     pub builds: Vec<DeliveryBuild>,
@@ -336,6 +349,7 @@ pub struct Repository {
     pub url: String,
     pub webhook_url: String,
     pub secret: Option<String>,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -435,7 +449,9 @@ pub struct DeploymentStep {
     pub weight: Option<i32>,
     pub message: String,
     pub evidence: serde_json::Value,
+    #[serde(with = "crate::timestamp")]
     pub started_at: DateTime<Utc>,
+    #[serde(default, with = "crate::timestamp::option")]
     pub finished_at: Option<DateTime<Utc>>,
 }
 
@@ -451,12 +467,14 @@ pub struct CanaryAnalysis {
     pub decision: String,
     pub detail: String,
     pub query: String,
+    #[serde(with = "crate::timestamp")]
     pub measured_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub id: i64,
+    #[serde(with = "crate::timestamp")]
     pub occurred_at: DateTime<Utc>,
     pub actor: String,
     pub action: String,
@@ -473,9 +491,13 @@ pub struct ApiToken {
     /// The token's first characters, to recognise it; the rest is never shown again.
     pub prefix: String,
     pub scopes: Vec<String>,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
+    #[serde(default, with = "crate::timestamp::option")]
     pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::timestamp::option")]
     pub last_used_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::timestamp::option")]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -545,6 +567,7 @@ pub struct StatusTarget {
     pub kind: String,
     /// `up`, `down` or `unknown` (not probed yet), from the latest probe.
     pub state: String,
+    #[serde(default, with = "crate::timestamp::option")]
     pub checked_at: Option<DateTime<Utc>>,
     pub latency_ms: Option<i32>,
     /// Why the latest probe failed.
@@ -565,6 +588,7 @@ pub struct EnvVar {
     pub value: Option<String>,
     pub masked: bool,
     pub secret_ref: Option<(String, String)>,
+    #[serde(with = "crate::timestamp")]
     pub updated_at: DateTime<Utc>,
     pub updated_by: Option<String>,
 }
@@ -574,6 +598,7 @@ pub struct Member {
     pub email: Option<String>,
     pub display_name: String,
     pub role: Role,
+    #[serde(with = "crate::timestamp")]
     pub since: DateTime<Utc>,
 }
 
