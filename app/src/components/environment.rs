@@ -13,6 +13,24 @@ pub fn default_environment(environments: &[String]) -> String {
         .unwrap_or_default()
 }
 
+/// The environment a panel's select shows: `picked` (the user's choice, kept by the tab, outside
+/// the Suspense that re-creates the panel) or else the default of `environments`. A choice made
+/// in the select is written back to `picked`, which the panel's resource follows; only a change
+/// is, since at hydration the resource already holds the default's data.
+pub fn follow_pick(picked: RwSignal<Option<String>>, environments: &[String]) -> RwSignal<String> {
+    let selected = RwSignal::new(
+        picked
+            .get_untracked()
+            .unwrap_or_else(|| default_environment(environments)),
+    );
+    Effect::watch(
+        move || selected.get(),
+        move |e, _, _| picked.set(Some(e.clone())),
+        false,
+    );
+    selected
+}
+
 /// A select of `environments` bound to `selected`; `label` is its accessible name.
 #[component]
 pub fn EnvironmentSelect(

@@ -5,9 +5,9 @@
 use enclii_api::{ApiError, EnvVar};
 use leptos::prelude::*;
 
-use super::service::{StatusResource, environment_names};
+use super::service::{StatusResource, chosen_environment};
 use super::services::{RevealEnv, SetEnv, UnsetEnv, list_env};
-use crate::components::environment::{EnvironmentSelect, default_environment};
+use crate::components::environment::{EnvironmentSelect, follow_pick};
 use crate::components::state::confirm;
 
 /// The panel's server state. The tab makes it outside the Suspense the panel renders in (made
@@ -38,11 +38,7 @@ impl EnvState {
                 )
             },
             move |(p, s, picked, _, _)| async move {
-                let environment = match picked {
-                    Some(e) => e,
-                    None => default_environment(&environment_names(&status.await?)),
-                };
-                list_env(p, s, environment).await
+                list_env(p, s, chosen_environment(picked, status).await?).await
             },
         );
         Self {
@@ -67,17 +63,7 @@ pub fn EnvironmentPanel(
         picked,
         vars,
     } = state;
-    let environment = RwSignal::new(
-        picked
-            .get_untracked()
-            .unwrap_or_else(|| default_environment(&environments)),
-    );
-    // Only a change is passed on: at hydration the variables are already the default's.
-    Effect::watch(
-        move || environment.get(),
-        move |e, _, _| picked.set(Some(e.clone())),
-        false,
-    );
+    let environment = follow_pick(picked, &environments);
     let reveal = ServerAction::<RevealEnv>::new();
     let name = RwSignal::new(String::new());
     let value = RwSignal::new(String::new());

@@ -10,7 +10,7 @@ use leptos_router::hooks::use_params_map;
 use super::deployment::state_tone;
 use super::deployments::list_deployments;
 use super::services::{list_services, service_status};
-use crate::components::environment::{EnvironmentSelect, default_environment};
+use crate::components::environment::{EnvironmentSelect, default_environment, follow_pick};
 #[cfg(feature = "hydrate")]
 use crate::components::state::urlencode;
 use crate::components::state::{ApiErrorPanel, EmptyState, PageLinks};
@@ -253,10 +253,7 @@ pub fn OverviewTabRoute() -> impl IntoView {
                 move || (key.0.clone(), key.1.clone(), picked.get())
             },
             move |(p, s, picked)| async move {
-                let environment = match picked {
-                    Some(e) => e,
-                    None => default_environment(&environment_names(&status.await?)),
-                };
+                let environment = chosen_environment(picked, status).await?;
                 super::services::service_metrics(p, s, environment).await
             },
         );
@@ -347,8 +344,20 @@ fn status_resource(project: String, service: String) -> StatusResource {
     )
 }
 
-pub(crate) fn environment_names(list: &[ServiceStatus]) -> Vec<String> {
+fn environment_names(list: &[ServiceStatus]) -> Vec<String> {
     list.iter().map(|s| s.environment.clone()).collect()
+}
+
+/// The environment a per-environment resource reads: the user's pick, else the default of the
+/// environments the status names (so it waits for the status).
+pub(crate) async fn chosen_environment(
+    picked: Option<String>,
+    status: StatusResource,
+) -> Result<String, enclii_api::ApiError> {
+    Ok(match picked {
+        Some(e) => e,
+        None => default_environment(&environment_names(&status.await?)),
+    })
 }
 
 /// `render` once `status` is known. Whatever `render` creates is created again on each of this
@@ -387,17 +396,7 @@ fn Charts(
     environments: Vec<String>,
 ) -> impl IntoView {
     use crate::components::chart::Sparkline;
-    let environment = RwSignal::new(
-        picked
-            .get_untracked()
-            .unwrap_or_else(|| default_environment(&environments)),
-    );
-    // Only a change is passed on: at hydration the metrics are already those of the default.
-    Effect::watch(
-        move || environment.get(),
-        move |e, _, _| picked.set(Some(e.clone())),
-        false,
-    );
+    let environment = follow_pick(picked, &environments);
     view! {
         <section aria-label="Charts" class="mb-6">
             <div class="mb-2 flex flex-wrap items-center gap-3">
