@@ -632,6 +632,79 @@ async fn roles_decide_who_may_import_and_deploy(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn the_services_list_shows_each_services_newest_deployment_per_environment(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let alice = user(&pool, "alice", true).await;
+    app.call(
+        "/api/projects/create",
+        Some(&alice.token),
+        json!({"slug": "enclii-platform"}),
+    )
+    .await;
+    // docs-site is deployed (twice to production, once to staging); landing-page never is.
+    for spec in [FIXTURES[4], FIXTURES[3]] {
+        app.call(
+            "/api/services/import",
+            Some(&alice.token),
+            json!({"spec": spec}),
+        )
+        .await;
+    }
+    let mut ids = Vec::new();
+    for (environment, image) in [
+        ("production", "ghcr.io/madfam-io/docs:1"),
+        ("staging", "ghcr.io/madfam-io/docs:2"),
+        ("production", "ghcr.io/madfam-io/docs:3"),
+    ] {
+        let (status, d) = app
+            .call(
+                "/api/deployments/create",
+                Some(&alice.token),
+                json!({"project": "enclii-platform", "service": "docs-site", "environment": environment, "image": image}),
+            )
+            .await;
+        assert_eq!(status, 200, "{d}");
+        ids.push(d["id"].as_i64().unwrap());
+    }
+    let (status, page) = app
+        .call(
+            "/api/services/list",
+            Some(&alice.token),
+            json!({"project": "enclii-platform"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    let names: Vec<&str> = items.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["docs-site", "landing-page"]);
+    // One entry per environment, by environment name, each the newest there.
+    let latest: Vec<(&str, i64, &str)> = items[0]["latest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert_eq!(
+                (d["project"].as_str(), d["service"].as_str()),
+                (Some("enclii-platform"), Some("docs-site"))
+            );
+            (
+                d["environment"].as_str().unwrap(),
+                d["id"].as_i64().unwrap(),
+                d["image"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        latest,
+        [
+            ("production", ids[2], "ghcr.io/madfam-io/docs:3"),
+            ("staging", ids[1], "ghcr.io/madfam-io/docs:2"),
+        ]
+    );
+    assert_eq!(items[1]["latest"], json!([]), "never deployed");
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn a_deployment_records_a_release_and_supersedes_pending_ones(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let alice = user(&pool, "alice", true).await;

@@ -388,18 +388,18 @@ pub async fn recent(
 }
 
 /// A deployment as lists show it.
-struct SummaryRow {
-    id: i64,
-    project: String,
-    service: String,
-    environment: String,
-    state: String,
-    state_reason: Option<String>,
-    strategy: String,
-    image_ref: String,
-    spec_revision: i32,
-    created_at: chrono::DateTime<chrono::Utc>,
-    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+pub(crate) struct SummaryRow {
+    pub id: i64,
+    pub project: String,
+    pub service: String,
+    pub environment: String,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub strategy: String,
+    pub image_ref: String,
+    pub spec_revision: i32,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl From<SummaryRow> for DeploymentSummary {
