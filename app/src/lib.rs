@@ -35,12 +35,28 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <HashedStylesheet options=options.clone() id="leptos" />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
+                <SplitPreloads />
                 <MetaTags />
             </head>
             <body class="h-full bg-slate-50 text-slate-900 antialiased dark:bg-slate-950 dark:text-slate-100">
                 <App />
             </body>
         </html>
+    }
+}
+
+/// The server's list of the wasm modules each lazy page needs (`server/src/http/split_preloads.rs`,
+/// read from the split loader), provided per request.
+#[derive(Clone)]
+pub struct PreloadsFromLoader(pub leptos::WasmSplitManifest);
+
+/// Puts the server's preload list in place of the one `HydrationScripts` just provided (read from
+/// cargo-leptos's manifest, whose renamed entries point at files that do not exist): the response
+/// adds a `<link rel=preload>` for each module of the lazy pages it rendered.
+#[component]
+fn SplitPreloads() -> impl IntoView {
+    if let Some(PreloadsFromLoader(preloads)) = use_context::<PreloadsFromLoader>() {
+        provide_context(preloads);
     }
 }
 

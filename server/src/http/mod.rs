@@ -7,6 +7,7 @@ pub mod events;
 pub mod health;
 pub mod logs;
 pub mod metrics;
+pub mod split_preloads;
 pub mod static_files;
 pub mod streaming;
 pub mod webhooks;
@@ -42,12 +43,16 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         engine,
     };
     let state_for_layers = state.engine.clone();
+    let preloads = split_preloads::load(&state.leptos_options);
     let context = {
         let engine = state.engine.clone();
         // Called once per request: the caller cache must never outlive it.
         move || {
             provide_context(engine.clone());
             provide_context(switchyard_app::api::CallerCache::default());
+            if let Some(preloads) = &preloads {
+                provide_context(switchyard_app::PreloadsFromLoader(preloads.clone()));
+            }
         }
     };
     let app_shell = {
