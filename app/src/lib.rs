@@ -16,6 +16,7 @@ pub mod api;
 pub mod components;
 pub mod pages;
 
+use components::landing::LandingPack;
 use components::layout::{Layout, MarkHydrated};
 use pages::{not_found::NotFound, overview::OverviewPage};
 
@@ -79,6 +80,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/projects") view={Lazy::<ProjectsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/deployments") view={Lazy::<DeploymentsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/projects/:project") view={Lazy::<ProjectRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project/members") view={Lazy::<MembersRoute>::new()} ssr=SsrMode::Async />
                     // Each tab of the service page is its own chunk (the whole service page was
                     // 700 KiB on landing). Flat routes, not a parent with nested children: the nested
                     // router's generic code for the eight children cost the landing bundle 39 KB.
@@ -111,7 +113,7 @@ impl LazyRoute for ProjectsRoute {
         ProjectsRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::projects::ProjectsPage /> }.into_any()
+        view! { <MarkHydrated /> <LandingPack /> <pages::projects::ProjectsPage /> }.into_any()
     }
 }
 
@@ -123,7 +125,8 @@ impl LazyRoute for DeploymentsRoute {
         DeploymentsRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::deployments::DeploymentsPage /> }.into_any()
+        view! { <MarkHydrated /> <LandingPack /> <pages::deployments::DeploymentsPage /> }
+            .into_any()
     }
 }
 
@@ -135,7 +138,19 @@ impl LazyRoute for ProjectRoute {
         ProjectRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ProjectPage /> }.into_any()
+        view! { <MarkHydrated /> <LandingPack /> <pages::service::ProjectPage /> }.into_any()
+    }
+}
+
+pub struct MembersRoute;
+
+#[lazy_route]
+impl LazyRoute for MembersRoute {
+    fn data() -> Self {
+        MembersRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <LandingPack /> <pages::members::MembersPage /> }.into_any()
     }
 }
 
@@ -147,7 +162,7 @@ impl LazyRoute for ServiceOverviewRoute {
         ServiceOverviewRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="overview"> <pages::service::OverviewTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <LandingPack /> <pages::service::ServiceFrame tab="overview"> <pages::service::OverviewTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 
@@ -159,7 +174,7 @@ impl LazyRoute for ServiceDeploymentsRoute {
         ServiceDeploymentsRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="deployments"> <pages::service::DeploymentsTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <LandingPack /> <pages::service::ServiceFrame tab="deployments"> <pages::service::DeploymentsTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 
@@ -171,7 +186,7 @@ impl LazyRoute for ServiceBuildsRoute {
         ServiceBuildsRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="builds"> <pages::service::BuildsTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <LandingPack /> <pages::service::ServiceFrame tab="builds"> <pages::service::BuildsTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 
@@ -183,7 +198,7 @@ impl LazyRoute for ServiceLogsRoute {
         ServiceLogsRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="logs"> <pages::service::LogsTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <LandingPack /> <pages::service::ServiceFrame tab="logs"> <pages::service::LogsTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 
@@ -195,7 +210,7 @@ impl LazyRoute for ServiceEnvironmentRoute {
         ServiceEnvironmentRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="environment"> <pages::service::EnvironmentTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <LandingPack /> <pages::service::ServiceFrame tab="environment"> <pages::service::EnvironmentTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 
@@ -207,7 +222,7 @@ impl LazyRoute for ServiceDomainsRoute {
         ServiceDomainsRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="domains"> <pages::service::DomainsTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <LandingPack /> <pages::service::ServiceFrame tab="domains"> <pages::service::DomainsTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 
@@ -219,7 +234,7 @@ impl LazyRoute for ServiceSpecRoute {
         ServiceSpecRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="spec"> <pages::service::SpecTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <LandingPack /> <pages::service::ServiceFrame tab="spec"> <pages::service::SpecTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 
@@ -231,7 +246,7 @@ impl LazyRoute for ServiceSettingsRoute {
         ServiceSettingsRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::service::ServiceFrame tab="settings"> <pages::service::SettingsTabRoute /> </pages::service::ServiceFrame> }.into_any()
+        view! { <MarkHydrated /> <LandingPack /> <pages::service::ServiceFrame tab="settings"> <pages::service::SettingsTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 
@@ -243,7 +258,7 @@ impl LazyRoute for DeploymentRoute {
         DeploymentRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::deployment::DeploymentPage /> }.into_any()
+        view! { <MarkHydrated /> <LandingPack /> <pages::deployment::DeploymentPage /> }.into_any()
     }
 }
 
@@ -255,7 +270,7 @@ impl LazyRoute for ActivityRoute {
         ActivityRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::activity::ActivityPage /> }.into_any()
+        view! { <MarkHydrated /> <LandingPack /> <pages::activity::ActivityPage /> }.into_any()
     }
 }
 
@@ -267,7 +282,7 @@ impl LazyRoute for SettingsRoute {
         SettingsRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::settings::SettingsPage /> }.into_any()
+        view! { <MarkHydrated /> <LandingPack /> <pages::settings::SettingsPage /> }.into_any()
     }
 }
 
@@ -279,6 +294,6 @@ impl LazyRoute for StatusRoute {
         StatusRoute
     }
     fn view(_this: Self) -> AnyView {
-        view! { <MarkHydrated /> <pages::status::StatusPage /> }.into_any()
+        view! { <MarkHydrated /> <LandingPack /> <pages::status::StatusPage /> }.into_any()
     }
 }

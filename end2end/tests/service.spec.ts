@@ -127,9 +127,12 @@ test("a spec is edited in the Spec tab: errors shown at their line, then importe
     await page.screenshot({ path: `screenshots/service-${tab.toLowerCase()}-${info.project.name}.png`, fullPage: true });
   }
 
-  // Members: a teammate who has signed in once is added with a role from the project page.
+  // Members: a teammate who has signed in once is added with a role, on the page the project
+  // page links to.
   await page.goto(`/projects/${project}`);
   await expect(page.locator("#app")).toHaveAttribute("data-hydrated", "true");
+  await page.getByRole("link", { name: /Manage who may deploy/ }).click();
+  await expect(page).toHaveURL(new RegExp(`/projects/${project}/members$`));
   const members = page.getByTestId("members");
   await expect(members).toContainText("owner");
   await page.getByLabel("Email").fill("nobody@example.com");

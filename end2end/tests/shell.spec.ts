@@ -55,3 +55,27 @@ test("the dashboard health alias reports the database", async ({ request }) => {
   expect(response.status()).toBe(200);
   expect(await response.json()).toMatchObject({ status: "ok", checks: { database: "ok" } });
 });
+
+test("a deep landing fetches its page's wasm modules in one pack, later pages one by one", async ({ page, isMobile }) => {
+  await signIn(page, "lander");
+  const fetched: string[] = [];
+  page.on("response", (r) => fetched.push(`${r.status()} ${new URL(r.url()).pathname}`));
+  const modules = () => fetched.filter((f) => /\/pkg\/(chunk|split)_/.test(f));
+
+  // A new document on a lazily loaded page: one pack (server/src/http/landing_packs.rs) instead of
+  // a request per module, and the page hydrates from it.
+  await page.goto("/activity");
+  await expect(page.locator("#app")).toHaveAttribute("data-hydrated", "true");
+  await expect(page.getByRole("heading", { level: 1, name: "Activity" })).toBeVisible();
+  expect(fetched.filter((f) => f.includes("/landing/"))).toEqual([
+    expect.stringMatching(/^200 \/landing\/[^/]+\/__activity_route_view_\d+$/),
+  ]);
+  expect(modules()).toEqual([]);
+
+  // Following a link to another lazily loaded page fetches that page's modules from the network.
+  if (isMobile) await page.getByRole("button", { name: "Menu" }).click();
+  await page.getByRole("navigation", { name: "Primary" }).getByRole("link", { name: "Settings" }).click();
+  await expect(page.getByRole("button", { name: "Create token" })).toBeVisible();
+  await expect.poll(() => modules().some((f) => /^200 \/pkg\/split___settings_route_view_/.test(f))).toBe(true);
+  expect(modules().filter((f) => !f.startsWith("200 "))).toEqual([]);
+});

@@ -2,6 +2,7 @@
 
 pub mod chart;
 pub mod environment;
+pub mod landing;
 pub mod layout;
 pub mod live;
 pub mod state;

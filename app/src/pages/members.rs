@@ -4,11 +4,32 @@
 
 use enclii_api::{Member, Role};
 use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
 
 use super::projects::{RemoveMember, SetMember, list_members};
 use crate::components::state::{ApiErrorPanel, confirm};
 
 const ROLES: [Role; 4] = [Role::Viewer, Role::Developer, Role::Admin, Role::Owner];
+
+/// `/projects/:project/members`.
+#[component]
+pub fn MembersPage() -> impl IntoView {
+    let params = use_params_map();
+    let project = move || params.read().get("project").unwrap_or_default();
+    view! {
+        <Title text=move || format!("Members of {}", project()) />
+        <div class="mb-2">
+            <p class="text-sm text-slate-500">
+                <a class="hover:underline" href="/projects">"Projects"</a>
+                " / "
+                <a class="hover:underline" href=move || format!("/projects/{}", project())>{project}</a>
+            </p>
+            <h1 class="text-2xl font-semibold tracking-tight">"Members"</h1>
+        </div>
+        {move || view! { <MembersPanel project=project() /> }}
+    }
+}
 
 #[component]
 pub fn MembersPanel(project: String) -> impl IntoView {

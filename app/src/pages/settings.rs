@@ -196,7 +196,7 @@ fn MembersAndRoles() -> impl IntoView {
                         <ul class="space-y-1 text-sm">
                             {list.into_iter().map(|p| view! {
                                 <li>
-                                    <a class="font-medium text-indigo-700 hover:underline dark:text-indigo-300" href=format!("/projects/{}#members", p.slug)>{p.slug.clone()}</a>
+                                    <a class="font-medium text-indigo-700 hover:underline dark:text-indigo-300" href=format!("/projects/{}/members", p.slug)>{p.slug.clone()}</a>
                                     <span class="ml-2 text-slate-500">{p.role.map(|r| format!("you are {}", r.as_str())).unwrap_or_else(|| "platform admin".into())}</span>
                                 </li>
                             }).collect_view()}

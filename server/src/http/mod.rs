@@ -5,6 +5,7 @@ pub mod api_errors;
 pub mod auth;
 pub mod events;
 pub mod health;
+pub mod landing_packs;
 pub mod logs;
 pub mod metrics;
 pub mod split_preloads;
@@ -43,15 +44,34 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         engine,
     };
     let state_for_layers = state.engine.clone();
-    let preloads = split_preloads::load(&state.leptos_options);
+    let split = split_preloads::load(&state.leptos_options);
+    let packs = split
+        .as_ref()
+        .map(|split| landing_packs::LandingPacks::start(&split.pkg, &split.pages));
+    // Per-module preloads until the packs are ready; none after, when each page's pack brings its
+    // modules (the loader's own preload stays).
+    let preloads = split
+        .as_ref()
+        .map(|s| (s.preloads(true), s.preloads(false)));
+    let pack_url = packs.clone().map(|packs| {
+        switchyard_app::components::landing::LandingPackUrl(std::sync::Arc::new(move |page| {
+            packs.url(page)
+        }))
+    });
     let context = {
         let engine = state.engine.clone();
+        let packs = packs.clone();
         // Called once per request: the caller cache must never outlive it.
         move || {
             provide_context(engine.clone());
             provide_context(switchyard_app::api::CallerCache::default());
-            if let Some(preloads) = &preloads {
+            if let Some((modules, none)) = &preloads {
+                let packed = packs.as_ref().is_some_and(|p| p.is_ready());
+                let preloads = if packed { none } else { modules };
                 provide_context(switchyard_app::PreloadsFromLoader(preloads.clone()));
+            }
+            if let Some(pack_url) = &pack_url {
+                provide_context(pack_url.clone());
             }
         }
     };
@@ -70,6 +90,7 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         ))
         .merge(metrics::routes())
         .nest_service("/pkg", static_files::pkg(&state.leptos_options))
+        .merge(packs.map(|p| p.routes()).unwrap_or_default())
         .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), app_shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,

@@ -9,29 +9,57 @@
 //! `SplitPreloads` puts it in place of the copy `HydrationScripts` provides from that manifest.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use leptos::WasmSplitManifest;
 use leptos::prelude::{ArcStoredValue, LeptosOptions};
 
-/// The preloads of every lazily loaded page, or `None` when the site was not built with `--split`.
-pub fn load(options: &LeptosOptions) -> Option<WasmSplitManifest> {
-    let dir = Path::new(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref());
-    let loader = std::fs::read_dir(&dir)
+/// A `--split` build's lazily loaded pages, as its loader declares them.
+pub struct SplitBuild {
+    /// The directory of the site's modules.
+    pub pkg: PathBuf,
+    /// Each page's modules (file stems), dependencies first: see [`from_loader`].
+    pub pages: HashMap<String, Vec<String>>,
+    loader: String,
+    pkg_url: String,
+}
+
+/// The site's split build, or `None` when it was not built with `--split`.
+pub fn load(options: &LeptosOptions) -> Option<SplitBuild> {
+    let pkg = Path::new(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref());
+    let loader = std::fs::read_dir(&pkg)
         .ok()?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .find(|name| name.starts_with("__wasm_split.") && name.ends_with(".js"))?;
-    let js = std::fs::read_to_string(dir.join(&loader)).ok()?;
+    let js = std::fs::read_to_string(pkg.join(&loader)).ok()?;
     let pages = from_loader(&js);
     if pages.is_empty() {
         tracing::warn!(%loader, "the split loader names no page; no chunk preloads");
         return None;
     }
-    Some(WasmSplitManifest(ArcStoredValue::new((
-        format!("/{}", options.site_pkg_dir),
+    Some(SplitBuild {
+        pkg,
         pages,
         loader,
-    ))))
+        pkg_url: format!("/{}", options.site_pkg_dir),
+    })
+}
+
+impl SplitBuild {
+    /// What leptos reads to add a `<link rel=preload>` per module of the lazy pages a response
+    /// rendered; with `modules: false`, none (the split loader's own preload stays).
+    pub fn preloads(&self, modules: bool) -> WasmSplitManifest {
+        let pages = if modules {
+            self.pages.clone()
+        } else {
+            HashMap::new()
+        };
+        WasmSplitManifest(ArcStoredValue::new((
+            self.pkg_url.clone(),
+            pages,
+            self.loader.clone(),
+        )))
+    }
 }
 
 /// For each page's loader (`__wasm_split_load_<page>`), keyed `<page>` as leptos registers it: the

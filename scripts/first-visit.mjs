@@ -1,0 +1,53 @@
+// What a first visit downloads, measured in Chromium: for each landing page, a fresh browser
+// context (empty cache) opens it, waits until the page has hydrated, and sums the compressed bytes
+// of every JS, WASM and CSS response (and landing pack) it received, as the network delivered them.
+//
+// Usage: node scripts/first-visit.mjs BASE_URL TOKEN PATH...   (TOKEN: an API token, sent as a
+// bearer header so that signed-in pages render; "" for none). Exits 1 if a page does not hydrate,
+// logs an error, or fetches a file that is not there: the figures would not be a real visit's.
+import { createRequire } from "node:module";
+const require = createRequire(new URL("../package.json", import.meta.url));
+const { chromium } = require("playwright");
+
+const BUDGET = 300_000;
+const [base, token, ...paths] = process.argv.slice(2);
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu"] });
+let failed = 0, over = 0;
+for (const path of paths) {
+  const context = await browser.newContext(token ? { extraHTTPHeaders: { Authorization: `Bearer ${token}` } } : {});
+  const page = await context.newPage();
+  const problems = [];
+  const sizes = [];
+  page.on("pageerror", (e) => problems.push(String(e)));
+  page.on("console", (m) => m.type() === "error" && problems.push(m.text()));
+  page.on("response", (r) => {
+    const url = new URL(r.url());
+    if (r.status() >= 400) problems.push(`${r.status()} ${url.pathname}`);
+    if (/\.(js|wasm|css)$/.test(url.pathname) || url.pathname.startsWith("/landing/")) {
+      sizes.push(r.request().sizes().then((s) => [url.pathname, s.responseBodySize]));
+    }
+  });
+  await page.goto(base + path);
+  try {
+    await page.waitForSelector("#app[data-hydrated=true]", { timeout: 20_000 });
+  } catch {
+    problems.push("did not hydrate");
+  }
+  // Modules the hydrated page fetches after the fact (none expected) still count.
+  await page.waitForTimeout(500);
+  const files = await Promise.all(sizes);
+  const total = files.reduce((sum, [, bytes]) => sum + bytes, 0);
+  const kinds = { js: 0, wasm: 0, css: 0, pack: 0 };
+  for (const [name, bytes] of files) kinds[name.startsWith("/landing/") ? "pack" : name.split(".").pop()] += bytes;
+  const verdict = problems.length ? "FAILED" : total <= BUDGET ? "ok" : "OVER 300 KB";
+  failed += problems.length > 0;
+  over += total > BUDGET;
+  console.log(
+    `  ${path.padEnd(48)} ${String(total).padStart(7)} B  (${(total / 1024).toFixed(0)} KiB; js ${kinds.js}, wasm ${kinds.wasm}, pack ${kinds.pack}, css ${kinds.css}; ${files.length} files)  ${verdict}`,
+  );
+  for (const p of problems.slice(0, 5)) console.log(`      ${p}`);
+  await context.close();
+}
+await browser.close();
+console.log(`${over} of ${paths.length} landings over ${BUDGET} B`);
+process.exit(failed ? 1 : 0);
