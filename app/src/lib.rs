@@ -35,7 +35,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <script>{components::theme::NO_FLASH_SCRIPT}</script>
                 <HashedStylesheet options=options.clone() id="leptos" />
                 <AutoReload options=options.clone() />
-                <HydrationScripts options />
+                <components::landing::Hydration />
                 <SplitPreloads />
                 <MetaTags />
             </head>
@@ -51,9 +51,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[derive(Clone)]
 pub struct PreloadsFromLoader(pub leptos::WasmSplitManifest);
 
-/// Puts the server's preload list in place of the one `HydrationScripts` just provided (read from
-/// cargo-leptos's manifest, whose renamed entries point at files that do not exist): the response
-/// adds a `<link rel=preload>` for each module of the lazy pages it rendered.
+/// Gives leptos the server's preload list (not cargo-leptos's manifest, whose renamed entries point
+/// at files that do not exist): the response adds a `<link rel=preload>` for each module of the
+/// lazy pages it rendered (none once the landing packs are ready: `components/landing.rs`).
 #[component]
 fn SplitPreloads() -> impl IntoView {
     if let Some(PreloadsFromLoader(preloads)) = use_context::<PreloadsFromLoader>() {
@@ -75,8 +75,8 @@ pub fn App() -> impl IntoView {
                 // Every page but the landing one is its own wasm chunk (`cargo leptos … --split`),
                 // fetched when the page is first shown, so that a first visit downloads the shell
                 // and one page rather than the whole dashboard.
-                <Routes fallback=|| view! { <MarkHydrated /> <NotFound /> }>
-                    <Route path=path!("/") view=|| view! { <MarkHydrated /> <OverviewPage /> } />
+                <Routes fallback=|| view! { <MarkHydrated /> <LandingPack /> <NotFound /> }>
+                    <Route path=path!("/") view=|| view! { <MarkHydrated /> <LandingPack /> <OverviewPage /> } />
                     <Route path=path!("/projects") view={Lazy::<ProjectsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/deployments") view={Lazy::<DeploymentsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/projects/:project") view={Lazy::<ProjectRoute>::new()} ssr=SsrMode::Async />

@@ -71,6 +71,10 @@ test("a deep landing fetches its page's wasm modules in one pack, later pages on
     expect.stringMatching(/^200 \/landing\/[^/]+\/__activity_route_view_\d+$/),
   ]);
   expect(modules()).toEqual([]);
+  // The main module once: its preload (components/landing.rs) is the request the page uses.
+  expect(fetched.filter((f) => /\/pkg\/switchyard\.[^/]*\.wasm$/.test(f))).toEqual([
+    expect.stringMatching(/^200 /),
+  ]);
 
   // Following a link to another lazily loaded page fetches that page's modules from the network.
   if (isMobile) await page.getByRole("button", { name: "Menu" }).click();

@@ -44,19 +44,23 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         engine,
     };
     let state_for_layers = state.engine.clone();
+    let files = static_files::hydration_files(&state.leptos_options);
     let split = split_preloads::load(&state.leptos_options);
-    let packs = split
-        .as_ref()
-        .map(|split| landing_packs::LandingPacks::start(&split.pkg, &split.pages));
+    let packs = split.as_ref().map(|split| {
+        let main = files.wasm.rsplit('/').next().unwrap_or_default();
+        landing_packs::LandingPacks::start(&split.pkg, &split.pages, main)
+    });
     // Per-module preloads until the packs are ready; none after, when each page's pack brings its
     // modules (the loader's own preload stays).
     let preloads = split
         .as_ref()
         .map(|s| (s.preloads(true), s.preloads(false)));
     let pack_url = packs.clone().map(|packs| {
-        switchyard_app::components::landing::LandingPackUrl(std::sync::Arc::new(move |page| {
-            packs.url(page)
-        }))
+        let keep_main = packs.carries_main();
+        switchyard_app::components::landing::LandingPackUrl {
+            urls: std::sync::Arc::new(move |page| packs.urls(page)),
+            keep_main,
+        }
     });
     let context = {
         let engine = state.engine.clone();
@@ -65,6 +69,7 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         move || {
             provide_context(engine.clone());
             provide_context(switchyard_app::api::CallerCache::default());
+            provide_context(files.clone());
             if let Some((modules, none)) = &preloads {
                 let packed = packs.as_ref().is_some_and(|p| p.is_ready());
                 let preloads = if packed { none } else { modules };
