@@ -48,7 +48,8 @@ def needs(name, seen):
     return seen
 
 
-print("landing on a lazily loaded page (also its split module and the chunks it waits for):")
+print("landing on a lazily loaded page, its modules fetched one by one (as a page reached by a link fetches them;\n"
+      "a landing fetches them in one pack instead, measured by scripts/first-visit.mjs):")
 over = total_pages = 0
 for name in sorted(n for n in modules if n.startswith("__wasm_split_load_")):
     files = needs(name, set())

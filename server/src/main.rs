@@ -11,6 +11,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    use switchyard_server::http::landing_packs;
+    // The server runs itself as a child to compress each landing pack (landing_packs.rs says why).
+    if std::env::args().nth(1).as_deref() == Some(landing_packs::COMPRESS_COMMAND) {
+        return landing_packs::compress_stdio().context("compressing a landing pack");
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        landing_packs::compress_in_child_processes(exe);
+    }
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {
