@@ -5,8 +5,9 @@
 //! Read from the split loader (`pkg/__wasm_split.<hash>.js`), which is what the browser runs, not
 //! from the manifest cargo-leptos writes beside it: cargo-leptos 0.3.7 renames that manifest's
 //! entries by text replacement (`chunk_160` becomes `chunk_16.<hash>0`, a file that does not exist:
-//! 404s in the browser). Provided per request (`http::router`'s context); the shell's
-//! `SplitPreloads` puts it in place of the copy `HydrationScripts` provides from that manifest.
+//! 404s in the browser). Provided per request (`http::router`'s context) until the landing packs
+//! are ready (`landing_packs.rs`); the shell's `SplitPreloads` hands it to leptos. The same pages
+//! are what the packs are made of.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
