@@ -181,3 +181,309 @@ dev_secrets_key() {
   ENCLII_SECRETS__KEY="$(cat "$file")"
   export ENCLII_SECRETS__KEY
 }
+
+# ---- The local Kubernetes control plane (scripts/cluster.sh) ------------------------------------
+
+K8S_VERSION="v1.37.2"
+# Keyed by the version and by cluster/go.sum, so that a change of any pinned module rebuilds.
+cluster_bin_dir() {
+  local key
+  key="$(cat "$ROOT/cluster/go.mod" "$ROOT/cluster/go.sum" "$ROOT"/cluster/cmd/*/*.go | sha256sum | cut -c1-12)"
+  echo "${ENCLII_CACHE:-$HOME/.cache/enclii}/cluster/$K8S_VERSION-$key/bin"
+}
+
+cluster_build() {
+  local bin
+  bin="$(cluster_bin_dir)"
+  if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kube-controller-manager" ] && [ -x "$bin/kube-scheduler" ] && [ -x "$bin/etcd" ]; then
+    return 0
+  fi
+  command -v go >/dev/null 2>&1 || apt_install golang-go
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
+  say "building the control plane $K8S_VERSION from Go modules into $bin (about 25 minutes on 2 cores, once per machine)"
+  mkdir -p "$bin.tmp"
+  local ldflags="-s -w"
+  local v
+  for v in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags="$ldflags -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=37 -X $v.gitTreeState=clean"
+  done
+  (cd "$ROOT/cluster" && go build -trimpath -ldflags "$ldflags" -o "$bin.tmp/" \
+      ./cmd/etcd \
+      k8s.io/kubernetes/cmd/kube-apiserver \
+      k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kube-scheduler)
+  rm -rf "$bin"
+  mv "$bin.tmp" "$bin"
+}
+
+# Pods of the simulated nodes get addresses in POD_NET, which the machine routes to itself (like
+# 127.0.0.0/8): the node simulator answers on them, and unlike loopback addresses the API server
+# accepts them in EndpointSlices (its validation refuses 127.0.0.0/8), so Services, the service
+# proxy and Prometheus' pod discovery all take their real paths.
+POD_NET="10.244.0.0/16"
+APISERVER_ADVERTISE="10.244.0.1"
+
+ensure_pod_network() {
+  if ! ip route show table local 2>/dev/null | grep -q "^local $POD_NET "; then
+    command -v ip >/dev/null 2>&1 || apt_install iproute2
+    say "routing $POD_NET to this machine (the simulated pods' addresses)"
+    $SUDO ip route add local "$POD_NET" dev lo
+  fi
+}
+
+# pki DIR: a CA and the certificates and keys of one local cluster (kept across restarts).
+cluster_pki() {
+  local pki="$1/pki"
+  [ -s "$pki/done" ] && return 0
+  mkdir -p "$pki"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -keyout "$pki/ca.key" -out "$pki/ca.crt" -days 3650 \
+    -subj "/CN=enclii-local-ca" 2>/dev/null
+  # cert NAME SUBJECT [SANS]
+  cert() {
+    local ext="$pki/$1.ext"
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n' > "$ext"
+    [ -n "${3:-}" ] && printf 'subjectAltName=%s\n' "$3" >> "$ext"
+    openssl req -new "${ec[@]}" -keyout "$pki/$1.key" -out "$pki/$1.csr" -subj "$2" 2>/dev/null
+    openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+      -days 3650 -extfile "$ext" -out "$pki/$1.crt" 2>/dev/null
+    rm -f "$pki/$1.csr" "$ext"
+  }
+  cert apiserver "/CN=kube-apiserver" \
+    "IP:127.0.0.1,IP:$APISERVER_ADVERTISE,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  cert admin "/O=system:masters/CN=enclii-local-admin"
+  cert controller-manager "/CN=system:kube-controller-manager"
+  cert scheduler "/CN=system:kube-scheduler"
+  cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
+  # The simulated kubelets' serving certificate: every node address the simulator may use.
+  local sans="DNS:localhost" i
+  for i in $(seq 10 29); do sans="$sans,IP:10.244.0.$i"; done
+  cert kubelet "/CN=enclii-simulated-kubelet" "$sans"
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pki/sa.key" 2>/dev/null
+  openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+  chmod 600 "$pki"/*.key
+  echo ok > "$pki/done"
+}
+
+# kubeconfig FILE SERVER USER: a kubeconfig that authenticates with USER's client certificate.
+cluster_kubeconfig() {
+  local file="$1" server="$2" user="$3" pki
+  pki="$(dirname "$file")/pki"
+  cat > "$file" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: enclii-local
+  cluster:
+    server: $server
+    certificate-authority: $pki/ca.crt
+users:
+- name: $user
+  user:
+    client-certificate: $pki/$user.crt
+    client-key: $pki/$user.key
+contexts:
+- name: enclii-local
+  context: {cluster: enclii-local, user: $user}
+current-context: enclii-local
+KUBECONFIG
+  chmod 600 "$file"
+}
+
+# daemon DIR NAME CMD...: starts CMD in the background with its log and pid in DIR.
+daemon() {
+  local dir="$1" name="$2"
+  shift 2
+  "$@" >"$dir/$name.log" 2>&1 &
+  echo $! > "$dir/$name.pid"
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# cluster_start DIR: starts (or reuses) a local control plane whose state lives in DIR; exports
+# CLUSTER_DIR, CLUSTER_URL and ADMIN_KUBECONFIG (system:masters: for the node simulator and
+# set-up only; Switchyard gets its ServiceAccount's kubeconfig from `enclii-nodes setup`).
+cluster_start() {
+  local dir="$1" bin
+  cluster_build
+  bin="$(cluster_bin_dir)"
+  ensure_pod_network
+  mkdir -p "$dir"
+  dir="$(cd "$dir" && pwd)"
+  cluster_pki "$dir"
+  export CLUSTER_DIR="$dir" ADMIN_KUBECONFIG="$dir/admin.kubeconfig"
+  if alive "$dir/etcd.pid" && alive "$dir/kube-apiserver.pid" && alive "$dir/kube-controller-manager.pid" \
+      && alive "$dir/kube-scheduler.pid"; then
+    CLUSTER_URL="$(cat "$dir/url")"
+    export CLUSTER_URL
+    say "local cluster already running at $CLUSTER_URL"
+    return 0
+  fi
+  cluster_stop "$dir"
+  local etcd_port peer_port api_port cm_port sched_port
+  etcd_port="$(free_port)"; peer_port="$(free_port)"; api_port="$(free_port)"
+  cm_port="$(free_port)"; sched_port="$(free_port)"
+  CLUSTER_URL="https://127.0.0.1:$api_port"
+  export CLUSTER_URL
+  echo "$CLUSTER_URL" > "$dir/url"
+  local pki="$dir/pki"
+  say "starting the local cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) at $CLUSTER_URL"
+  # No fsync: a development and test cluster, recreated at will.
+  daemon "$dir" etcd "$bin/etcd" --name local --data-dir "$dir/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "local=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
+  daemon "$dir" kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --secure-port "$api_port" --advertise-address "$APISERVER_ADVERTISE" \
+    --endpoint-reconciler-type none \
+    --cert-dir "$pki" --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+    --client-ca-file "$pki/ca.crt" \
+    --requestheader-client-ca-file "$pki/ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --authorization-mode Node,RBAC \
+    --enable-admission-plugins NodeRestriction \
+    --allow-privileged=true \
+    --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" --kubelet-client-key "$pki/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority "$pki/ca.crt" --kubelet-preferred-address-types InternalIP
+  cluster_kubeconfig "$dir/admin.kubeconfig" "$CLUSTER_URL" admin
+  cluster_kubeconfig "$dir/controller-manager.kubeconfig" "$CLUSTER_URL" controller-manager
+  cluster_kubeconfig "$dir/scheduler.kubeconfig" "$CLUSTER_URL" scheduler
+  local i
+  for i in $(seq 1 300); do
+    if curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$CLUSTER_URL/readyz" >/dev/null 2>&1; then
+      break
+    fi
+    alive "$dir/kube-apiserver.pid" || { tail -n 30 "$dir/kube-apiserver.log" >&2; echo "kube-apiserver exited" >&2; return 1; }
+    [ "$i" = 300 ] && { tail -n 30 "$dir/kube-apiserver.log" >&2; echo "kube-apiserver not ready after 30 s" >&2; return 1; }
+    sleep 0.1
+  done
+  daemon "$dir" kube-controller-manager "$bin/kube-controller-manager" \
+    --kubeconfig "$dir/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$cm_port" --leader-elect=false \
+    --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+    --use-service-account-credentials \
+    --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key"
+  daemon "$dir" kube-scheduler "$bin/kube-scheduler" \
+    --kubeconfig "$dir/scheduler.kubeconfig" \
+    --authentication-kubeconfig "$dir/scheduler.kubeconfig" \
+    --authorization-kubeconfig "$dir/scheduler.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$sched_port" --leader-elect=false
+  say "local cluster ready at $CLUSTER_URL (kubectl --kubeconfig $dir/admin.kubeconfig)"
+}
+
+cluster_stop() {
+  local dir="$1" name
+  for name in kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    if alive "$dir/$name.pid"; then
+      kill "$(cat "$dir/$name.pid")" 2>/dev/null || true
+      for _ in $(seq 1 50); do alive "$dir/$name.pid" || break; sleep 0.1; done
+      alive "$dir/$name.pid" && kill -9 "$(cat "$dir/$name.pid")" 2>/dev/null || true
+    fi
+    rm -f "$dir/$name.pid"
+  done
+}
+
+# The Gateway API CRDs, from the sigs.k8s.io/gateway-api module (standard channel).
+GATEWAY_API_VERSION="v1.6.3"
+gateway_api_crds() {
+  local moddir
+  moddir="$(cd "$ROOT/cluster" && go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  echo "$moddir/config/crd/standard"
+}
+
+# ---- The node simulator and Prometheus beside the local cluster ---------------------------------
+
+target_dir() {
+  if [ -n "${CARGO_TARGET_DIR:-}" ]; then echo "$CARGO_TARGET_DIR"; else echo "$ROOT/target"; fi
+}
+
+# prometheus_start DIR SWITCHYARD_ADDR: Debian's Prometheus, scraping the simulated pods (found
+# through the API server, labelled by namespace, service and track as the canary queries expect)
+# and Switchyard's own /metrics at SWITCHYARD_ADDR; exports PROMETHEUS_URL.
+prometheus_start() {
+  local dir="$1" switchyard="$2" interval="${PROMETHEUS_SCRAPE_INTERVAL:-5s}"
+  command -v prometheus >/dev/null 2>&1 || apt_install prometheus
+  if alive "$dir/prometheus.pid"; then
+    PROMETHEUS_URL="$(cat "$dir/prometheus.url")"
+    export PROMETHEUS_URL
+    return 0
+  fi
+  local port
+  port="$(free_port)"
+  PROMETHEUS_URL="http://127.0.0.1:$port"
+  export PROMETHEUS_URL
+  echo "$PROMETHEUS_URL" > "$dir/prometheus.url"
+  cat > "$dir/prometheus.yml" <<PROM
+global:
+  scrape_interval: $interval
+  scrape_timeout: $interval
+scrape_configs:
+  - job_name: enclii-pods
+    kubernetes_sd_configs:
+      - role: pod
+        kubeconfig_file: $dir/admin.kubeconfig
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_managed_by, __meta_kubernetes_pod_container_port_name, __meta_kubernetes_pod_phase]
+        regex: enclii;http;Running
+        action: keep
+      - source_labels: [__meta_kubernetes_namespace]
+        target_label: namespace
+      - source_labels: [__meta_kubernetes_pod_label_enclii_dev_service]
+        target_label: service
+      - source_labels: [__meta_kubernetes_pod_label_enclii_dev_track]
+        target_label: track
+      - source_labels: [__meta_kubernetes_pod_name]
+        target_label: pod
+  - job_name: switchyard
+    static_configs:
+      - targets: ['$switchyard']
+PROM
+  daemon "$dir" prometheus prometheus --config.file "$dir/prometheus.yml" \
+    --storage.tsdb.path "$dir/prometheus-data" --storage.tsdb.retention.time 2d \
+    --web.listen-address "127.0.0.1:$port" --log.level warn
+  for _ in $(seq 1 100); do
+    curl -fsS "$PROMETHEUS_URL/-/ready" >/dev/null 2>&1 && break
+    alive "$dir/prometheus.pid" || { tail -n 20 "$dir/prometheus.log" >&2; echo "prometheus exited" >&2; return 1; }
+    sleep 0.1
+  done
+  say "Prometheus on $PROMETHEUS_URL"
+}
+
+# local_stack_start DIR SWITCHYARD_ADDR: the local cluster, set up for Switchyard (Gateway API
+# CRDs, deploy/rbac.yaml, a kubeconfig of its ServiceAccount at DIR/switchyard.kubeconfig), the
+# node simulator and Prometheus. Exports CLUSTER_URL, ADMIN_KUBECONFIG, SWITCHYARD_KUBECONFIG,
+# PROMETHEUS_URL.
+local_stack_start() {
+  local dir="$1" switchyard="$2"
+  cluster_start "$dir"
+  dir="$CLUSTER_DIR"
+  (cd "$ROOT" && cargo build --quiet -p enclii-sandbox --bin enclii-nodes)
+  local nodes
+  nodes="$(target_dir)/debug/enclii-nodes"
+  "$nodes" setup --kubeconfig "$ADMIN_KUBECONFIG" --crds "$(gateway_api_crds)" \
+    --apply "$ROOT/deploy/rbac.yaml" \
+    --service-account enclii-system/switchyard --write-kubeconfig "$dir/switchyard.kubeconfig"
+  export SWITCHYARD_KUBECONFIG="$dir/switchyard.kubeconfig"
+  if ! alive "$dir/nodes.pid"; then
+    daemon "$dir" nodes "$nodes" run --kubeconfig "$ADMIN_KUBECONFIG" --pki "$dir/pki" \
+      --ready-delay-ms "${NODES_READY_DELAY_MS:-1500}" --log-interval-ms "${NODES_LOG_INTERVAL_MS:-500}"
+  fi
+  prometheus_start "$dir" "$switchyard"
+  say "node simulator running (log: $dir/nodes.log)"
+}
+
+local_stack_stop() {
+  local dir="$1" name
+  for name in prometheus nodes; do
+    alive "$dir/$name.pid" && kill "$(cat "$dir/$name.pid")" 2>/dev/null || true
+    rm -f "$dir/$name.pid"
+  done
+  cluster_stop "$dir"
+}

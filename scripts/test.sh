@@ -11,6 +11,17 @@ pg_start pg-test fast
 # sqlx::test creates (and drops) one database per test from this connection.
 export DATABASE_URL="$PG_URL_BASE/postgres"
 
+# One local cluster per run (real control plane, simulated nodes, Prometheus), fresh: each test
+# works in namespaces of its own prefix. Quick pods and scrapes keep the suite short.
+TEST_CLUSTER="$STATE/cluster-test"
+local_stack_stop "$TEST_CLUSTER"
+rm -rf "$TEST_CLUSTER/etcd" "$TEST_CLUSTER/prometheus-data"
+E2E_PORT="$(free_port)"
+NODES_READY_DELAY_MS=200 NODES_LOG_INTERVAL_MS=50 PROMETHEUS_SCRAPE_INTERVAL=1s \
+  local_stack_start "$TEST_CLUSTER" "127.0.0.1:$E2E_PORT"
+export ENCLII_TEST_CLUSTER="$TEST_CLUSTER"
+trap 'local_stack_stop "$TEST_CLUSTER"' EXIT
+
 say "unit and integration tests"
 # The frontend crate is excluded: its `hydrate` feature must never be unified with the server's `ssr`.
 cargo test --workspace --exclude switchyard-frontend --no-fail-fast
@@ -22,7 +33,7 @@ TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import j
 dev_secrets_key
 E2E_DB="e2e_$(date +%s)_$$"
 pg_create_db "$E2E_DB"
-PORT="$(free_port)"
+PORT="$E2E_PORT"
 standin_start "$(free_port)" "http://127.0.0.1:$PORT"
 LOG="$STATE/e2e-server.log"
 # Every browser test signs in from 127.0.0.1: the per-address sign-in limit (tested on its own in
@@ -32,7 +43,11 @@ ENCLII_LISTEN="127.0.0.1:$PORT" \
 ENCLII_PUBLIC_URL="http://127.0.0.1:$PORT" \
 ENCLII_DATABASE__URL="$PG_URL_BASE/$E2E_DB" \
 ENCLII_SITE__ROOT="$ROOT/target/site" \
-ENCLII_CLUSTER__MODE=sandbox \
+ENCLII_CLUSTER__MODE=kube \
+ENCLII_CLUSTER__KUBECONFIG="$SWITCHYARD_KUBECONFIG" \
+ENCLII_CLUSTER__NAMESPACE_PREFIX="e2e$$-" \
+ENCLII_CLUSTER__LABEL="Local cluster (simulated nodes)" \
+ENCLII_CANARY__PROMETHEUS_URL="$PROMETHEUS_URL" \
 ENCLII_CANARY__INTERVAL_MS=500 \
 ENCLII_STATUS__REFRESH_SECS=1 \
 ENCLII_STATUS__SERVICE_INTERVAL_SECS=2 \
@@ -40,6 +55,7 @@ ENCLII_SESSION__LOGIN_ATTEMPTS_PER_MINUTE=1000 \
   "$TARGET_DIR/debug/switchyard" >"$LOG" 2>&1 &
 SERVER_PID=$!
 cleanup() {
+  local_stack_stop "$TEST_CLUSTER"
   kill "$SERVER_PID" "$STANDIN_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
   "$(pg_bin)/dropdb" -h 127.0.0.1 -p "${PG_URL_BASE##*:}" -U enclii --if-exists "$E2E_DB" 2>/dev/null || true
