@@ -1,235 +1,171 @@
-//! The sandbox cluster: a loopback fake of the parts of a Kubernetes API server Enclii uses, a
-//! driver that plays the cluster's controllers (ReplicaSets and Pods that become ready, crash, or
-//! fail to pull, by image name), and a fake Prometheus. The real kube-rs client talks to it over
-//! HTTP. For tests and the embedded default only: the dashboard labels it a sandbox.
+//! The node simulator: plays the kubelets of a local cluster whose control plane is real
+//! (kube-apiserver, kube-controller-manager, kube-scheduler; `scripts/cluster.sh`). It has no API
+//! of its own: it registers Nodes and keeps them Ready ([`node`]), runs the pods the scheduler
+//! binds to them ([`kubelet`]) with real addresses in 10.244.0.0/16 ([`network`]) on which they
+//! serve HTTP and Prometheus metrics ([`workload`], [`traffic`]), and serves their logs to the API
+//! server through each node's kubelet endpoint ([`kubelet_api`]); it also provisions the volumes
+//! pods claim ([`volumes`]). Images decide what a pod does ([`behaviour`]); the engine's build
+//! Jobs build nothing but report a digest ([`build_job`]).
+//! For tests and the embedded default only, never the production path.
 //!
-//! Images decide what the simulated pods do: a name containing `crashloop` crash-loops,
-//! `pull-error` cannot be pulled, `unschedulable` finds no node, `stuck` never starts (until the
-//! progress deadline); anything else becomes ready after `ready_delay`. The fake Prometheus reports
-//! 5 requests a second per ready pod and, for the canary analysis, errors by image too: `errors`
-//! fails 8% of requests, `degrades` fails 6% once its track takes half the traffic (0.4% before),
-//! `no-traffic` gets no requests at all, anything else fails 0.4%. Build Jobs succeed with an image
-//! digest after a moment, or fail with a build error when their git ref starts with `bad`.
+//! `enclii-nodes run` runs it; `enclii-nodes setup` readies a fresh cluster for Switchyard
+//! ([`setup`]); [`testing`] is how tests find the local cluster.
 
-mod api;
-mod controller;
-mod jobs;
-mod prometheus;
-pub mod store;
+pub mod setup;
+pub mod testing;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+mod behaviour;
+mod build_job;
+mod kubelet;
+mod kubelet_api;
+mod logs;
+mod network;
+mod node;
+mod pods;
+mod traffic;
+mod volumes;
+mod workload;
+
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+
+pub use network::MAX_NODES;
 
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// How long a healthy pod takes to become ready.
+    /// How many nodes (`sim-node-1` …), at most [`MAX_NODES`].
+    pub nodes: usize,
+    /// How long a container takes to become ready (or to crash, or to build).
     pub ready_delay: Duration,
-    /// When a rollout that makes no progress is declared failed (Kubernetes' progressDeadlineSeconds).
-    pub progress_deadline: Duration,
-    /// Pause between followed log lines.
+    /// Pause between the lines of a followed service log.
     pub log_interval: Duration,
-    /// Serve the Gateway API (HTTPRoutes), so canaries split traffic by route weights.
-    pub gateway_api: bool,
+    /// The folder with the kubelet's serving certificate and key (`kubelet.crt`, `kubelet.key`).
+    pub pki: PathBuf,
 }
 
-impl Default for Options {
-    fn default() -> Self {
+impl Options {
+    pub fn new(pki: impl Into<PathBuf>) -> Self {
         Self {
+            nodes: 3,
             ready_delay: Duration::from_millis(1500),
-            progress_deadline: Duration::from_secs(30),
             log_interval: Duration::from_millis(500),
-            gateway_api: false,
-        }
-    }
-}
-
-/// Requests per second and the share of them failing (5xx), per service and track.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Traffic {
-    pub requests_per_second: f64,
-    pub error_ratio: f64,
-}
-
-pub(crate) struct Shared {
-    pub store: store::Store,
-    pub options: Options,
-    failures: Mutex<Option<(u32, StatusCode)>>,
-    delay_next: AtomicU32,
-    pub requests: AtomicU32,
-    pub traffic: Mutex<HashMap<(String, String), Traffic>>,
-}
-
-impl Shared {
-    /// The controllers' reaction to an applied object.
-    fn applied(
-        self: &Arc<Self>,
-        resource: &str,
-        ns: Option<&str>,
-        name: &str,
-        object: &serde_json::Value,
-    ) {
-        if resource == "apps/v1/deployments" {
-            controller::deployment_applied(
-                self.clone(),
-                ns.unwrap_or_default().to_owned(),
-                name.to_owned(),
-                object.clone(),
-            );
-        } else if resource == "batch/v1/jobs" {
-            jobs::job_applied(
-                self.clone(),
-                ns.unwrap_or_default().to_owned(),
-                name.to_owned(),
-                object.clone(),
-            );
+            pki: pki.into(),
         }
     }
 
-    fn deleted(self: &Arc<Self>, resource: &str, ns: Option<&str>, name: &str) {
-        if resource == "apps/v1/deployments" {
-            controller::deployment_deleted(self, ns.unwrap_or_default(), name);
-        } else if resource == "batch/v1/jobs" {
-            jobs::job_deleted(self, ns.unwrap_or_default(), name);
+    /// How long an init container runs.
+    fn init_time(&self) -> Duration {
+        self.ready_delay / 4
+    }
+
+    /// How long a build takes (with its checkout, about twice `ready_delay`).
+    fn build_time(&self) -> Duration {
+        self.ready_delay * 3 / 2
+    }
+}
+
+/// What the simulator's tasks share.
+struct Simulation {
+    client: kube::Client,
+    options: Options,
+    pods: pods::Registry,
+    addresses: Mutex<network::PodAddresses>,
+    /// HTTPRoutes (when the Gateway API is installed): canary traffic splits by their weights.
+    routes: reflector::Store<DynamicObject>,
+}
+
+impl Simulation {
+    fn advance_traffic(&self) {
+        self.pods.advance_traffic(&self.routes.state());
+    }
+}
+
+/// Counters also move between scrapes, so that route weight changes count from about when
+/// they happen.
+const TRAFFIC_TICK: Duration = Duration::from_secs(2);
+
+/// How often to look for the Gateway API while it is not installed.
+const GATEWAY_API_POLL: Duration = Duration::from_secs(10);
+
+/// Keeps `writer` filled with the cluster's HTTPRoutes, once the Gateway API is installed. Until
+/// then no watch is started: kube's back-off restarts after each failed list, so a watch of an
+/// API that is not served would retry every second or so.
+async fn watch_routes(
+    client: kube::Client,
+    writer: reflector::store::Writer<DynamicObject>,
+    resource: ApiResource,
+) {
+    loop {
+        match client.list_api_group_resources(&resource.api_version).await {
+            Ok(list) if list.resources.iter().any(|r| r.name == resource.plural) => break,
+            Ok(_) | Err(_) => tokio::time::sleep(GATEWAY_API_POLL).await,
         }
     }
-}
-
-/// A running sandbox. Dropping it stops both servers.
-pub struct Sandbox {
-    pub kube_url: String,
-    pub prometheus_url: String,
-    shared: Arc<Shared>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Sandbox {
-    pub async fn start(options: Options) -> std::io::Result<Self> {
-        Self::start_on(
-            options,
-            "127.0.0.1:0".parse().unwrap(),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-    }
-
-    pub async fn start_on(
-        options: Options,
-        kube: SocketAddr,
-        prometheus: SocketAddr,
-    ) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared {
-            store: store::Store::new(),
-            options,
-            failures: Mutex::new(None),
-            delay_next: AtomicU32::new(0),
-            requests: AtomicU32::new(0),
-            traffic: Mutex::new(HashMap::new()),
-        });
-        let kube_listener = tokio::net::TcpListener::bind(kube).await?;
-        let prom_listener = tokio::net::TcpListener::bind(prometheus).await?;
-        let kube_url = format!("http://{}", kube_listener.local_addr()?);
-        let prometheus_url = format!("http://{}", prom_listener.local_addr()?);
-        let kube_app = api::router(shared.clone());
-        let prom_app = prometheus::router(shared.clone());
-        let tasks = vec![
-            tokio::spawn(async move {
-                let _ = axum::serve(kube_listener, kube_app).await;
-            }),
-            tokio::spawn(async move {
-                let _ = axum::serve(prom_listener, prom_app).await;
-            }),
-        ];
-        Ok(Self {
-            kube_url,
-            prometheus_url,
-            shared,
-            tasks,
-        })
-    }
-
-    /// The next `n` API requests fail with `status` (a flaky or overloaded API server).
-    pub fn fail_next(&self, n: u32, status: u16) {
-        *self
-            .shared
-            .failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some((
-            n,
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        ));
-    }
-
-    /// The next `n` API requests hang for a minute (timeouts).
-    pub fn hang_next(&self, n: u32) {
-        self.shared.delay_next.store(n, Ordering::SeqCst);
-    }
-
-    /// API requests served so far.
-    pub fn requests(&self) -> u32 {
-        self.shared.requests.load(Ordering::SeqCst)
-    }
-
-    pub fn set_traffic(&self, service: &str, track: &str, traffic: Traffic) {
-        self.shared
-            .traffic
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((service.to_owned(), track.to_owned()), traffic);
-    }
-
-    /// Reads an object as the API server holds it (for tests).
-    pub fn object(
-        &self,
-        resource: &str,
-        ns: Option<&str>,
-        name: &str,
-    ) -> Option<serde_json::Value> {
-        self.shared.store.get(resource, ns, name)
-    }
-
-    pub fn objects(&self, resource: &str, ns: Option<&str>) -> Vec<serde_json::Value> {
-        self.shared
-            .store
-            .list(resource, ns, &store::Selector::default())
-            .1
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-}
-
-async fn inject_failures(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    shared.requests.fetch_add(1, Ordering::SeqCst);
-    if shared.delay_next.load(Ordering::SeqCst) > 0 {
-        shared.delay_next.fetch_sub(1, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_secs(60)).await;
-    }
-    let fail = {
-        let mut f = shared.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match f.as_mut() {
-            Some((n, status)) if *n > 0 => {
-                *n -= 1;
-                Some(*status)
+    tracing::info!("the Gateway API is installed: canary traffic follows HTTPRoute weights");
+    let routes: Api<DynamicObject> = Api::all_with(client, &resource);
+    reflector(writer, watcher(routes, watcher::Config::default()))
+        .default_backoff()
+        .for_each(|event| async move {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "watching HTTPRoutes; retrying");
             }
-            _ => None,
-        }
-    };
-    if let Some(status) = fail {
-        let body = serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "injected by the sandbox", "reason": "InternalError", "code": status.as_u16()});
-        return (status, axum::Json(body)).into_response();
+        })
+        .await;
+}
+
+/// Runs the simulated nodes until one of its tasks fails (they are meant to run for ever).
+pub async fn run(client: kube::Client, options: Options) -> anyhow::Result<()> {
+    if !(1..=MAX_NODES).contains(&options.nodes) {
+        bail!(
+            "--nodes must be from 1 to {MAX_NODES} (the kubelet certificate names 10.244.0.10-29)"
+        );
     }
-    next.run(req).await
+    let tls = kubelet_api::tls_config(&options.pki)?;
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    let route_resource = ApiResource::from_gvk_with_plural(&gvk, "httproutes");
+    let routes_writer = reflector::store::Writer::new(route_resource.clone());
+    let sim = Arc::new(Simulation {
+        client: client.clone(),
+        routes: routes_writer.as_reader(),
+        options,
+        pods: pods::Registry::default(),
+        addresses: Mutex::new(network::PodAddresses::default()),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    // The kubelet endpoints first: a node whose logs cannot be reached is no use.
+    for node in 1..=sim.options.nodes {
+        let listener = kubelet_api::bind(node, tls.clone())
+            .await
+            .with_context(|| format!("the kubelet endpoint of node {node}"))?;
+        tasks.spawn(kubelet_api::serve(sim.clone(), node, listener));
+    }
+    tasks.spawn(volumes::run(client.clone()));
+    tasks.spawn(watch_routes(client, routes_writer, route_resource));
+    let ticking = sim.clone();
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(TRAFFIC_TICK);
+        loop {
+            tick.tick().await;
+            ticking.advance_traffic();
+        }
+    });
+    for node in 1..=sim.options.nodes {
+        tasks.spawn(node::keep_alive(sim.clone(), node));
+        tasks.spawn(kubelet::play_node(sim.clone(), node));
+    }
+    tracing::info!(
+        nodes = sim.options.nodes,
+        ready_delay_ms = sim.options.ready_delay.as_millis() as u64,
+        "node simulator running"
+    );
+    match tasks.join_next().await {
+        Some(Err(e)) => Err(e).context("a simulator task failed"),
+        _ => bail!("a simulator task ended"),
+    }
 }
