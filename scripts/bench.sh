@@ -31,7 +31,7 @@ PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"
 ENCLII_LISTEN="127.0.0.1:$PORT" ENCLII_PUBLIC_URL="$BASE" \
 ENCLII_DATABASE__URL="$PG_URL_BASE/$BENCH_DB" ENCLII_SITE__ROOT="$ROOT/target/site" \
-ENCLII_LOG__FILTER=warn ENCLII_CLUSTER__MODE=sandbox \
+ENCLII_LOG__FILTER=warn ENCLII_CLUSTER__WORKER=false \
   "$TARGET_DIR/release/switchyard" >"$STATE/bench-server.log" 2>&1 &
 PID=$!
 cleanup() {

@@ -224,7 +224,9 @@ POD_NET="10.244.0.0/16"
 APISERVER_ADVERTISE="10.244.0.1"
 
 ensure_pod_network() {
-  if ! ip route show table local 2>/dev/null | grep -q "^local $POD_NET "; then
+  local routes
+  routes="$(ip route show table local 2>/dev/null || true)"
+  if ! grep -q "^local $POD_NET " <<<"$routes"; then
     command -v ip >/dev/null 2>&1 || apt_install iproute2
     say "routing $POD_NET to this machine (the simulated pods' addresses)"
     $SUDO ip route add local "$POD_NET" dev lo
@@ -404,8 +406,8 @@ target_dir() {
   if [ -n "${CARGO_TARGET_DIR:-}" ]; then echo "$CARGO_TARGET_DIR"; else echo "$ROOT/target"; fi
 }
 
-# prometheus_start DIR SWITCHYARD_ADDR: Debian's Prometheus, scraping the simulated pods (found
-# through the API server, labelled by namespace, service and track as the canary queries expect)
+# prometheus_start DIR SWITCHYARD_ADDR: Debian's Prometheus, scraping the simulated pods (listed
+# by the node simulator, labelled by namespace, service and track as the canary queries expect)
 # and Switchyard's own /metrics at SWITCHYARD_ADDR; exports PROMETHEUS_URL.
 prometheus_start() {
   local dir="$1" switchyard="$2" interval="${PROMETHEUS_SCRAPE_INTERVAL:-5s}"
@@ -425,22 +427,12 @@ global:
   scrape_interval: $interval
   scrape_timeout: $interval
 scrape_configs:
+  # Debian builds Prometheus without Kubernetes discovery: the node simulator writes the running
+  # pods' http ports (labelled namespace, service, track, pod) to this file instead.
   - job_name: enclii-pods
-    kubernetes_sd_configs:
-      - role: pod
-        kubeconfig_file: $dir/admin.kubeconfig
-    relabel_configs:
-      - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_managed_by, __meta_kubernetes_pod_container_port_name, __meta_kubernetes_pod_phase]
-        regex: enclii;http;Running
-        action: keep
-      - source_labels: [__meta_kubernetes_namespace]
-        target_label: namespace
-      - source_labels: [__meta_kubernetes_pod_label_enclii_dev_service]
-        target_label: service
-      - source_labels: [__meta_kubernetes_pod_label_enclii_dev_track]
-        target_label: track
-      - source_labels: [__meta_kubernetes_pod_name]
-        target_label: pod
+    file_sd_configs:
+      - files: ['$dir/scrape-targets.json']
+        refresh_interval: 5s
   - job_name: switchyard
     static_configs:
       - targets: ['$switchyard']
@@ -468,12 +460,13 @@ local_stack_start() {
   local nodes
   nodes="$(target_dir)/debug/enclii-nodes"
   "$nodes" setup --kubeconfig "$ADMIN_KUBECONFIG" --crds "$(gateway_api_crds)" \
-    --apply "$ROOT/deploy/rbac.yaml" \
+    --apply "$ROOT/deploy/rbac.yaml" --apply "$ROOT/sandbox/cluster/simulated-behaviours.yaml" \
     --service-account enclii-system/switchyard --write-kubeconfig "$dir/switchyard.kubeconfig"
   export SWITCHYARD_KUBECONFIG="$dir/switchyard.kubeconfig"
   if ! alive "$dir/nodes.pid"; then
     daemon "$dir" nodes "$nodes" run --kubeconfig "$ADMIN_KUBECONFIG" --pki "$dir/pki" \
-      --ready-delay-ms "${NODES_READY_DELAY_MS:-1500}" --log-interval-ms "${NODES_LOG_INTERVAL_MS:-500}"
+      --ready-delay-ms "${NODES_READY_DELAY_MS:-1500}" --log-interval-ms "${NODES_LOG_INTERVAL_MS:-500}" \
+      --scrape-targets "$dir/scrape-targets.json"
   fi
   prometheus_start "$dir" "$switchyard"
   say "node simulator running (log: $dir/nodes.log)"

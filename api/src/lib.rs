@@ -130,9 +130,10 @@ pub struct WhoAmI {
     pub platform_admin: bool,
     /// How the request was authenticated: `session`, `api_token` or `plinto_token`.
     pub via: String,
-    /// Deployments go to the built-in sandbox cluster: nothing runs for real.
+    /// What kind of cluster deployments go to, when it is not a production one (the embedded
+    /// default's "Local cluster (simulated nodes)").
     #[serde(default)]
-    pub sandbox: bool,
+    pub cluster_label: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

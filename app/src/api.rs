@@ -60,12 +60,11 @@ mod ssr {
 pub async fn whoami() -> Result<WhoAmI, ApiError> {
     let (engine, caller) = caller().await?;
     let caller = caller.ok_or_else(ApiError::unauthenticated)?;
-    let sandbox = engine.settings.cluster.mode == switchyard_engine::config::ClusterMode::Sandbox;
     Ok(WhoAmI {
         display_name: caller.display_name,
         email: caller.email,
         platform_admin: caller.platform_admin,
         via: caller.via.name().to_owned(),
-        sandbox,
+        cluster_label: engine.settings.cluster.label.clone(),
     })
 }

@@ -110,6 +110,7 @@ fn render(path: &PathBuf, env: &str, image: Option<&str>, project: Option<&str>)
         image: image.unwrap_or(&placeholder),
         release: "unreleased",
         gateway: None,
+        progress_deadline_secs: enclii_spec::render::DEFAULT_PROGRESS_DEADLINE_SECS,
     };
     for manifest in enclii_spec::render::render(&file, &target) {
         print!("{}", enclii_spec::yaml::emit(&manifest.body));

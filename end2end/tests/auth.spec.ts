@@ -16,8 +16,8 @@ test("a visitor is sent to sign in and brought back to the page they wanted", as
 test("sign in, see your name, sign out, and be refused afterwards", async ({ page, context }) => {
   await signIn(page, "alice");
   await expect(page.getByTestId("user-menu")).toContainText("Test alice");
-  // The run and test servers deploy to the sandbox, and the dashboard says so plainly.
-  await expect(page.getByTestId("sandbox-badge")).toHaveText("Sandbox cluster");
+  // The run and test servers deploy to the local cluster of simulated nodes, and the dashboard says so plainly.
+  await expect(page.getByTestId("cluster-badge")).toHaveText("Local cluster (simulated nodes)");
   // No token ever reaches the browser: not in the URL, not in storage, not in readable cookies.
   expect(page.url()).not.toContain("token");
   const storage = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));

@@ -213,6 +213,20 @@ pub struct ClusterSettings {
     pub mode: ClusterMode,
     /// The API server URL for `mode = "url"`.
     pub url: Option<String>,
+    /// The kubeconfig file for `mode = "kube"`; without it, `KUBECONFIG`, `~/.kube/config` or
+    /// the in-cluster ServiceAccount.
+    pub kubeconfig: Option<String>,
+    /// Put before every environment's namespace (`{prefix}{project}-{environment}`), so that
+    /// several Switchyards (or test runs) can share one cluster without meeting.
+    #[serde(default)]
+    pub namespace_prefix: String,
+    /// Shown on every page of the dashboard when set: what kind of cluster this is when it is not
+    /// a production one (the embedded default says "Local cluster (simulated nodes)").
+    pub label: Option<String>,
+    /// The Deployments' `progressDeadlineSeconds`: the cluster's Deployment controller declares a
+    /// rollout that made no progress for this long failed (ProgressDeadlineExceeded).
+    #[serde(default = "defaults::progress_deadline_secs")]
+    pub progress_deadline_secs: i32,
     /// A rollout that has not finished after this long fails.
     #[serde(default = "defaults::rollout_timeout_secs")]
     pub rollout_timeout_secs: u64,
@@ -245,9 +259,7 @@ pub enum ClusterMode {
     /// kubeconfig or in-cluster service account (`kube::Client::try_default`): production.
     #[default]
     Kube,
-    /// The built-in sandbox cluster, started in this process: for trying Enclii on a laptop.
-    Sandbox,
-    /// An API server at `url`, without credentials (tests point this at a sandbox).
+    /// An API server at `url`, without credentials (`kubectl proxy`).
     Url,
 }
 
@@ -256,6 +268,10 @@ impl Default for ClusterSettings {
         Self {
             mode: ClusterMode::default(),
             url: None,
+            kubeconfig: None,
+            namespace_prefix: String::new(),
+            label: None,
+            progress_deadline_secs: defaults::progress_deadline_secs(),
             rollout_timeout_secs: defaults::rollout_timeout_secs(),
             worker: true,
             environments: Default::default(),
@@ -393,6 +409,9 @@ mod defaults {
     }
     pub fn request_timeout_secs() -> u64 {
         30
+    }
+    pub fn progress_deadline_secs() -> i32 {
+        enclii_spec::render::DEFAULT_PROGRESS_DEADLINE_SECS
     }
     pub fn rollout_timeout_secs() -> u64 {
         900

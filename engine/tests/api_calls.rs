@@ -1,6 +1,7 @@
 //! Verifier tests: the exact Kubernetes API calls the engine makes (method, path, query, content
-//! type, body), answered by a `tower-test` mock in place of an API server. The sandbox tests show
-//! that deployments work end to end; these pin down how few and which calls they take.
+//! type, body), answered by a `tower-test` mock in place of an API server. The tests against the
+//! local cluster show that deployments work end to end; these pin down how few and which calls
+//! they take, and what a real API server cannot be made to do on cue (answer 500).
 
 use enclii_spec::render::{self, Target};
 use http::{Method, Request, Response};
@@ -29,6 +30,7 @@ fn manifests() -> Vec<render::Manifest> {
             image: "ghcr.io/madfam-io/docs:1",
             release: "r1",
             gateway: None,
+            progress_deadline_secs: enclii_spec::render::DEFAULT_PROGRESS_DEADLINE_SECS,
         },
     )
 }

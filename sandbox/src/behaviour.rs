@@ -1,7 +1,8 @@
 //! What a simulated container does, decided by its image name, so that tests and demos can ask for
 //! a failure by naming an image: `crashloop` exits with code 1 shortly after starting, `pull-error`
-//! cannot be pulled, `stuck` never gets created, `unhealthy` answers 503 (so a real readiness
-//! probe fails); anything else runs and becomes ready. The names that only change what a healthy
+//! cannot be pulled, `stuck` never gets created, `unhealthy` answers 503 once it has been ready
+//! (it deploys, then its readiness probe and health checks fail); `slow` takes seconds to become
+//! ready; anything else runs and becomes ready. The names that only change what a healthy
 //! container's `/metrics` report (`errors`, `degrades`, `no-traffic`) are read by
 //! [`error_ratio`] and [`receives_traffic`]. `unschedulable` means nothing here: the scheduler
 //! decides where pods go.
@@ -16,7 +17,7 @@ pub enum Behaviour {
     PullError,
     /// Never gets past `ContainerCreating`.
     Stuck,
-    /// Runs, but its HTTP server fails every request except `/metrics`.
+    /// Runs and becomes ready, then its HTTP server fails every request except `/metrics`.
     Unhealthy,
 }
 

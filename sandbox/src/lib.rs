@@ -22,6 +22,7 @@ mod logs;
 mod network;
 mod node;
 mod pods;
+mod scrape;
 mod traffic;
 mod volumes;
 mod workload;
@@ -47,6 +48,8 @@ pub struct Options {
     pub log_interval: Duration,
     /// The folder with the kubelet's serving certificate and key (`kubelet.crt`, `kubelet.key`).
     pub pki: PathBuf,
+    /// Where to keep Prometheus' file-based discovery of the pods to scrape ([`scrape`]).
+    pub scrape_targets: Option<PathBuf>,
 }
 
 impl Options {
@@ -56,6 +59,18 @@ impl Options {
             ready_delay: Duration::from_millis(1500),
             log_interval: Duration::from_millis(500),
             pki: pki.into(),
+            scrape_targets: None,
+        }
+    }
+
+    /// How long a container of `image` takes before its first readiness probe: `slow` images
+    /// take ten times `ready_delay` and three seconds more (long enough to restart the API server
+    /// under a rollout).
+    fn warm_up(&self, image: &str) -> Duration {
+        if image.contains("slow") {
+            self.ready_delay * 10 + Duration::from_secs(3)
+        } else {
+            self.ready_delay
         }
     }
 
@@ -155,6 +170,9 @@ pub async fn run(client: kube::Client, options: Options) -> anyhow::Result<()> {
             ticking.advance_traffic();
         }
     });
+    if let Some(path) = sim.options.scrape_targets.clone() {
+        tasks.spawn(scrape::keep_written(sim.clone(), path));
+    }
     for node in 1..=sim.options.nodes {
         tasks.spawn(node::keep_alive(sim.clone(), node));
         tasks.spawn(kubelet::play_node(sim.clone(), node));

@@ -112,6 +112,9 @@ pub struct PodState {
     pub transitions: BTreeMap<&'static str, (bool, Timestamp)>,
     pub counters: Counters,
     counted_until: Instant,
+    /// A container of the pod has passed its readiness probe once: an `unhealthy` image fails
+    /// from then on (a service that broke after it was deployed).
+    pub went_ready: bool,
 }
 
 impl PodState {
@@ -147,6 +150,8 @@ pub struct PodRecord {
     pub service: String,
     /// `enclii.dev/track`.
     pub track: Option<String>,
+    /// Labelled `app.kubernetes.io/managed-by: enclii`: Prometheus scrapes its `http` port.
+    pub managed_by_enclii: bool,
     pub build: Option<BuildInputs>,
     /// None for a pod that had finished before the simulator (re)started.
     pub ip: Option<Ipv4Addr>,
@@ -176,6 +181,7 @@ impl PodRecord {
                 .cloned()
                 .unwrap_or_else(|| name.clone()),
             track: labels.get(traffic::TRACK_LABEL).cloned(),
+            managed_by_enclii: labels.get("app.kubernetes.io/managed-by").is_some_and(|m| m == "enclii"),
             name,
             uid: meta.uid.clone().unwrap_or_default(),
             node,
@@ -183,6 +189,7 @@ impl PodRecord {
             ip,
             build,
             state: Mutex::new(PodState {
+                went_ready: state.containers.iter().any(|c| c.ready),
                 start_time: state.start_time,
                 init: state.init,
                 containers: state.containers,
@@ -296,6 +303,11 @@ impl Registry {
         if pods.get(&key).is_some_and(|p| p.uid == pod.uid) {
             pods.remove(&key);
         }
+    }
+
+    /// Every pod played, in no particular order.
+    pub fn all(&self) -> Vec<Arc<PodRecord>> {
+        lock(&self.pods).values().cloned().collect()
     }
 
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<PodRecord>> {

@@ -115,7 +115,9 @@ async fn metrics(State(s): State<Served>) -> Response {
 
 async fn answer(State(s): State<Served>, uri: Uri) -> Response {
     let path = uri.path();
-    match (s.unhealthy, path) {
+    // Healthy until the pod has been ready once: it deploys, then breaks.
+    let failing = s.unhealthy && lock(&s.pod.state).went_ready;
+    match (failing, path) {
         (true, _) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("{path}: unhealthy\n"),

@@ -131,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
         projects: Default::default(),
     };
     let project = format!("hooks-{}", std::process::id());
-    projects::create(&pool, Some(&caller), &project, "")
+    projects::create(&pool, "", Some(&caller), &project, "")
         .await
         .map_err(|e| anyhow::anyhow!(e.into_api()))?;
     services::import(

@@ -15,8 +15,6 @@ use switchyard_engine::{Engine, Settings, db};
 pub struct Switchyard {
     pub router: Router,
     pub engine: Engine,
-    /// The in-process sandbox cluster, when `cluster.mode = "sandbox"`; dropping it stops it.
-    pub sandbox: Option<enclii_sandbox::Sandbox>,
 }
 
 /// Connects to the database, applies migrations and assembles the router.
@@ -50,12 +48,8 @@ pub async fn build_with_pool(settings: Settings, pool: sqlx::PgPool) -> anyhow::
         engine.pool.clone(),
         engine.deployment_events.clone(),
     ));
-    let sandbox = start_cluster(&engine).await?;
-    let prometheus = sandbox
-        .as_ref()
-        .map(|s| s.prometheus_url.clone())
-        .or_else(|| engine.settings.canary.prometheus_url.clone());
-    if let Some(url) = prometheus {
+    start_cluster(&engine).await?;
+    if let Some(url) = engine.settings.canary.prometheus_url.clone() {
         let _ = engine.prometheus.set(std::sync::Arc::new(
             switchyard_engine::deploy::analysis::Prometheus::new(&url),
         ));
@@ -65,36 +59,18 @@ pub async fn build_with_pool(settings: Settings, pool: sqlx::PgPool) -> anyhow::
     }
     let leptos_options = leptos_options(&engine.settings);
     let router = http::router(engine.clone(), leptos_options);
-    Ok(Switchyard {
-        router,
-        engine,
-        sandbox,
-    })
+    Ok(Switchyard { router, engine })
 }
 
-/// Connects to the configured cluster (starting the sandbox first when asked) and starts this
-/// replica's deployment worker.
-async fn start_cluster(engine: &Engine) -> anyhow::Result<Option<enclii_sandbox::Sandbox>> {
-    use switchyard_engine::config::ClusterMode;
+/// Connects to the configured cluster and starts this replica's deployment and build workers.
+async fn start_cluster(engine: &Engine) -> anyhow::Result<()> {
     let settings = &engine.settings.cluster;
     if !settings.worker {
-        return Ok(None);
+        return Ok(());
     }
-    let sandbox = if settings.mode == ClusterMode::Sandbox {
-        let sandbox = enclii_sandbox::Sandbox::start(enclii_sandbox::Options::default())
-            .await
-            .context("Failed to start the sandbox cluster")?;
-        tracing::warn!(url = %sandbox.kube_url, "using the SANDBOX cluster: nothing deployed here runs for real");
-        Some(sandbox)
-    } else {
-        None
-    };
-    let clusters = switchyard_engine::deploy::connect_all(
-        settings,
-        sandbox.as_ref().map(|s| s.kube_url.as_str()),
-    )
-    .await
-    .map_err(anyhow::Error::msg)?;
+    let clusters = switchyard_engine::deploy::connect_all(settings)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let _ = engine.kube.set(clusters.clone());
     let replica = format!("{}-{}", hostname(), std::process::id());
     if engine.settings.pipeline.worker {
@@ -108,9 +84,8 @@ async fn start_cluster(engine: &Engine) -> anyhow::Result<Option<enclii_sandbox:
         engine.clone(),
         clusters,
         replica,
-        sandbox.as_ref().map(|s| s.prometheus_url.clone()),
     ));
-    Ok(sandbox)
+    Ok(())
 }
 
 fn hostname() -> String {

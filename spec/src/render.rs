@@ -65,7 +65,13 @@ pub struct Target<'a> {
     /// Split canary traffic by Gateway API HTTPRoute weights through this Gateway (when the
     /// cluster serves the Gateway API and the configuration names one); `None`: replica ratio.
     pub gateway: Option<GatewayRef<'a>>,
+    /// The Deployment's `progressDeadlineSeconds`: how long the cluster's Deployment controller
+    /// waits for a rollout to make progress before it declares it failed.
+    pub progress_deadline_secs: i32,
 }
+
+/// Kubernetes' own default for `progressDeadlineSeconds`.
+pub const DEFAULT_PROGRESS_DEADLINE_SECS: i32 = 600;
 
 /// The Gateway an HTTPRoute attaches to.
 #[derive(Debug, Clone, Copy)]
@@ -374,7 +380,7 @@ fn deployment_on(file: &SpecFile, t: &Target, track: &str) -> Deployment {
                 match_labels: Some(track_selector),
                 ..Default::default()
             },
-            progress_deadline_seconds: Some(600),
+            progress_deadline_seconds: Some(t.progress_deadline_secs),
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateDeployment {

@@ -125,18 +125,17 @@ fn UserMenu() -> impl IntoView {
                 me.get()
                     .map(|r| match r {
                         Ok(me) => {
-                            let sandbox = me.sandbox;
                             view! {
-                                <Show when=move || sandbox>
+                                {me.cluster_label.map(|label| view! {
                                     <span
                                         role="status"
-                                        data-testid="sandbox-badge"
-                                        title="Deployments go to the built-in sandbox cluster: nothing runs for real."
+                                        data-testid="cluster-badge"
+                                        title="Deployments go to this cluster, not a production one."
                                         class="rounded-full bg-amber-100 px-3 py-1 text-xs font-semibold text-amber-900 dark:bg-amber-900 dark:text-amber-100"
                                     >
-                                        "Sandbox cluster"
+                                        {label}
                                     </span>
-                                </Show>
+                                })}
                                 <div class="flex items-center gap-3" data-testid="user-menu">
                                     <span class="text-sm font-medium">{me.display_name}</span>
                                     // A form POST: sign-out changes state, so it is not a link a page could trigger.

@@ -35,6 +35,7 @@ pub async fn create_project(
     let (engine, caller) = crate::api::caller().await?;
     switchyard_engine::platform::projects::create(
         &engine.pool,
+        &engine.settings.cluster.namespace_prefix,
         caller.as_ref(),
         &slug,
         description.as_deref().unwrap_or(""),
@@ -107,6 +108,7 @@ pub async fn create_environment(
     let (engine, caller) = crate::api::caller().await?;
     switchyard_engine::platform::projects::create_environment(
         &engine.pool,
+        &engine.settings.cluster.namespace_prefix,
         caller.as_ref(),
         &project,
         &name,

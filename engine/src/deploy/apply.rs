@@ -152,6 +152,11 @@ pub async fn prune(
             if keep.iter().any(|m| m.kind == kind && m.name == name) {
                 continue;
             }
+            // Something else made it (another tool copying our labels, an operator): not ours to
+            // delete, however it is labelled.
+            if !applied_by_us(&obj.metadata) {
+                continue;
+            }
             with_retries(
                 &format!("delete {kind}/{name}"),
                 5,
@@ -165,9 +170,32 @@ pub async fn prune(
     Ok(pruned)
 }
 
+/// Whether Enclii's field manager has applied to the object (server-side apply records it).
+pub fn applied_by_us(meta: &kube::core::ObjectMeta) -> bool {
+    meta.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_objects_we_applied_are_ours_to_prune() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+        let entry = |manager: &str, operation: &str| ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some(operation.into()),
+            ..Default::default()
+        };
+        let mut meta = kube::core::ObjectMeta::default();
+        assert!(!applied_by_us(&meta));
+        meta.managed_fields = Some(vec![entry("kubectl", "Apply"), entry(FIELD_MANAGER, "Update")]);
+        assert!(!applied_by_us(&meta));
+        meta.managed_fields = Some(vec![entry("kube-controller-manager", "Update"), entry(FIELD_MANAGER, "Apply")]);
+        assert!(applied_by_us(&meta));
+    }
 
     #[test]
     fn kinds_map_to_their_api_paths() {

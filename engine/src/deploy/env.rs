@@ -152,6 +152,7 @@ mod tests {
                 image: "i",
                 release: "r",
                 gateway: None,
+                progress_deadline_secs: enclii_spec::render::DEFAULT_PROGRESS_DEADLINE_SECS,
             },
         )
     }

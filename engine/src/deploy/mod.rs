@@ -40,11 +40,8 @@ impl Clusters {
 }
 
 /// Connects to every cluster the configuration names (see [`connect`]).
-pub async fn connect_all(
-    settings: &ClusterSettings,
-    sandbox_url: Option<&str>,
-) -> Result<Clusters, String> {
-    let default = connect(settings, sandbox_url).await?;
+pub async fn connect_all(settings: &ClusterSettings) -> Result<Clusters, String> {
+    let default = connect(settings).await?;
     let mut environments = BTreeMap::new();
     for (name, target) in &settings.environments {
         let client = match (&target.mode, &target.url) {
@@ -54,23 +51,9 @@ pub async fn connect_all(
                     "cluster.environments.{name}: mode = \"url\" needs url"
                 ));
             }
-            (ClusterMode::Sandbox, _) => match sandbox_url {
-                Some(url) => client_for_url(url)?,
-                None => {
-                    return Err(format!(
-                        "cluster.environments.{name}: the sandbox is not running"
-                    ));
-                }
-            },
             (ClusterMode::Kube, _) => {
-                let options = kube::config::KubeConfigOptions {
-                    context: target.context.clone(),
-                    ..Default::default()
-                };
-                let config = kube::Config::from_kubeconfig(&options).await.map_err(|e| {
-                    format!("cluster.environments.{name}: cannot read the kubeconfig: {e}")
-                })?;
-                kube::Client::try_from(config)
+                from_kubeconfig(settings.kubeconfig.as_deref(), target.context.clone())
+                    .await
                     .map_err(|e| format!("cluster.environments.{name}: {e}"))?
             }
         };
@@ -82,29 +65,42 @@ pub async fn connect_all(
     })
 }
 
-/// Connects to the configuration's default cluster: kubeconfig or in-cluster (`kube`), or an
-/// explicit API server URL without credentials (the sandbox).
-pub async fn connect(
-    settings: &ClusterSettings,
-    sandbox_url: Option<&str>,
-) -> Result<kube::Client, String> {
-    let url = match (&settings.mode, sandbox_url) {
-        (ClusterMode::Kube, _) => {
-            return kube::Client::try_default().await.map_err(|e| {
+/// Connects to the configuration's default cluster: a kubeconfig or the in-cluster ServiceAccount
+/// (`kube`), or an API server URL without credentials (`url`).
+pub async fn connect(settings: &ClusterSettings) -> Result<kube::Client, String> {
+    match settings.mode {
+        ClusterMode::Kube => match &settings.kubeconfig {
+            Some(path) => from_kubeconfig(Some(path), None).await,
+            None => kube::Client::try_default().await.map_err(|e| {
                 format!("cannot reach the Kubernetes cluster (kubeconfig or in-cluster): {e}")
-            });
-        }
-        (ClusterMode::Sandbox, Some(url)) => url.to_owned(),
-        (ClusterMode::Sandbox, None) => settings
-            .url
-            .clone()
-            .ok_or("the sandbox cluster is not running")?,
-        (ClusterMode::Url, _) => settings
-            .url
-            .clone()
-            .ok_or("cluster.mode = \"url\" needs cluster.url")?,
+            }),
+        },
+        ClusterMode::Url => client_for_url(
+            settings
+                .url
+                .as_deref()
+                .ok_or("cluster.mode = \"url\" needs cluster.url")?,
+        ),
+    }
+}
+
+/// A client from a kubeconfig: the file `path` (else `KUBECONFIG` or `~/.kube/config`), at
+/// `context` (else its current context).
+async fn from_kubeconfig(path: Option<&str>, context: Option<String>) -> Result<kube::Client, String> {
+    let options = kube::config::KubeConfigOptions {
+        context,
+        ..Default::default()
     };
-    client_for_url(&url)
+    let config = match path {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read the kubeconfig {path}: {e}"))?;
+            kube::Config::from_custom_kubeconfig(file, &options).await
+        }
+        None => kube::Config::from_kubeconfig(&options).await,
+    }
+    .map_err(|e| format!("cannot use the kubeconfig: {e}"))?;
+    kube::Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {e}"))
 }
 
 fn client_for_url(url: &str) -> Result<kube::Client, String> {

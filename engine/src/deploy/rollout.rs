@@ -48,6 +48,22 @@ pub fn assess(deploy: &Deployment, pods: &[Pod], release: &str) -> Progress {
         .iter()
         .flatten()
         .find(|c| c.type_ == "Progressing");
+    // The ReplicaSet controller could not create pods: admission (Pod Security, a quota) refused
+    // them. Waiting will not help; the API server's message says why.
+    let refused = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "ReplicaFailure" && c.status == "True");
+    if let Some(c) = refused {
+        return Progress::Failed {
+            reason: format!(
+                "the cluster refused the new pods ({}): {}",
+                c.reason.as_deref().unwrap_or("ReplicaFailure"),
+                c.message.clone().unwrap_or_default()
+            ),
+        };
+    }
     if let Some(c) = progressing {
         if c.status == "False" && c.reason.as_deref() == Some("ProgressDeadlineExceeded") {
             return Progress::Failed {
@@ -299,6 +315,22 @@ mod tests {
             assess(&d, &[pod("r1", false, Some("ContainerCreating"))], "r1"),
             Progress::Waiting { .. }
         ));
+    }
+
+    #[test]
+    fn pods_the_cluster_refuses_fail_the_rollout_with_its_message() {
+        let mut d = deploy(1, 1, 0, 0, ("True", "ReplicaSetUpdated"));
+        let conditions = d.status.as_mut().unwrap().conditions.as_mut().unwrap();
+        conditions.push(serde_json::from_value(json!({
+            "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+            "message": "pods \"web-1\" is forbidden: violates PodSecurity \"restricted:latest\""
+        })).unwrap());
+        match assess(&d, &[], "r1") {
+            Progress::Failed { reason } => {
+                assert!(reason.contains("FailedCreate") && reason.contains("violates PodSecurity"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -38,10 +38,11 @@ pub async fn run(
     engine: Engine,
     clusters: super::Clusters,
     replica: String,
-    prometheus_url: Option<String>,
 ) {
-    let prometheus_url = prometheus_url.or_else(|| engine.settings.canary.prometheus_url.clone());
-    let prometheus = prometheus_url
+    let prometheus = engine
+        .settings
+        .canary
+        .prometheus_url
         .as_deref()
         .map(|u| std::sync::Arc::new(Prometheus::new(u)));
     let mut listener = match PgListener::connect_with(&engine.pool).await {
@@ -365,6 +366,7 @@ impl Driver {
             image: &job.image,
             release: &job.release,
             gateway,
+            progress_deadline_secs: self.engine.settings.cluster.progress_deadline_secs,
         }
     }
 

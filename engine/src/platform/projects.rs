@@ -25,12 +25,14 @@ pub fn validate_slug(slug: &str) -> Result<(), ApiError> {
         .map_err(|why| ApiError::invalid(format!("project name {why}")))
 }
 
-pub fn namespace_for(project: &str, environment: &str) -> String {
-    format!("{project}-{environment}")
+/// The namespace of a project's environment; `prefix` is the platform's `cluster.namespace_prefix`.
+pub fn namespace_for(prefix: &str, project: &str, environment: &str) -> String {
+    format!("{prefix}{project}-{environment}")
 }
 
 pub async fn create(
     pool: &PgPool,
+    namespace_prefix: &str,
     caller: Option<&Caller>,
     slug: &str,
     description: &str,
@@ -62,7 +64,7 @@ pub async fn create(
     .await?;
     let mut environments = Vec::new();
     for (name, branch) in DEFAULT_ENVIRONMENTS {
-        let namespace = namespace_for(slug, name);
+        let namespace = namespace_for(namespace_prefix, slug, name);
         sqlx::query!(
             "INSERT INTO environments (project_id, name, namespace, deploy_branch) VALUES ($1, $2, $3, $4)",
             created.id,
@@ -173,7 +175,8 @@ mod tests {
         assert!(validate_slug("enclii-platform").is_ok());
         assert!(validate_slug("Bad_Name").is_err());
         assert!(validate_slug(&"a".repeat(41)).is_err());
-        assert_eq!(namespace_for("shop", "production"), "shop-production");
+        assert_eq!(namespace_for("", "shop", "production"), "shop-production");
+        assert_eq!(namespace_for("t1-", "shop", "production"), "t1-shop-production");
     }
 }
 
@@ -181,6 +184,7 @@ mod tests {
 /// whose pushes deploy to it.
 pub async fn create_environment(
     pool: &PgPool,
+    namespace_prefix: &str,
     caller: Option<&Caller>,
     project: &str,
     name: &str,
@@ -205,7 +209,7 @@ pub async fn create_environment(
             return Err(ApiError::invalid(format!("`{b}` is not a branch name")).into());
         }
     }
-    let namespace = namespace_for(&project.slug, name);
+    let namespace = namespace_for(namespace_prefix, &project.slug, name);
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query!(
         "INSERT INTO environments (project_id, name, namespace, deploy_branch) VALUES ($1, $2, $3, $4)

@@ -402,7 +402,7 @@ async fn supervise(ctx: &PodCtx, slot: Slot, container: &Container, started: Tim
         .liveness_probe
         .as_ref()
         .and_then(|p| probe::Plan::of(p, container));
-    let warm = deadline(started, ctx.sim.options.ready_delay);
+    let warm = deadline(started, ctx.sim.options.warm_up(&container.image.clone().unwrap_or_default()));
     let far = || Instant::now() + Duration::from_secs(365 * 24 * 3600);
     let mut next_readiness = warm;
     let mut next_liveness = match &liveness {
@@ -426,6 +426,7 @@ async fn supervise(ctx: &PodCtx, slot: Slot, container: &Container, started: Tim
                 ready = now_ready;
                 ctx.sim.advance_traffic();
                 ctx.pod.update(|s| {
+                    s.went_ready |= ready;
                     if let Some(r) = s.run_mut(slot) {
                         r.ready = ready;
                     }

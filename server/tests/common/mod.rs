@@ -126,28 +126,22 @@ impl TestApp {
     }
 }
 
-/// The sandbox as deploy tests use it: pods ready in 200 ms, a 2 s progress deadline.
-pub async fn start_sandbox() -> enclii_sandbox::Sandbox {
-    let options = enclii_sandbox::Options {
-        ready_delay: std::time::Duration::from_millis(200),
-        progress_deadline: std::time::Duration::from_secs(2),
-        log_interval: std::time::Duration::from_millis(50),
-        gateway_api: false,
-    };
-    enclii_sandbox::Sandbox::start(options)
-        .await
-        .expect("start the sandbox")
-}
+pub use enclii_sandbox::testing::LocalCluster;
 
-/// Settings whose deployments go to `sandbox`, with a quick canary clock (analyses every 100 ms,
-/// three inconclusive ones fail a step) and short leases.
-pub fn sandbox_settings(sandbox: &enclii_sandbox::Sandbox) -> Settings {
+/// Settings whose deployments go to the local cluster (`scripts/test.sh` starts it) as
+/// Switchyard's ServiceAccount, in namespaces of the test's own prefix, with a quick canary clock
+/// (analyses every 100 ms, three inconclusive ones fail a step) and short leases.
+pub fn cluster_settings(cluster: &LocalCluster) -> Settings {
     let mut s = settings();
-    s.cluster.mode = switchyard_engine::config::ClusterMode::Url;
-    s.cluster.url = Some(sandbox.kube_url.clone());
-    s.cluster.rollout_timeout_secs = 30;
+    s.cluster.mode = switchyard_engine::config::ClusterMode::Kube;
+    s.cluster.kubeconfig = Some(cluster.switchyard_kubeconfig());
+    s.cluster.namespace_prefix = LocalCluster::namespace_prefix();
+    s.cluster.rollout_timeout_secs = 60;
+    s.cluster.progress_deadline_secs = 5;
+    // Build Jobs in a namespace of the test's own too (their names repeat across tests).
+    s.pipeline.namespace = format!("{}builds", s.cluster.namespace_prefix);
     s.cluster.lease_secs = 2;
-    s.canary.prometheus_url = Some(sandbox.prometheus_url.clone());
+    s.canary.prometheus_url = Some(cluster.prometheus_url.clone());
     s.canary.interval_ms = 100;
     s.canary.inconclusive_limit = 3;
     s
@@ -164,19 +158,29 @@ pub fn with_canary_pause(spec: &str, pause: &str) -> String {
     out
 }
 
-/// A server whose deployments go to a fresh sandbox cluster (fast pods, short deadlines).
-pub async fn spawn_app_with_sandbox(pool: PgPool) -> (TestApp, enclii_sandbox::Sandbox) {
+/// A server whose deployments go to the local cluster, in namespaces of its own. The namespace of
+/// project `p`'s environment `e` is `{prefix}p-e`: see [`namespace`].
+pub async fn spawn_app_with_cluster(pool: PgPool) -> (TestApp, LocalCluster) {
     // RUST_LOG=debug shows the worker's and kube-rs' view when a deploy test fails.
     if std::env::var_os("RUST_LOG").is_some() {
         switchyard_server::telemetry::init(&Default::default());
     }
-    let sandbox = start_sandbox().await;
-    let mut s = sandbox_settings(&sandbox);
+    let cluster = LocalCluster::from_env().await;
+    let mut s = cluster_settings(&cluster);
     s.cluster.worker = true;
     let app = switchyard_server::build_with_pool(s, pool)
         .await
         .expect("build app");
-    (serve(app.router, app.engine).await, sandbox)
+    (serve(app.router, app.engine).await, cluster)
+}
+
+/// The namespace the app gives project `project`'s environment `environment`.
+pub fn namespace(app: &TestApp, project: &str, environment: &str) -> String {
+    switchyard_engine::platform::projects::namespace_for(
+        &app.engine.settings.cluster.namespace_prefix,
+        project,
+        environment,
+    )
 }
 
 /// Polls (in a test only) until the deployment reaches a terminal state; returns it.

@@ -40,6 +40,7 @@ fn rendered(text: &str) -> Vec<Manifest> {
         image: &image,
         release: "release-1",
         gateway: None,
+        progress_deadline_secs: DEFAULT_PROGRESS_DEADLINE_SECS,
     };
     render(&file, &target)
 }
@@ -208,6 +209,7 @@ fn the_canary_track_has_its_own_deployment_and_selector_and_the_service_selects_
         image: "ghcr.io/madfam-io/switchyard-api:2",
         release: "r2",
         gateway: None,
+        progress_deadline_secs: DEFAULT_PROGRESS_DEADLINE_SECS,
     };
     let canary = canary(&file, &target, 2);
     assert_eq!(canary.name, "switchyard-api-canary");
@@ -255,6 +257,7 @@ fn with_a_gateway_the_render_has_track_services_and_a_route_at_rest_on_stable() 
         image: "ghcr.io/madfam-io/switchyard-api:2",
         release: "r2",
         gateway: Some(GatewayRef {
+        progress_deadline_secs: DEFAULT_PROGRESS_DEADLINE_SECS,
             name: "public",
             namespace: "gateways",
         }),
@@ -307,6 +310,7 @@ fn with_a_gateway_the_render_has_track_services_and_a_route_at_rest_on_stable() 
     );
     let without = Target {
         gateway: None,
+        progress_deadline_secs: DEFAULT_PROGRESS_DEADLINE_SECS,
         ..target
     };
     assert!(route(&file, &without, 10).is_none());
