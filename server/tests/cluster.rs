@@ -27,7 +27,9 @@ const API: &str = include_str!("../../spec/fixtures/dogfooding/switchyard-api.ya
 const DOCS: &str = include_str!("../../spec/fixtures/dogfooding/docs-site.yaml");
 const P: &str = "enclii-platform";
 
-/// Each object's resourceVersion as the API server holds it (`None`: absent).
+/// What Enclii's field manager last wrote to each object (when, and which fields), as the API
+/// server holds it (`None`: absent). Controllers change resourceVersions and generations (the
+/// autoscaler scales to its minimum); an apply that changes nothing leaves this as it was.
 async fn versions(cluster: &LocalCluster, manifests: &[Manifest]) -> BTreeMap<String, Option<String>> {
     let mut out = BTreeMap::new();
     for m in manifests {
@@ -36,10 +38,22 @@ async fn versions(cluster: &LocalCluster, manifests: &[Manifest]) -> BTreeMap<St
             .await;
         out.insert(
             format!("{}/{}", m.kind, m.name),
-            object.and_then(|o| o["metadata"]["resourceVersion"].as_str().map(str::to_owned)),
+            object.map(|o| {
+                let ours: Vec<&serde_json::Value> = o["metadata"]["managedFields"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| m["manager"] == apply::FIELD_MANAGER)
+                    .collect();
+                json!(ours).to_string()
+            }),
         );
     }
     out
+}
+
+async fn replica_sets(cluster: &LocalCluster, ns: &str) -> usize {
+    cluster.objects("apps/v1", "ReplicaSet", Some(ns)).await.len()
 }
 
 /// Kinds a later revision of a spec can stop asking for.
@@ -73,13 +87,9 @@ async fn every_dogfooding_fixture_applies_then_reapplies_unchanged_then_prunes_o
         // The same render again: no object changes, so no new ReplicaSet either.
         let before = versions(&cluster, &manifests).await;
         assert!(before.values().all(Option::is_some), "{service}: {before:?}");
-        let replica_sets = |cluster: &LocalCluster| {
-            let ns = ns.clone();
-            async move { cluster.objects("apps/v1", "ReplicaSet", Some(&ns)).await.len() }
-        };
         let mut sets = 0;
         for _ in 0..50 {
-            sets = replica_sets(&cluster).await;
+            sets = replica_sets(&cluster, &ns).await;
             if sets > 0 {
                 break;
             }
@@ -89,7 +99,7 @@ async fn every_dogfooding_fixture_applies_then_reapplies_unchanged_then_prunes_o
         apply::apply_all(&client, &manifests).await.unwrap();
         assert_eq!(versions(&cluster, &manifests).await, before, "{service}: a re-apply changed objects");
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        assert_eq!(replica_sets(&cluster).await, 1, "{service}: a re-apply rolled the pods");
+        assert_eq!(replica_sets(&cluster, &ns).await, 1, "{service}: a re-apply rolled the pods");
 
         // An object someone else applied, carrying our labels: never ours to prune.
         let foreign = json!({
@@ -219,6 +229,25 @@ async fn pods_that_pod_security_refuses_fail_the_deployment_with_the_api_servers
     assert!(!reason.contains("timed out") && !reason.contains("deadline"), "{reason}");
 }
 
+/// What a release puts on the cluster: the pod template, the values Secret it names (with its
+/// contents) and the Ingress.
+async fn snapshot(cluster: &LocalCluster, ns: &str) -> (serde_json::Value, Vec<serde_json::Value>, serde_json::Value) {
+    let d = cluster.object("apps/v1", "Deployment", Some(ns), "switchyard-api").await.unwrap();
+    let ingress = cluster
+        .object("networking.k8s.io/v1", "Ingress", Some(ns), "switchyard-api")
+        .await
+        .unwrap();
+    let template = d["spec"]["template"].clone();
+    let secrets: Vec<serde_json::Value> = cluster
+        .objects("v1", "Secret", Some(ns))
+        .await
+        .into_iter()
+        .filter(|s| template.to_string().contains(s["metadata"]["name"].as_str().unwrap_or("-")))
+        .map(|s| json!({"name": s["metadata"]["name"], "data": s["data"]}))
+        .collect();
+    (template, secrets, ingress["spec"].clone())
+}
+
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn a_rollback_restores_the_previous_releases_objects_exactly(pool: PgPool) {
     let (app, cluster) = spawn_app_with_cluster(pool.clone()).await;
@@ -228,42 +257,25 @@ async fn a_rollback_restores_the_previous_releases_objects_exactly(pool: PgPool)
         .call(
             "/api/env/set",
             Some(&token),
-            json!({"project": P, "service": "switchyard-api", "environment": "production", "name": "MODE", "value": "one"}),
+            json!({"project": P, "service": "switchyard-api", "environment": "production", "name": "MODE", "value": "one", "secret": true}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
     let first = deploy(&app, &token, "switchyard-api", "ghcr.io/madfam-io/switchyard-api:1").await;
     assert_eq!(first["state"], "succeeded", "{first}");
-    let snapshot = |cluster: &LocalCluster| {
-        let ns = ns.clone();
-        async move {
-            let d = cluster.object("apps/v1", "Deployment", Some(&ns), "switchyard-api").await.unwrap();
-            let ingress = cluster.object("networking.k8s.io/v1", "Ingress", Some(&ns), "switchyard-api").await.unwrap();
-            let template = d["spec"]["template"].clone();
-            // The values Secret the pod template names, with its contents.
-            let secrets: Vec<serde_json::Value> = cluster
-                .objects("v1", "Secret", Some(&ns))
-                .await
-                .into_iter()
-                .filter(|s| template.to_string().contains(s["metadata"]["name"].as_str().unwrap_or("-")))
-                .map(|s| json!({"name": s["metadata"]["name"], "data": s["data"]}))
-                .collect();
-            (template, secrets, ingress["spec"].clone())
-        }
-    };
-    let before = snapshot(&cluster).await;
+    let before = snapshot(&cluster, &ns).await;
     assert_eq!(before.1.len(), 1, "one values Secret: {:?}", before.1);
     let (status, body) = app
         .call(
             "/api/env/set",
             Some(&token),
-            json!({"project": P, "service": "switchyard-api", "environment": "production", "name": "MODE", "value": "two"}),
+            json!({"project": P, "service": "switchyard-api", "environment": "production", "name": "MODE", "value": "two", "secret": true}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
     let second = deploy(&app, &token, "switchyard-api", "ghcr.io/madfam-io/switchyard-api:2").await;
     assert_eq!(second["state"], "succeeded", "{second}");
-    assert_ne!(snapshot(&cluster).await.0, before.0);
+    assert_ne!(snapshot(&cluster, &ns).await.0, before.0);
     let (status, r) = app
         .call(
             "/api/deployments/rollback",
@@ -274,5 +286,5 @@ async fn a_rollback_restores_the_previous_releases_objects_exactly(pool: PgPool)
     assert_eq!(status, 200, "{r}");
     let r = wait_for_deployment(&app, &token, P, r["id"].as_i64().unwrap()).await;
     assert_eq!(r["state"], "succeeded", "{r}");
-    assert_eq!(snapshot(&cluster).await, before);
+    assert_eq!(snapshot(&cluster, &ns).await, before);
 }

@@ -326,7 +326,7 @@ impl Driver {
         };
         let client = self.clusters.for_environment(&row.environment);
         let env =
-            match crate::platform::env::for_pods(&self.engine, row.service_id, row.environment_id)
+            match crate::platform::env::for_pods(&self.engine, self.id, row.service_id, row.environment_id)
                 .await
             {
                 Ok(env) => env,

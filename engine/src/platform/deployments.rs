@@ -107,7 +107,7 @@ pub async fn create(
         environment_id: environment.id,
         environment: req.environment,
     };
-    let summary = insert(&mut tx, caller, &target, release, &strategy).await?;
+    let summary = insert(&mut tx, caller, &target, release, &strategy, None).await?;
     tx.commit().await?;
     Ok(summary)
 }
@@ -131,7 +131,7 @@ pub(crate) async fn for_build(
         environment_id,
         environment,
     };
-    insert(tx, None, &target, release, strategy).await
+    insert(tx, None, &target, release, strategy, None).await
 }
 
 struct Target<'a> {
@@ -144,12 +144,15 @@ struct Target<'a> {
 
 /// Records a pending deployment of `release` (id, image, spec revision), supersedes pending ones,
 /// audits, and wakes a worker.
+/// Records a deployment with its variables: a copy of the environment's as they are now, or, for
+/// a rollback, of the deployment `env_from` that ran the release it restores.
 async fn insert(
     tx: &mut sqlx::PgConnection,
     caller: Option<&Caller>,
     t: &Target<'_>,
     release: (uuid::Uuid, String, i32),
     strategy: &str,
+    env_from: Option<i64>,
 ) -> crate::Result<DeploymentSummary> {
     let who = caller.map(|c| c.user_id);
     // A newer deployment makes older ones that have not started pointless.
@@ -172,8 +175,8 @@ async fn insert(
     .execute(&mut *tx)
     .await?;
     let row = sqlx::query!(
-        r#"INSERT INTO deployments (service_id, environment_id, release_id, strategy, state, created_by)
-           VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id, created_at"#,
+        r#"INSERT INTO deployments (service_id, environment_id, release_id, strategy, state, created_by, env_snapshot)
+           VALUES ($1, $2, $3, $4, 'pending', $5, true) RETURNING id, created_at"#,
         t.service_id,
         t.environment_id,
         release.0,
@@ -182,6 +185,30 @@ async fn insert(
     )
     .fetch_one(&mut *tx)
     .await?;
+    match env_from {
+        Some(from) => {
+            sqlx::query!(
+                "INSERT INTO deployment_env (deployment_id, name, kind, value, ciphertext, nonce, ref_name, ref_key)
+                 SELECT $1, name, kind, value, ciphertext, nonce, ref_name, ref_key FROM deployment_env WHERE deployment_id = $2",
+                row.id,
+                from
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        None => {
+            sqlx::query!(
+                "INSERT INTO deployment_env (deployment_id, name, kind, value, ciphertext, nonce, ref_name, ref_key)
+                 SELECT $1, name, kind, value, ciphertext, nonce, ref_name, ref_key FROM env_vars
+                 WHERE service_id = $2 AND environment_id = $3",
+                row.id,
+                t.service_id,
+                t.environment_id
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
     audit::record(
         &mut *tx,
         caller,
@@ -265,7 +292,17 @@ pub async fn rollback(
         environment_id: ids.environment_id,
         environment,
     };
-    let summary = insert(&mut tx, caller, &target, target_release, "rollback").await?;
+    // The values the release last ran with here (a deployment from before snapshots: today's).
+    let env_from = sqlx::query_scalar!(
+        "SELECT id FROM deployments
+         WHERE release_id = $1 AND environment_id = $2 AND state = 'succeeded' AND env_snapshot
+         ORDER BY id DESC LIMIT 1",
+        target_release.0,
+        ids.environment_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let summary = insert(&mut tx, caller, &target, target_release, "rollback", env_from).await?;
     tx.commit().await?;
     Ok(summary)
 }

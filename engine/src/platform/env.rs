@@ -259,16 +259,37 @@ pub async fn reveal(
     Ok(value.expose_secret().to_owned())
 }
 
-/// Every variable of a service in an environment, decrypted for its pods (the deployment driver).
+/// A stored variable, sealed as it is at rest.
+struct EnvRow {
+    name: String,
+    kind: String,
+    value: Option<String>,
+    ciphertext: Option<Vec<u8>>,
+    nonce: Option<Vec<u8>>,
+    ref_name: Option<String>,
+    ref_key: Option<String>,
+}
+
+/// The variables of a deployment (of `service` in `environment`), decrypted for its pods (the
+/// deployment driver): its snapshot, taken when it was requested (see `deployments::insert`).
 pub(crate) async fn for_pods(
     engine: &Engine,
+    deployment: i64,
     service: Uuid,
     environment: Uuid,
 ) -> Result<Vec<crate::deploy::env::EnvEntry>, String> {
     use crate::deploy::env::{EnvEntry, EnvValue};
-    let rows = sqlx::query!(
-        "SELECT name, kind, value, ciphertext, nonce, ref_name, ref_key FROM env_vars
-         WHERE service_id = $1 AND environment_id = $2 ORDER BY name",
+    let rows = sqlx::query_as!(
+        EnvRow,
+        r#"SELECT de.name AS "name!", de.kind AS "kind!", de.value, de.ciphertext, de.nonce, de.ref_name, de.ref_key
+           FROM deployments d JOIN deployment_env de ON de.deployment_id = d.id
+           WHERE d.id = $1 AND d.env_snapshot
+           UNION ALL
+           SELECT v.name, v.kind, v.value, v.ciphertext, v.nonce, v.ref_name, v.ref_key
+           FROM deployments d JOIN env_vars v ON v.service_id = $2 AND v.environment_id = $3
+           WHERE d.id = $1 AND NOT d.env_snapshot
+           ORDER BY 1"#,
+        deployment,
         service,
         environment
     )

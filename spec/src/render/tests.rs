@@ -80,8 +80,8 @@ fn the_api_spec_asks_for_every_kind_of_object() {
         [
             "Namespace",
             "PersistentVolumeClaim",
-            "HorizontalPodAutoscaler",
             "Deployment",
+            "HorizontalPodAutoscaler",
             "Service",
             "Ingress",
             "PodDisruptionBudget",
@@ -257,10 +257,10 @@ fn with_a_gateway_the_render_has_track_services_and_a_route_at_rest_on_stable() 
         image: "ghcr.io/madfam-io/switchyard-api:2",
         release: "r2",
         gateway: Some(GatewayRef {
-        progress_deadline_secs: DEFAULT_PROGRESS_DEADLINE_SECS,
             name: "public",
             namespace: "gateways",
         }),
+        progress_deadline_secs: DEFAULT_PROGRESS_DEADLINE_SECS,
     };
     let all = render(&file, &target);
     let names: Vec<String> = all
