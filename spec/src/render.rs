@@ -165,12 +165,14 @@ pub fn render(file: &SpecFile, t: &Target) -> Vec<Manifest> {
         };
         out.push(manifest(pvc));
     }
-    // The autoscaler before the Deployment: a Deployment without a replica count starts at the
-    // autoscaler's minimum instead of at one.
+    out.push(manifest(deployment(file, t)));
+    // The autoscaler after the Deployment. A new Deployment without a replica count starts at one;
+    // the autoscaler raises it to its minimum at its first sync, which comes at its creation. An
+    // autoscaler created before its target fails that sync (FailedGetScale) and tries again only
+    // after the controller's resync period (15 s by default): the service ran one pod until then.
     if let Some(hpa) = autoscaler(file, t) {
         out.push(manifest(hpa));
     }
-    out.push(manifest(deployment(file, t)));
     out.push(manifest(service(file, t)));
     if t.gateway.is_some() {
         // One Service per track for the route's weighted backends, and the route at rest (all
