@@ -12,7 +12,7 @@ BENCH_CLUSTER="$STATE/cluster-bench"
 local_stack_stop "$BENCH_CLUSTER"
 rm -rf "$BENCH_CLUSTER"
 cluster_build
-(cargo build --quiet -p enclii-sandbox --bin enclii-nodes)
+(RUSTFLAGS="$LEPTOS_RUSTFLAGS" cargo build --quiet -p enclii-sandbox --bin enclii-nodes)
 start=$(date +%s%N)
 NODES_READY_DELAY_MS=200 local_stack_start "$BENCH_CLUSTER" 127.0.0.1:9 >/dev/null
 cold=$(( ($(date +%s%N) - start) / 1000000 ))

@@ -9,6 +9,10 @@ CARGO_LEPTOS_VERSION="0.3.7"
 export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 # cargo-leptos runs the Node tools it finds on PATH instead of downloading its own (none can be fetched).
 export LEPTOS_TAILWIND_VERSION="v4.3.5"
+# The host RUSTFLAGS cargo-leptos builds the server with (`always-erase-components` in Cargo.toml):
+# other cargo commands of the scripts pass the same, inline, so that they share one set of
+# artifacts with it (exported, cargo-leptos would add its own to them and differ again).
+LEPTOS_RUSTFLAGS="--cfg erase_components"
 # Queries are checked at compile time against the committed .sqlx/ data (scripts/sqlx-prepare.sh).
 export SQLX_OFFLINE=true
 
@@ -456,7 +460,7 @@ local_stack_start() {
   local dir="$1" switchyard="$2"
   cluster_start "$dir"
   dir="$CLUSTER_DIR"
-  (cd "$ROOT" && cargo build --quiet -p enclii-sandbox --bin enclii-nodes)
+  (cd "$ROOT" && RUSTFLAGS="$LEPTOS_RUSTFLAGS" cargo build --quiet -p enclii-sandbox --bin enclii-nodes)
   local nodes
   nodes="$(target_dir)/debug/enclii-nodes"
   "$nodes" setup --kubeconfig "$ADMIN_KUBECONFIG" --crds "$(gateway_api_crds)" \

@@ -24,7 +24,9 @@ trap 'local_stack_stop "$TEST_CLUSTER"' EXIT
 
 say "unit and integration tests"
 # The frontend crate is excluded: its `hydrate` feature must never be unified with the server's `ssr`.
-cargo test --workspace --exclude switchyard-frontend --no-fail-fast
+# With the flags cargo-leptos builds the server with (`always-erase-components`), so that the
+# site build below reuses these artifacts instead of rebuilding every dependency.
+RUSTFLAGS="$LEPTOS_RUSTFLAGS" cargo test --workspace --exclude switchyard-frontend --no-fail-fast
 
 say "building the site for the end-to-end tests"
 cargo leptos build --split
