@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use enclii_sandbox::testing::LocalCluster;
 use sqlx::PgPool;
 use switchyard_engine::auth::{tokens, users};
 
@@ -105,34 +106,56 @@ async fn start_with(pool: PgPool, mut settings: switchyard_engine::Settings) -> 
     }
 }
 
-/// Settings for a server whose builds and deployments go to `sandbox`.
-fn sandbox_settings(sandbox: &enclii_sandbox::Sandbox) -> switchyard_engine::Settings {
-    let mut settings = switchyard_engine::Settings::with_database_url("postgres://unused").unwrap();
-    settings.cluster.mode = switchyard_engine::config::ClusterMode::Url;
-    settings.cluster.url = Some(sandbox.kube_url.clone());
-    settings.canary.prometheus_url = Some(sandbox.prometheus_url.clone());
-    settings.canary.interval_ms = 100;
-    settings.pipeline.max_concurrent = 6;
-    settings
+/// Settings for a server whose builds and deployments go to the local cluster (`scripts/test.sh`
+/// starts it) as Switchyard's ServiceAccount, in namespaces of their own prefix: the fields of
+/// `cluster_settings` in server/tests/common/mod.rs, which this crate cannot import.
+fn cluster_settings(cluster: &LocalCluster) -> switchyard_engine::Settings {
+    let mut s = switchyard_engine::Settings::with_database_url("postgres://unused").unwrap();
+    s.cluster.mode = switchyard_engine::config::ClusterMode::Kube;
+    s.cluster.kubeconfig = Some(cluster.switchyard_kubeconfig());
+    s.cluster.namespace_prefix = LocalCluster::namespace_prefix();
+    s.cluster.rollout_timeout_secs = 60;
+    s.cluster.progress_deadline_secs = 5;
+    // Build Jobs in a namespace of the test's own too (their names repeat across tests).
+    s.pipeline.namespace = format!("{}builds", s.cluster.namespace_prefix);
+    s.cluster.lease_secs = 2;
+    s.canary.prometheus_url = Some(cluster.prometheus_url.clone());
+    s.canary.interval_ms = 100;
+    s.canary.inconclusive_limit = 3;
+    s
 }
 
-async fn quick_sandbox() -> enclii_sandbox::Sandbox {
-    enclii_sandbox::Sandbox::start(enclii_sandbox::Options {
-        ready_delay: std::time::Duration::from_millis(200),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
+/// Deletes every namespace of `prefix` once a test has passed: the local cluster serves the whole
+/// run (and other runs), and the pods a test leaves behind fill its simulated nodes until the
+/// scheduler refuses new ones. A failed test's namespaces stay, to be looked at.
+async fn remove_namespaces(cluster: &LocalCluster, prefix: &str) {
+    let namespaces = cluster.api("v1", "Namespace", None);
+    let list = namespaces
+        .list(&Default::default())
+        .await
+        .expect("list namespaces");
+    for ns in list.items {
+        let name = ns.metadata.name.unwrap_or_default();
+        if name.starts_with(prefix) {
+            namespaces
+                .delete(&name, &Default::default())
+                .await
+                .unwrap_or_else(|e| panic!("delete namespace {name}: {e}"));
+        }
+    }
 }
 
 /// The seed's script as written: no `--image`, so each `deploy` builds the service from its
-/// repository (in the sandbox) and deploys the image when the build succeeds.
+/// repository (a build Job on the local cluster) and deploys the image when the build succeeds.
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn the_seed_script_creates_the_project_imports_all_six_services_and_deploys_them(
     pool: PgPool,
 ) {
-    let sandbox = quick_sandbox().await;
-    let sh = start_with(pool.clone(), sandbox_settings(&sandbox)).await;
+    let cluster = LocalCluster::from_env().await;
+    let mut settings = cluster_settings(&cluster);
+    settings.pipeline.max_concurrent = 6;
+    let prefix = settings.cluster.namespace_prefix.clone();
+    let sh = start_with(pool.clone(), settings).await;
     let sh = std::sync::Arc::new(sh);
     let script = sh.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -154,7 +177,13 @@ async fn the_seed_script_creates_the_project_imports_all_six_services_and_deploy
     })
     .await
     .unwrap();
-    assert!(out[0].contains("Created project enclii-platform with environments production (enclii-platform-production), staging (enclii-platform-staging)"), "{}", out[0]);
+    assert!(
+        out[0].contains(&format!(
+            "Created project enclii-platform with environments production ({prefix}enclii-platform-production), staging ({prefix}enclii-platform-staging)"
+        )),
+        "{}",
+        out[0]
+    );
     assert!(
         out[1].starts_with("Created enclii-platform/switchyard-api (revision 1)"),
         "{}",
@@ -171,7 +200,7 @@ async fn the_seed_script_creates_the_project_imports_all_six_services_and_deploy
     let table = out.last().unwrap();
     assert_eq!(table.lines().count(), 7, "{table}");
 
-    // Every build finishes in the sandbox and every service ends up running its built image.
+    // Every build finishes on the cluster and every service ends up running its built image.
     let mut done = 0;
     for _ in 0..300 {
         done = sqlx::query_scalar!(
@@ -212,6 +241,7 @@ async fn the_seed_script_creates_the_project_imports_all_six_services_and_deploy
         "{}",
         listed.2
     );
+    remove_namespaces(&cluster, &prefix).await;
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
@@ -288,26 +318,32 @@ async fn secrets_are_set_listed_masked_and_unset_from_the_cli(pool: PgPool) {
     assert_eq!(after.as_array().unwrap().len(), 1);
 }
 
+/// A canary clock real Prometheus can feed, as server/tests/canary.rs sets it: each analysis looks
+/// back 6 s (six scrapes), one a second; a canary pod is scraped only once Prometheus' discovery
+/// has caught up with it (up to ~10 s), and the analyses before that are inconclusive, so a step
+/// tolerates 20 of them.
+fn canary_settings(cluster: &LocalCluster) -> switchyard_engine::Settings {
+    let mut s = cluster_settings(cluster);
+    s.canary.window_secs = 6;
+    s.canary.interval_ms = 1000;
+    s.canary.inconclusive_limit = 20;
+    s
+}
+
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn deploy_wait_shows_each_canary_step_and_analysis_and_exits_1_on_a_rollback(pool: PgPool) {
-    let sandbox = enclii_sandbox::Sandbox::start(enclii_sandbox::Options {
-        ready_delay: std::time::Duration::from_millis(200),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let mut settings = switchyard_engine::Settings::with_database_url("postgres://unused").unwrap();
-    settings.cluster.mode = switchyard_engine::config::ClusterMode::Url;
-    settings.cluster.url = Some(sandbox.kube_url.clone());
-    settings.canary.prometheus_url = Some(sandbox.prometheus_url.clone());
-    settings.canary.interval_ms = 100;
+    let cluster = LocalCluster::from_env().await;
+    let settings = canary_settings(&cluster);
+    let prefix = settings.cluster.namespace_prefix.clone();
     let sh = start_with(pool, settings).await;
     let spec = sh.home.join("docs-site.yaml");
+    // A pause far longer than the test: only a breach ends the canary in time. The canary pod
+    // serves 5 requests a second at 10%, so a window holds about 30: 20 are enough to judge.
     std::fs::write(
         &spec,
         include_str!("../../spec/fixtures/dogfooding/docs-site.yaml").replacen(
             "\nspec:\n",
-            "\nspec:\n  rollout:\n    steps:\n      - weight: 10\n        pause: 200ms\n      - weight: 100\n",
+            "\nspec:\n  rollout:\n    minRequests: 20\n    steps:\n      - weight: 10\n        pause: 10m\n      - weight: 100\n",
             1,
         ),
     )
@@ -331,15 +367,26 @@ async fn deploy_wait_shows_each_canary_step_and_analysis_and_exits_1_on_a_rollba
     assert!(first.contains("Deployment #1 succeeded"), "{first}");
     let out = String::from_utf8_lossy(&bad.stdout);
     assert_eq!(bad.status.code(), Some(1), "{out}");
+    // The simulated 8%, as Prometheus measured it over a few seconds of whole requests: the step
+    // says the rate its breaching analysis measured.
+    let rate = out
+        .split_once("canary 10%: failed error rate ")
+        .and_then(|(_, rest)| rest.split_once("% exceeded 2%"))
+        .map(|(rate, _)| rate)
+        .unwrap_or_else(|| panic!("no failed canary step in:\n{out}"));
+    let measured: f64 = rate.parse().unwrap_or_else(|_| panic!("{rate} in:\n{out}"));
+    assert!(measured > 2.0 && measured <= 20.0, "{out}");
     assert!(
-        out.contains("canary 10%: failed error rate 8.00% exceeded 2%"),
+        out.lines().any(|l| l.trim_start().starts_with("analysis #")
+            && l.contains(&format!(" at 10%: {rate}% errors, "))
+            && l.contains(": breach (")),
         "{out}"
     );
-    assert!(out.contains("analysis #1 at 10%: 8.00% errors"), "{out}");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("deployment #2 ended rolled_back"));
     assert!(shown.contains("traffic: replica ratio"), "{shown}");
     assert!(
         shown.contains("withdraw: succeeded canary removed"),
         "{shown}"
     );
+    remove_namespaces(&cluster, &prefix).await;
 }

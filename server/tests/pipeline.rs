@@ -1,11 +1,13 @@
 //! Continuous deployment: GitHub webhook deliveries (signatures, replays, unknown repositories,
-//! branch and path filters), the durable build queue, and the whole pipeline against the sandbox:
-//! a build Job that reports a digest (or fails with its log), then the deploy.
+//! branch and path filters), the durable build queue, and the whole pipeline against the local
+//! cluster (a real API server, simulated nodes): a build Job that reports a digest (or fails with
+//! its log), then the deploy.
 
 mod common;
 
 use common::{
-    TestApp, spawn_app, spawn_app_with_sandbox, user, wait_for_deployment, with_canary_pause,
+    LocalCluster, TestApp, namespace, spawn_app, spawn_app_with_cluster, user, wait_for_deployment,
+    with_canary_pause,
 };
 use serde_json::json;
 use sqlx::PgPool;
@@ -399,6 +401,26 @@ async fn manual_builds_queue_like_pushes_and_can_be_cancelled(pool: PgPool) {
     assert_eq!(status, 422, "{e}");
 }
 
+/// Deletes every namespace of `prefix` once a test has passed: the local cluster serves the whole
+/// run (and other runs), and the pods a test leaves behind fill its simulated nodes until the
+/// scheduler refuses new ones. A failed test's namespaces stay, to be looked at.
+async fn remove_namespaces(cluster: &LocalCluster, prefix: &str) {
+    let namespaces = cluster.api("v1", "Namespace", None);
+    let list = namespaces
+        .list(&Default::default())
+        .await
+        .expect("list namespaces");
+    for ns in list.items {
+        let name = ns.metadata.name.unwrap_or_default();
+        if name.starts_with(prefix) {
+            namespaces
+                .delete(&name, &Default::default())
+                .await
+                .unwrap_or_else(|e| panic!("delete namespace {name}: {e}"));
+        }
+    }
+}
+
 async fn wait_build(pool: &PgPool, id: i64) -> (String, Option<String>) {
     for _ in 0..300 {
         let r = sqlx::query!("SELECT state, state_reason FROM builds WHERE id = $1", id)
@@ -415,7 +437,7 @@ async fn wait_build(pool: &PgPool, id: i64) -> (String, Option<String>) {
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: PgPool) {
-    let (app, sandbox) = spawn_app_with_sandbox(pool.clone()).await;
+    let (app, cluster) = spawn_app_with_cluster(pool.clone()).await;
     let (token, secret) = setup(&app, &pool, &[API]).await;
     let commit = "0123456789abcdef0123456789abcdef01234567";
     let (status, body) = deliver(
@@ -455,12 +477,14 @@ async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: P
     assert!(b["provenance_ref"].as_str().unwrap().contains("provenance"));
 
     // The Job was built from the spec: the exact commit, BuildKit with SBOM and provenance.
-    let job = sandbox
+    let job = cluster
         .object(
-            "batch/v1/jobs",
-            Some("enclii-builds"),
+            "batch/v1",
+            "Job",
+            Some(&app.engine.settings.pipeline.namespace),
             &format!("build-switchyard-api-{build}"),
         )
+        .await
         .expect("the build Job");
     let script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
         .as_str()
@@ -491,13 +515,15 @@ async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: P
         .expect("a deployment was started");
     let d = wait_for_deployment(&app, &token, P, deployment).await;
     assert_eq!(d["state"], "succeeded", "{d}");
-    let running = sandbox
+    let running = cluster
         .object(
-            "apps/v1/deployments",
-            Some("enclii-platform-production"),
+            "apps/v1",
+            "Deployment",
+            Some(&namespace(&app, P, "production")),
             "switchyard-api",
         )
-        .unwrap();
+        .await
+        .expect("the Deployment");
     assert_eq!(
         running["spec"]["template"]["spec"]["containers"][0]["image"],
         format!("registry.enclii.local/enclii-platform/switchyard-api@{digest}")
@@ -556,14 +582,76 @@ async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: P
         .unwrap();
     assert_eq!(ok["builds"][0]["state"], "succeeded");
     assert_eq!(ok["builds"][0]["deployment_state"], "succeeded");
+    remove_namespaces(&cluster, &app.engine.settings.cluster.namespace_prefix).await;
+}
+
+/// Build Jobs may not be created in a namespace while this quota allows none: the API server refuses
+/// them (403, exceeded quota), as it would in a namespace whose quota an operator set too low.
+const NO_JOBS: &str = "builds-paused";
+
+async fn refuse_jobs_in(cluster: &LocalCluster, namespace: &str) {
+    use kube::api::{Patch, PatchParams};
+    let params = PatchParams::apply("pipeline-test").force();
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+    cluster
+        .api("v1", "Namespace", None)
+        .patch(namespace, &params, &Patch::Apply(&ns))
+        .await
+        .expect("create the build namespace");
+    let quota = json!({
+        "apiVersion": "v1", "kind": "ResourceQuota",
+        "metadata": {"name": NO_JOBS, "namespace": namespace},
+        "spec": {"hard": {"count/jobs.batch": "0"}}
+    });
+    let quotas = cluster.api("v1", "ResourceQuota", Some(namespace));
+    quotas
+        .patch(NO_JOBS, &params, &Patch::Apply(&quota))
+        .await
+        .expect("create the quota");
+    // Admission enforces the quota's status, which the controller-manager's quota controller
+    // fills in: until then every create in the namespace is refused as "status unknown".
+    wait_for_quota(cluster, namespace, "0").await;
+}
+
+/// Raises the quota to `jobs` and waits until the quota controller has taken it up.
+async fn allow_jobs_in(cluster: &LocalCluster, namespace: &str, jobs: &str) {
+    use kube::api::{Patch, PatchParams};
+    let patch = json!({"spec": {"hard": {"count/jobs.batch": jobs}}});
+    cluster
+        .api("v1", "ResourceQuota", Some(namespace))
+        .patch(NO_JOBS, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("raise the quota");
+    wait_for_quota(cluster, namespace, jobs).await;
+}
+
+async fn wait_for_quota(cluster: &LocalCluster, namespace: &str, jobs: &str) {
+    for _ in 0..200 {
+        let quota = cluster
+            .object("v1", "ResourceQuota", Some(namespace), NO_JOBS)
+            .await
+            .expect("the quota");
+        if quota["status"]["hard"]["count/jobs.batch"] == jobs
+            && quota["status"]["used"]["count/jobs.batch"].is_string()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the quota controller did not take up count/jobs.batch={jobs} in {namespace}");
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn a_build_that_fails_on_the_cluster_is_retried_with_backoff(pool: PgPool) {
-    let sandbox = common::start_sandbox().await;
-    let mut settings = common::sandbox_settings(&sandbox);
+    let cluster = LocalCluster::from_env().await;
+    let mut settings = common::cluster_settings(&cluster);
     settings.cluster.worker = true;
-    settings.pipeline.retry_base_ms = 300;
+    settings.pipeline.retry_base_ms = 2000;
+    let builds_ns = settings.pipeline.namespace.clone();
+    // The API server refuses the first attempt's Job: the build namespace's quota allows none.
+    // (Transient 5xx answers, retried within one attempt, are pinned in engine/tests/api_calls.rs:
+    // a real API server cannot be made to fail on cue.)
+    refuse_jobs_in(&cluster, &builds_ns).await;
     let app = common::serve_app(
         switchyard_server::build_with_pool(settings, pool.clone())
             .await
@@ -571,8 +659,6 @@ async fn a_build_that_fails_on_the_cluster_is_retried_with_backoff(pool: PgPool)
     )
     .await;
     let (token, _) = setup(&app, &pool, &[API]).await;
-    // The API server fails every call of the first attempt's apply (it retries 5 times itself).
-    sandbox.fail_next(5, 500);
     let (status, b) = app
         .call(
             "/api/builds/create",
@@ -581,14 +667,56 @@ async fn a_build_that_fails_on_the_cluster_is_retried_with_backoff(pool: PgPool)
         )
         .await;
     assert_eq!(status, 200, "{b}");
-    let (state, reason) = wait_build(&pool, b["id"].as_i64().unwrap()).await;
+    let id = b["id"].as_i64().unwrap();
+
+    // The refusal is the cluster's, not the build's: queued again, after a backoff, saying why.
+    let mut requeued = None;
+    for _ in 0..300 {
+        let (state, reason, attempts, waiting): (String, Option<String>, i32, bool) =
+            sqlx::query_as(
+                "SELECT state, state_reason, attempts, next_attempt_at > now() FROM builds WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(
+            matches!(state.as_str(), "queued" | "running"),
+            "{state}: {reason:?}"
+        );
+        if state == "queued" && attempts == 1 {
+            assert!(waiting, "the second attempt waits for its backoff");
+            requeued = reason;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let reason = requeued.expect("the first attempt was refused and the build queued again");
+    assert!(
+        reason.contains("attempt 1 failed on the cluster")
+            && reason.contains("exceeded quota")
+            && reason.contains("retrying"),
+        "{reason}"
+    );
+
+    // The operator raises the quota while the build waits; the second attempt goes through.
+    allow_jobs_in(&cluster, &builds_ns, "1").await;
+    let early: bool =
+        sqlx::query_scalar("SELECT next_attempt_at > now() FROM builds WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        early,
+        "the raised quota was in force before the backoff ran out (the test's premise)"
+    );
+    let (state, reason) = wait_build(&pool, id).await;
     assert_eq!(state, "succeeded", "{reason:?}");
-    let attempts: i32 = sqlx::query_scalar!(
-        "SELECT attempts FROM builds WHERE id = $1",
-        b["id"].as_i64().unwrap()
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(attempts, 2, "one failed attempt, then a good one");
+    let attempts: i32 = sqlx::query_scalar!("SELECT attempts FROM builds WHERE id = $1", id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 2, "one refused attempt, then a good one");
+    remove_namespaces(&cluster, &app.engine.settings.cluster.namespace_prefix).await;
 }
