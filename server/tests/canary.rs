@@ -1,24 +1,88 @@
-//! Canary rollouts against the sandbox cluster and its Prometheus: a canary that passes and is
-//! promoted, breaches at 10% and at 50%, one without traffic, manual abort and promote, a server
-//! killed mid-canary, and two servers driving at once.
+//! Canary rollouts on the local cluster (real control plane, simulated nodes) measured by real
+//! Prometheus: a canary that passes and is promoted, breaches at 10% and at 50%, one without
+//! traffic, manual abort and promote, a server killed mid-canary, two servers driving at once, and
+//! the split by Gateway API route weights (or by replica ratio where the API server does not serve
+//! the Gateway API).
+//!
+//! The traffic is the node simulator's: 5 requests a second per ready pod of the service, shared
+//! between the tracks by the HTTPRoute's weights or else by ready pods, failing as the image's name
+//! says (`errors` 8%, `degrades` 6% from half the traffic on, `no-traffic` none, else 0.4%). A
+//! canary pod's first scrape comes some seconds after it starts (Prometheus' discovery), so a step
+//! begins with inconclusive analyses; the settings below leave room for that.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{
-    TestApp, sandbox_settings, spawn_app_with_sandbox, start_sandbox, user, wait_for_deployment,
-    with_canary_pause,
-};
+use common::{LocalCluster, TestApp, cluster_settings, user, with_canary_pause};
 use serde_json::json;
 use sqlx::PgPool;
+use switchyard_engine::Settings;
 
 const DOCS: &str = include_str!("../../spec/fixtures/dogfooding/docs-site.yaml");
 const P: &str = "enclii-platform";
-const NS: &str = "enclii-platform-production";
 const SVC: &str = "docs-site";
 
-async fn setup(app: &TestApp, pool: &PgPool, pause: &str) -> String {
+/// Each analysis looks back over this many seconds: six scrapes at Prometheus' 1 s interval.
+const WINDOW_SECS: u64 = 6;
+/// With a replica-ratio split the canary's pod serves 5 requests a second at 10% (one canary pod
+/// beside two stable ones) and 10 at 50%: a full window holds about 30. 20 needs about 3 s of
+/// scrapes, long enough that an `errors` canary (a failure every 2.5 s) always shows one.
+const MIN_REQUESTS: u32 = 20;
+/// A canary pod is scraped only after Prometheus' discovery catches up with it (up to ~10 s after
+/// it runs); analyses before then are inconclusive and must not fail a healthy step.
+const INCONCLUSIVE_LIMIT: u32 = 20;
+
+/// The test cluster's settings with a canary clock real Prometheus can feed.
+fn canary_settings(cluster: &LocalCluster) -> Settings {
+    let mut s = cluster_settings(cluster);
+    s.cluster.worker = true;
+    s.canary.window_secs = WINDOW_SECS;
+    s.canary.interval_ms = 1000;
+    s.canary.inconclusive_limit = INCONCLUSIVE_LIMIT;
+    s
+}
+
+async fn spawn(pool: &PgPool, settings: Settings) -> TestApp {
+    // RUST_LOG=debug shows the worker's and kube-rs' view when a test fails.
+    if std::env::var_os("RUST_LOG").is_some() {
+        switchyard_server::telemetry::init(&Default::default());
+    }
+    let app = switchyard_server::build_with_pool(settings, pool.clone())
+        .await
+        .expect("build app");
+    common::serve_app(app).await
+}
+
+/// A server (with its worker) whose deployments go to the local cluster.
+async fn spawn_app(pool: &PgPool) -> (TestApp, LocalCluster, String) {
+    let cluster = LocalCluster::from_env().await;
+    let app = spawn(pool, canary_settings(&cluster)).await;
+    let ns = common::namespace(&app, P, "production");
+    (app, cluster, ns)
+}
+
+/// The docs-site spec with canary steps of 10% and 50%, each held for `pause` and judged on at
+/// least `min_requests` requests in the window.
+fn spec(pause: &str, min_requests: u32) -> String {
+    let spec = with_canary_pause(DOCS, pause);
+    let out = spec.replacen(
+        "\n  rollout:\n",
+        &format!("\n  rollout:\n    minRequests: {min_requests}\n"),
+        1,
+    );
+    assert_ne!(out, spec, "the spec has a rollout");
+    out
+}
+
+async fn import(app: &TestApp, token: &str, spec: &str) {
+    let (status, body) = app
+        .call("/api/services/import", Some(token), json!({"spec": spec}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn setup(app: &TestApp, pool: &PgPool, spec: &str) -> String {
     let owner = user(pool, "owner", true).await;
     app.call(
         "/api/projects/create",
@@ -26,14 +90,7 @@ async fn setup(app: &TestApp, pool: &PgPool, pause: &str) -> String {
         json!({"slug": P}),
     )
     .await;
-    let (status, body) = app
-        .call(
-            "/api/services/import",
-            Some(&owner.token),
-            json!({"spec": with_canary_pause(DOCS, pause)}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    import(app, &owner.token, spec).await;
     owner.token
 }
 
@@ -49,9 +106,22 @@ async fn request(app: &TestApp, token: &str, image: &str) -> i64 {
     d["id"].as_i64().unwrap()
 }
 
+/// Waits (in a test only) until the deployment has ended; returns its summary. Two canary steps
+/// on real Prometheus take longer than `common::wait_for_deployment` waits.
+async fn finished(app: &TestApp, token: &str, id: i64) -> serde_json::Value {
+    until(app, token, id, "the end", |d| {
+        !matches!(
+            d["deployment"]["state"].as_str(),
+            Some("pending" | "in_progress")
+        )
+    })
+    .await["deployment"]
+        .clone()
+}
+
 async fn deploy(app: &TestApp, token: &str, image: &str) -> serde_json::Value {
     let id = request(app, token, image).await;
-    wait_for_deployment(app, token, P, id).await
+    finished(app, token, id).await
 }
 
 async fn detail(app: &TestApp, token: &str, id: i64) -> serde_json::Value {
@@ -87,19 +157,52 @@ fn step_line(d: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-fn stable_image(sandbox: &enclii_sandbox::Sandbox) -> String {
-    sandbox
-        .object("apps/v1/deployments", Some(NS), SVC)
+/// The analyses at `weight`, in order.
+fn analyses_at(d: &serde_json::Value, weight: i64) -> Vec<&serde_json::Value> {
+    d["analyses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["weight"] == weight)
+        .collect()
+}
+
+fn decisions(runs: &[&serde_json::Value]) -> Vec<String> {
+    runs.iter()
+        .map(|a| a["decision"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn stable_image(cluster: &LocalCluster, ns: &str) -> String {
+    cluster
+        .object("apps/v1", "Deployment", Some(ns), SVC)
+        .await
         .expect("the stable Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
         .as_str()
         .unwrap()
         .to_owned()
 }
 
-fn canary_exists(sandbox: &enclii_sandbox::Sandbox) -> bool {
-    sandbox
-        .object("apps/v1/deployments", Some(NS), "docs-site-canary")
+async fn canary_exists(cluster: &LocalCluster, ns: &str) -> bool {
+    cluster
+        .object("apps/v1", "Deployment", Some(ns), "docs-site-canary")
+        .await
         .is_some()
+}
+
+/// Deletes the namespaces of a test that passed (a failed test's stay, to be looked at): the
+/// pods of every test of a run share the simulated nodes' CPU, which leftovers soon fill.
+async fn clean_up(cluster: &LocalCluster, app: &TestApp) {
+    let prefix = &app.engine.settings.cluster.namespace_prefix;
+    let api = cluster.api("v1", "Namespace", None);
+    for ns in cluster.objects("v1", "Namespace", None).await {
+        let name = ns["metadata"]["name"].as_str().unwrap_or_default();
+        if name.starts_with(prefix.as_str()) {
+            api.delete(name, &kube::api::DeleteParams::background())
+                .await
+                .unwrap_or_else(|e| panic!("deleting namespace {name}: {e}"));
+        }
+    }
 }
 
 /// Waits until `pred` holds for the deployment's detail (test-only polling).
@@ -110,20 +213,29 @@ async fn until(
     what: &str,
     pred: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    for _ in 0..300 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
         let d = detail(app, token, id).await;
         if pred(&d) {
             return d;
         }
+        if tokio::time::Instant::now() > deadline {
+            panic!("deployment {id} never reached: {what}\n{d:#}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("deployment {id} never reached: {what}");
+}
+
+fn analysing(d: &serde_json::Value, weight: i64) -> bool {
+    d["analyses"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|a| a["weight"] == weight))
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn a_healthy_canary_passes_each_step_and_is_promoted_to_100_percent(pool: PgPool) {
-    let (app, sandbox) = spawn_app_with_sandbox(pool.clone()).await;
-    let token = setup(&app, &pool, "300ms").await;
+    let (app, cluster, ns) = spawn_app(&pool).await;
+    let token = setup(&app, &pool, &spec("2s", MIN_REQUESTS)).await;
     let first = deploy(&app, &token, "ghcr.io/madfam-io/docs:1").await;
     assert_eq!(first["state"], "succeeded", "{first}");
     let first = detail(&app, &token, first["id"].as_i64().unwrap()).await;
@@ -156,28 +268,36 @@ async fn a_healthy_canary_passes_each_step_and_is_promoted_to_100_percent(pool: 
             "prune:succeeded"
         ]
     );
-    // Each step was measured, held for its pause, and only passed on enough traffic.
+    // Each step was measured, held for its pause, and only passed on enough traffic. Until
+    // Prometheus has scraped the canary the analyses are inconclusive; once it has, healthy.
     for weight in [10, 50] {
-        let runs: Vec<&serde_json::Value> = d["analyses"]
-            .as_array()
-            .unwrap()
+        let runs = analyses_at(&d, weight);
+        let seen = decisions(&runs);
+        let measured = seen
             .iter()
-            .filter(|a| a["weight"] == weight)
-            .collect();
-        assert_eq!(runs.last().unwrap()["decision"], "pass", "{runs:?}");
+            .position(|s| s != "inconclusive")
+            .unwrap_or(seen.len());
         assert!(
-            runs.iter()
-                .all(|a| a["decision"] == "pass" || a["decision"] == "hold"),
-            "{runs:?}"
+            measured < seen.len()
+                && seen[measured..].iter().all(|s| s == "hold" || s == "pass")
+                && seen.last().unwrap() == "pass",
+            "at {weight}%: {seen:?}"
         );
         let last = runs.last().unwrap();
-        assert!(last["error_rate"].as_f64().unwrap() < 2.0);
-        assert!(last["requests"].as_f64().unwrap() >= 50.0);
+        assert!(last["error_rate"].as_f64().unwrap() < 2.0, "{last}");
+        assert!(
+            last["requests"].as_f64().unwrap() >= MIN_REQUESTS as f64,
+            "{last}"
+        );
         assert!(
             last["query"]
                 .as_str()
                 .unwrap()
                 .contains(r#"track="canary""#)
+        );
+        assert!(
+            last["detail"].as_str().unwrap().starts_with("passed after"),
+            "{last}"
         );
     }
     // The 10% step ran one canary pod beside the two stable pods (the autoscaler's minimum).
@@ -187,9 +307,12 @@ async fn a_healthy_canary_passes_each_step_and_is_promoted_to_100_percent(pool: 
         (Some(1), Some(2)),
         "{ten}"
     );
-    assert_eq!(stable_image(&sandbox), "ghcr.io/madfam-io/docs:2");
+    assert_eq!(
+        stable_image(&cluster, &ns).await,
+        "ghcr.io/madfam-io/docs:2"
+    );
     assert!(
-        !canary_exists(&sandbox),
+        !canary_exists(&cluster, &ns).await,
         "the canary Deployment is pruned after promotion"
     );
     assert!(
@@ -198,34 +321,44 @@ async fn a_healthy_canary_passes_each_step_and_is_promoted_to_100_percent(pool: 
             .unwrap()
             .contains("every canary step passed")
     );
+    clean_up(&cluster, &app).await;
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn a_canary_over_2_percent_errors_at_10_percent_is_rolled_back_with_the_measurements(
     pool: PgPool,
 ) {
-    let (app, sandbox) = spawn_app_with_sandbox(pool.clone()).await;
-    let token = setup(&app, &pool, "300ms").await;
+    let (app, cluster, ns) = spawn_app(&pool).await;
+    // A pause far longer than the test: only a breach ends this canary in time.
+    let token = setup(&app, &pool, &spec("10m", MIN_REQUESTS)).await;
     assert_eq!(
         deploy(&app, &token, "ghcr.io/madfam-io/docs:1").await["state"],
         "succeeded"
     );
     let d = deploy(&app, &token, "ghcr.io/madfam-io/docs:errors").await;
     assert_eq!(d["state"], "rolled_back", "{d}");
-    let reason = d["state_reason"].as_str().unwrap();
-    assert!(
-        reason.contains("error rate 8.00% exceeded 2% at 10% of traffic"),
-        "{reason}"
-    );
+    let reason = d["state_reason"].as_str().unwrap().to_owned();
     let d = detail(&app, &token, d["id"].as_i64().unwrap()).await;
     assert_eq!(step_line(&d), ["canary@10:failed", "withdraw@0:succeeded"]);
     let breach = d["analyses"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(breach["decision"], "breach");
-    assert_eq!(breach["error_rate"].as_f64(), Some(8.0));
+    // The simulated 8%, as Prometheus measured it over a few seconds of whole requests.
+    let rate = breach["error_rate"].as_f64().unwrap();
+    assert!(rate > 2.0 && rate <= 20.0, "{breach}");
+    assert!(
+        breach["requests"].as_f64().unwrap() >= MIN_REQUESTS as f64,
+        "{breach}"
+    );
+    assert!(
+        reason.contains(&format!(
+            "error rate {rate:.2}% exceeded 2% at 10% of traffic"
+        )),
+        "{reason}"
+    );
     // The record carries the measured values, the query and the step.
     let evidence = &d["steps"][1]["evidence"];
     assert_eq!(evidence["weight"], 10);
-    assert_eq!(evidence["error_rate_percent"].as_f64(), Some(8.0));
+    assert_eq!(evidence["error_rate_percent"].as_f64(), Some(rate));
     assert!(
         evidence["query"]
             .as_str()
@@ -233,18 +366,21 @@ async fn a_canary_over_2_percent_errors_at_10_percent_is_rolled_back_with_the_me
             .contains("code=~\"5..\""),
         "{evidence}"
     );
-    assert!(!canary_exists(&sandbox), "the canary is gone");
+    assert!(!canary_exists(&cluster, &ns).await, "the canary is gone");
     assert_eq!(
-        stable_image(&sandbox),
+        stable_image(&cluster, &ns).await,
         "ghcr.io/madfam-io/docs:1",
         "stable was never touched"
     );
+    clean_up(&cluster, &app).await;
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn a_canary_that_breaches_at_50_percent_is_rolled_back_after_passing_10(pool: PgPool) {
-    let (app, sandbox) = spawn_app_with_sandbox(pool.clone()).await;
-    let token = setup(&app, &pool, "300ms").await;
+    let (app, cluster, ns) = spawn_app(&pool).await;
+    // `degrades` fails 6% from half the traffic on: at 50% its first failure shows within ~5 s,
+    // well inside the pause, so the step cannot pass before it is seen.
+    let token = setup(&app, &pool, &spec("9s", MIN_REQUESTS)).await;
     assert_eq!(
         deploy(&app, &token, "ghcr.io/madfam-io/docs:1").await["state"],
         "succeeded"
@@ -267,14 +403,27 @@ async fn a_canary_that_breaches_at_50_percent_is_rolled_back_after_passing_10(po
             "withdraw@0:succeeded"
         ]
     );
-    assert!(!canary_exists(&sandbox));
-    assert_eq!(stable_image(&sandbox), "ghcr.io/madfam-io/docs:1");
+    // At 10% (a third of the pods) it was healthy; at 50% it was not.
+    for a in analyses_at(&d, 10) {
+        assert!(a["error_rate"].as_f64().unwrap_or(0.0) < 2.0, "{a}");
+    }
+    assert_eq!(
+        analyses_at(&d, 50).last().unwrap()["decision"],
+        "breach",
+        "{d}"
+    );
+    assert!(!canary_exists(&cluster, &ns).await);
+    assert_eq!(
+        stable_image(&cluster, &ns).await,
+        "ghcr.io/madfam-io/docs:1"
+    );
+    clean_up(&cluster, &app).await;
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn a_canary_without_traffic_is_inconclusive_and_fails_never_passes(pool: PgPool) {
-    let (app, sandbox) = spawn_app_with_sandbox(pool.clone()).await;
-    let token = setup(&app, &pool, "0s").await;
+    let (app, cluster, ns) = spawn_app(&pool).await;
+    let token = setup(&app, &pool, &spec("0s", MIN_REQUESTS)).await;
     assert_eq!(
         deploy(&app, &token, "ghcr.io/madfam-io/docs:1").await["state"],
         "succeeded"
@@ -289,34 +438,44 @@ async fn a_canary_without_traffic_is_inconclusive_and_fails_never_passes(pool: P
         "{d}"
     );
     let d = detail(&app, &token, d["id"].as_i64().unwrap()).await;
-    let decisions: Vec<&str> = d["analyses"]
+    let seen = decisions(&analyses_at(&d, 10));
+    // The settings' limit of analyses, none a pass, even with a zero-second pause.
+    let mut expected = vec!["inconclusive"; INCONCLUSIVE_LIMIT as usize - 1];
+    expected.push("gave_up");
+    assert_eq!(seen, expected);
+    // Prometheus did scrape the canary before the step gave up: it counted no requests, which is
+    // what was judged (not only the wait for a first scrape).
+    let requests: Vec<Option<f64>> = d["analyses"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| a["decision"].as_str().unwrap())
+        .map(|a| a["requests"].as_f64())
         .collect();
-    // Three analyses (the test's limit), none a pass, even with a zero-second pause.
-    assert_eq!(decisions, ["inconclusive", "inconclusive", "gave_up"]);
-    assert!(d["analyses"][0]["requests"].is_null());
-    assert!(!canary_exists(&sandbox));
-    assert_eq!(stable_image(&sandbox), "ghcr.io/madfam-io/docs:1");
+    assert!(
+        requests.iter().all(|r| r.is_none_or(|r| r == 0.0)),
+        "{requests:?}"
+    );
+    assert_eq!(requests.last(), Some(&Some(0.0)), "{requests:?}");
+    assert!(!canary_exists(&cluster, &ns).await);
+    assert_eq!(
+        stable_image(&cluster, &ns).await,
+        "ghcr.io/madfam-io/docs:1"
+    );
+    clean_up(&cluster, &app).await;
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn a_manual_abort_takes_the_canary_away_and_a_manual_promote_finishes_it(pool: PgPool) {
-    let (app, sandbox) = spawn_app_with_sandbox(pool.clone()).await;
-    let token = setup(&app, &pool, "1h").await;
+    let (app, cluster, ns) = spawn_app(&pool).await;
+    let token = setup(&app, &pool, &spec("1h", MIN_REQUESTS)).await;
     assert_eq!(
         deploy(&app, &token, "ghcr.io/madfam-io/docs:1").await["state"],
         "succeeded"
     );
 
     let id = request(&app, &token, "ghcr.io/madfam-io/docs:2").await;
-    until(&app, &token, id, "analysing at 10%", |d| {
-        d["analyses"].as_array().is_some_and(|a| !a.is_empty())
-    })
-    .await;
-    assert!(canary_exists(&sandbox));
+    until(&app, &token, id, "analysing at 10%", |d| analysing(d, 10)).await;
+    assert!(canary_exists(&cluster, &ns).await);
     // A viewer cannot; a developer can.
     let viewer = user(&pool, "viewer", true).await;
     sqlx::query!(
@@ -342,10 +501,13 @@ async fn a_manual_abort_takes_the_canary_away_and_a_manual_promote_finishes_it(p
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let d = wait_for_deployment(&app, &token, P, id).await;
+    let d = finished(&app, &token, id).await;
     assert_eq!(d["state"], "aborted", "{d}");
-    assert!(!canary_exists(&sandbox));
-    assert_eq!(stable_image(&sandbox), "ghcr.io/madfam-io/docs:1");
+    assert!(!canary_exists(&cluster, &ns).await);
+    assert_eq!(
+        stable_image(&cluster, &ns).await,
+        "ghcr.io/madfam-io/docs:1"
+    );
     let (status, body) = app
         .call(
             "/api/deployments/abort",
@@ -359,10 +521,7 @@ async fn a_manual_abort_takes_the_canary_away_and_a_manual_promote_finishes_it(p
     );
 
     let id = request(&app, &token, "ghcr.io/madfam-io/docs:3").await;
-    until(&app, &token, id, "analysing at 10%", |d| {
-        d["analyses"].as_array().is_some_and(|a| !a.is_empty())
-    })
-    .await;
+    until(&app, &token, id, "analysing at 10%", |d| analysing(d, 10)).await;
     let (status, body) = app
         .call(
             "/api/deployments/promote",
@@ -371,7 +530,7 @@ async fn a_manual_abort_takes_the_canary_away_and_a_manual_promote_finishes_it(p
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let d = wait_for_deployment(&app, &token, P, id).await;
+    let d = finished(&app, &token, id).await;
     assert_eq!(d["state"], "succeeded", "{d}");
     assert!(
         d["state_reason"]
@@ -380,8 +539,11 @@ async fn a_manual_abort_takes_the_canary_away_and_a_manual_promote_finishes_it(p
             .contains("promoted by hand"),
         "{d}"
     );
-    assert_eq!(stable_image(&sandbox), "ghcr.io/madfam-io/docs:3");
-    assert!(!canary_exists(&sandbox));
+    assert_eq!(
+        stable_image(&cluster, &ns).await,
+        "ghcr.io/madfam-io/docs:3"
+    );
+    assert!(!canary_exists(&cluster, &ns).await);
     let actions: Vec<String> = sqlx::query_scalar!(
         "SELECT action FROM audit_events WHERE action LIKE 'deployment.%' ORDER BY id"
     )
@@ -393,37 +555,37 @@ async fn a_manual_abort_takes_the_canary_away_and_a_manual_promote_finishes_it(p
             && actions.contains(&"deployment.promote".to_owned()),
         "{actions:?}"
     );
+    clean_up(&cluster, &app).await;
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn a_newer_deployment_supersedes_a_running_canary(pool: PgPool) {
-    let (app, sandbox) = spawn_app_with_sandbox(pool.clone()).await;
-    let token = setup(&app, &pool, "1h").await;
+    let (app, cluster, ns) = spawn_app(&pool).await;
+    let token = setup(&app, &pool, &spec("1h", MIN_REQUESTS)).await;
     assert_eq!(
         deploy(&app, &token, "ghcr.io/madfam-io/docs:1").await["state"],
         "succeeded"
     );
     let old = request(&app, &token, "ghcr.io/madfam-io/docs:2").await;
-    until(&app, &token, old, "analysing", |d| {
-        d["analyses"].as_array().is_some_and(|a| !a.is_empty())
-    })
-    .await;
+    until(&app, &token, old, "analysing", |d| analysing(d, 10)).await;
     let new = request(&app, &token, "ghcr.io/madfam-io/docs:3").await;
-    let d = wait_for_deployment(&app, &token, P, old).await;
+    let d = finished(&app, &token, old).await;
     assert_eq!(d["state"], "superseded", "{d}");
     // The newer one then runs its own canary (and waits in it: the pause is an hour).
     let d = until(&app, &token, new, "the newer canary analysing", |d| {
-        d["analyses"].as_array().is_some_and(|a| !a.is_empty())
+        analysing(d, 10)
     })
     .await;
     assert_eq!(d["deployment"]["state"], "in_progress");
-    let canary = sandbox
-        .object("apps/v1/deployments", Some(NS), "docs-site-canary")
+    let canary = cluster
+        .object("apps/v1", "Deployment", Some(&ns), "docs-site-canary")
+        .await
         .unwrap();
     assert_eq!(
         canary["spec"]["template"]["spec"]["containers"][0]["image"],
         "ghcr.io/madfam-io/docs:3"
     );
+    clean_up(&cluster, &app).await;
 }
 
 /// A worker in its own runtime: shutting the runtime down stops every task it runs wherever it
@@ -434,7 +596,7 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(settings: switchyard_engine::Settings, pool: &PgPool, name: &str) -> Self {
+    fn start(settings: Settings, pool: &PgPool, name: &str) -> Self {
         let options = (*pool.connect_options()).clone();
         let name = name.to_owned();
         let (kill, killed) = tokio::sync::oneshot::channel::<()>();
@@ -450,12 +612,12 @@ impl Replica {
                     .connect_with(options)
                     .await
                     .unwrap();
-                let client = switchyard_engine::deploy::connect_all(&settings.cluster, None)
+                let clusters = switchyard_engine::deploy::connect_all(&settings.cluster)
                     .await
                     .unwrap();
                 let engine = switchyard_engine::Engine::new(pool, settings).unwrap();
                 tokio::select! {
-                    _ = switchyard_engine::deploy::worker::run(engine, client, name, None) => {}
+                    _ = switchyard_engine::deploy::worker::run(engine, clusters, name) => {}
                     _ = killed => {}
                 }
             });
@@ -485,23 +647,17 @@ impl Drop for Replica {
     }
 }
 
-/// An API server without a worker, plus `replicas` worker processes of its own.
-async fn cluster_of(
-    pool: &PgPool,
-) -> (
-    TestApp,
-    enclii_sandbox::Sandbox,
-    switchyard_engine::Settings,
-) {
-    let sandbox = start_sandbox().await;
-    let mut settings = sandbox_settings(&sandbox);
+/// An API server without a worker, and the settings (one namespace prefix) for worker replicas
+/// of its own.
+async fn cluster_of(pool: &PgPool) -> (TestApp, LocalCluster, String, Settings) {
+    let cluster = LocalCluster::from_env().await;
+    let mut settings = canary_settings(&cluster);
     settings.cluster.lease_secs = 1;
     let mut api_settings = settings.clone();
     api_settings.cluster.worker = false;
-    let app = switchyard_server::build_with_pool(api_settings, pool.clone())
-        .await
-        .unwrap();
-    (common::serve_app(app).await, sandbox, settings)
+    let app = spawn(pool, api_settings).await;
+    let ns = common::namespace(&app, P, "production");
+    (app, cluster, ns, settings)
 }
 
 async fn unique_steps_and_runs(pool: &PgPool, id: i64) {
@@ -536,20 +692,17 @@ async fn unique_steps_and_runs(pool: &PgPool, id: i64) {
 async fn a_server_killed_mid_canary_is_resumed_by_the_next_to_exactly_one_terminal_state(
     pool: PgPool,
 ) {
-    let (app, sandbox, settings) = cluster_of(&pool).await;
-    let token = setup(&app, &pool, "1s").await;
+    let (app, cluster, ns, settings) = cluster_of(&pool).await;
+    // The 50% step has the canary's first pod scraped already: it would pass as soon as its pause
+    // is over, so the pause leaves time to kill replica-a first.
+    let token = setup(&app, &pool, &spec("5s", MIN_REQUESTS)).await;
     let a = Replica::start(settings.clone(), &pool, "replica-a");
     assert_eq!(
         deploy(&app, &token, "ghcr.io/madfam-io/docs:1").await["state"],
         "succeeded"
     );
     let id = request(&app, &token, "ghcr.io/madfam-io/docs:2").await;
-    until(&app, &token, id, "analysing at 50%", |d| {
-        d["analyses"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|a| a["weight"] == 50))
-    })
-    .await;
+    until(&app, &token, id, "analysing at 50%", |d| analysing(d, 50)).await;
     a.kill();
     let lease: Option<String> =
         sqlx::query_scalar!("SELECT lease_owner FROM deployments WHERE id = $1", id)
@@ -565,7 +718,7 @@ async fn a_server_killed_mid_canary_is_resumed_by_the_next_to_exactly_one_termin
     );
 
     let b = Replica::start(settings, &pool, "replica-b");
-    let d = wait_for_deployment(&app, &token, P, id).await;
+    let d = finished(&app, &token, id).await;
     assert_eq!(d["state"], "succeeded", "{d}");
     let d = detail(&app, &token, id).await;
     assert_eq!(
@@ -592,15 +745,19 @@ async fn a_server_killed_mid_canary_is_resumed_by_the_next_to_exactly_one_termin
         ["replica-a", "replica-b"],
         "the 50% step was analysed by both, one after the other"
     );
-    assert_eq!(stable_image(&sandbox), "ghcr.io/madfam-io/docs:2");
-    assert!(!canary_exists(&sandbox));
+    assert_eq!(
+        stable_image(&cluster, &ns).await,
+        "ghcr.io/madfam-io/docs:2"
+    );
+    assert!(!canary_exists(&cluster, &ns).await);
     b.kill();
+    clean_up(&cluster, &app).await;
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn two_servers_running_at_once_drive_each_deployment_once(pool: PgPool) {
-    let (app, sandbox, settings) = cluster_of(&pool).await;
-    let token = setup(&app, &pool, "300ms").await;
+    let (app, cluster, ns, settings) = cluster_of(&pool).await;
+    let token = setup(&app, &pool, &spec("1s", MIN_REQUESTS)).await;
     let a = Replica::start(settings.clone(), &pool, "replica-a");
     let b = Replica::start(settings, &pool, "replica-b");
     assert_eq!(
@@ -630,35 +787,31 @@ async fn two_servers_running_at_once_drive_each_deployment_once(pool: PgPool) {
             "prune:succeeded"
         ]
     );
-    assert_eq!(stable_image(&sandbox), "ghcr.io/madfam-io/docs:2");
+    assert_eq!(
+        stable_image(&cluster, &ns).await,
+        "ghcr.io/madfam-io/docs:2"
+    );
     a.kill();
     b.kill();
+    clean_up(&cluster, &app).await;
 }
 
-async fn app_with_gateway(pool: &PgPool, gateway_api: bool) -> (TestApp, enclii_sandbox::Sandbox) {
-    let sandbox = enclii_sandbox::Sandbox::start(enclii_sandbox::Options {
-        ready_delay: Duration::from_millis(200),
-        progress_deadline: Duration::from_secs(2),
-        log_interval: Duration::from_millis(50),
-        gateway_api,
-    })
-    .await
-    .unwrap();
-    let mut settings = sandbox_settings(&sandbox);
-    settings.cluster.worker = true;
+/// Through the route the canary gets exactly its weight: at 10%, a tenth of the three pods' 15
+/// requests a second. A full window holds about 9.
+const ROUTED_MIN_REQUESTS: u32 = 5;
+
+fn with_gateway(mut settings: Settings) -> Settings {
     settings.canary.gateway = Some(switchyard_engine::config::GatewaySettings {
         name: "public".into(),
         namespace: "gateways".into(),
     });
-    let app = switchyard_server::build_with_pool(settings, pool.clone())
-        .await
-        .unwrap();
-    (common::serve_app(app).await, sandbox)
+    settings
 }
 
-fn route_weights(sandbox: &enclii_sandbox::Sandbox) -> (i64, i64) {
-    let route = sandbox
-        .object("gateway.networking.k8s.io/v1/httproutes", Some(NS), SVC)
+async fn route_weights(cluster: &LocalCluster, ns: &str) -> (i64, i64) {
+    let route = cluster
+        .object("gateway.networking.k8s.io/v1", "HTTPRoute", Some(ns), SVC)
+        .await
         .expect("the HTTPRoute");
     let b = &route["spec"]["rules"][0]["backendRefs"];
     (
@@ -669,28 +822,26 @@ fn route_weights(sandbox: &enclii_sandbox::Sandbox) -> (i64, i64) {
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn with_the_gateway_api_the_canary_split_is_the_routes_weights(pool: PgPool) {
-    let (app, sandbox) = app_with_gateway(&pool, true).await;
-    let token = setup(&app, &pool, "1s").await;
+    let cluster = LocalCluster::from_env().await;
+    let app = spawn(&pool, with_gateway(canary_settings(&cluster))).await;
+    let ns = common::namespace(&app, P, "production");
+    let token = setup(&app, &pool, &spec("2s", ROUTED_MIN_REQUESTS)).await;
     let first = deploy(&app, &token, "ghcr.io/madfam-io/docs:1").await;
     assert_eq!(first["state"], "succeeded", "{first}");
     assert_eq!(
-        route_weights(&sandbox),
+        route_weights(&cluster, &ns).await,
         (100, 0),
         "the route exists at rest, all on stable"
     );
     assert!(
-        sandbox
-            .object("/v1/services", Some(NS), "docs-site-stable")
+        cluster
+            .object("v1", "Service", Some(&ns), "docs-site-stable")
+            .await
             .is_some()
     );
 
     let id = request(&app, &token, "ghcr.io/madfam-io/docs:2").await;
-    let d = until(&app, &token, id, "analysing at 10%", |d| {
-        d["analyses"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|a| a["weight"] == 10))
-    })
-    .await;
+    let d = until(&app, &token, id, "analysing at 10%", |d| analysing(d, 10)).await;
     assert!(
         d["traffic_split"]
             .as_str()
@@ -698,34 +849,82 @@ async fn with_the_gateway_api_the_canary_split_is_the_routes_weights(pool: PgPoo
             .starts_with("gateway api: HTTPRoute weights through Gateway gateways/public"),
         "{d}"
     );
-    assert_eq!(route_weights(&sandbox), (90, 10));
+    assert_eq!(route_weights(&cluster, &ns).await, (90, 10));
     assert_eq!(
         d["steps"][0]["evidence"]["effective_weight"].as_f64(),
         Some(10.0)
     );
-    let d = wait_for_deployment(&app, &token, P, id).await;
+    let d = finished(&app, &token, id).await;
     assert_eq!(d["state"], "succeeded", "{d}");
     assert_eq!(
-        route_weights(&sandbox),
+        route_weights(&cluster, &ns).await,
         (100, 0),
         "promoted: the new release is stable, the route at rest"
     );
-    assert!(!canary_exists(&sandbox));
-    assert_eq!(stable_image(&sandbox), "ghcr.io/madfam-io/docs:2");
+    assert!(!canary_exists(&cluster, &ns).await);
+    assert_eq!(
+        stable_image(&cluster, &ns).await,
+        "ghcr.io/madfam-io/docs:2"
+    );
 
-    // A failing canary: the route goes back to stable before its pods go.
+    // A failing canary: the route goes back to stable before its pods go. At a tenth of the
+    // traffic its first failure comes after ~8 s of requests, so it gets a pause it cannot outlast.
+    import(&app, &token, &spec("10m", ROUTED_MIN_REQUESTS)).await;
     let d = deploy(&app, &token, "ghcr.io/madfam-io/docs:errors").await;
     assert_eq!(d["state"], "rolled_back", "{d}");
-    assert_eq!(route_weights(&sandbox), (100, 0));
-    assert!(!canary_exists(&sandbox));
+    assert!(
+        d["state_reason"]
+            .as_str()
+            .unwrap()
+            .contains("at 10% of traffic"),
+        "{d}"
+    );
+    assert_eq!(route_weights(&cluster, &ns).await, (100, 0));
+    assert!(!canary_exists(&cluster, &ns).await);
+    clean_up(&cluster, &app).await;
+}
+
+/// A client that sees the cluster as one without the Gateway API: every request for its group
+/// goes to a group the API server does not serve, which answers as such a cluster would (404).
+/// Everything else is Switchyard's own ServiceAccount talking to the real API server.
+fn without_the_gateway_api(client: kube::Client) -> kube::Client {
+    const GROUP: &str = "/apis/gateway.networking.k8s.io/";
+    let service = tower::service_fn(
+        move |mut request: axum::http::Request<kube::client::Body>| {
+            let client = client.clone();
+            async move {
+                let uri = request.uri().to_string();
+                if let Some(rest) = uri.strip_prefix(GROUP) {
+                    *request.uri_mut() =
+                        format!("/apis/not-served.gateway.networking.k8s.io/{rest}")
+                            .parse()
+                            .expect("a path");
+                }
+                client.send(request).await
+            }
+        },
+    );
+    kube::Client::new(service, "default")
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn a_gateway_configured_on_a_cluster_without_the_gateway_api_falls_back_to_the_replica_ratio_and_says_so(
     pool: PgPool,
 ) {
-    let (app, sandbox) = app_with_gateway(&pool, false).await;
-    let token = setup(&app, &pool, "200ms").await;
+    let cluster = LocalCluster::from_env().await;
+    let mut settings = with_gateway(canary_settings(&cluster));
+    settings.cluster.worker = false;
+    let app = spawn(&pool, settings).await;
+    let ns = common::namespace(&app, P, "production");
+    let client = switchyard_engine::deploy::connect(&app.engine.settings.cluster)
+        .await
+        .unwrap();
+    tokio::spawn(switchyard_engine::deploy::worker::run(
+        app.engine.clone(),
+        switchyard_engine::deploy::Clusters::single(without_the_gateway_api(client)),
+        "no-gateway-api".into(),
+    ));
+    let token = setup(&app, &pool, &spec("1s", MIN_REQUESTS)).await;
     assert_eq!(
         deploy(&app, &token, "ghcr.io/madfam-io/docs:1").await["state"],
         "succeeded"
@@ -740,17 +939,26 @@ async fn a_gateway_configured_on_a_cluster_without_the_gateway_api_falls_back_to
             .contains("the cluster does not serve the Gateway API"),
         "{d}"
     );
+    let effective = d["steps"][0]["evidence"]["effective_weight"]
+        .as_f64()
+        .unwrap();
     assert!(
-        sandbox
-            .object("gateway.networking.k8s.io/v1/httproutes", Some(NS), SVC)
-            .is_none()
+        (effective - 100.0 / 3.0).abs() < 0.01,
+        "one canary pod beside two stable ones: {effective}"
     );
+    assert!(
+        cluster
+            .objects("gateway.networking.k8s.io/v1", "HTTPRoute", Some(&ns))
+            .await
+            .is_empty()
+    );
+    clean_up(&cluster, &app).await;
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn the_live_event_stream_sends_each_change_until_the_deployment_ends(pool: PgPool) {
-    let (app, _sandbox) = spawn_app_with_sandbox(pool.clone()).await;
-    let token = setup(&app, &pool, "300ms").await;
+    let (app, cluster, _ns) = spawn_app(&pool).await;
+    let token = setup(&app, &pool, &spec("1s", MIN_REQUESTS)).await;
     assert_eq!(
         deploy(&app, &token, "ghcr.io/madfam-io/docs:1").await["state"],
         "succeeded"
@@ -809,4 +1017,5 @@ async fn the_live_event_stream_sends_each_change_until_the_deployment_ends(pool:
         .collect();
     assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
     assert!(text.contains("event: deployment"));
+    clean_up(&cluster, &app).await;
 }
