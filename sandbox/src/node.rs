@@ -57,11 +57,14 @@ pub fn node_object(node: usize) -> Node {
 /// The node's status at a heartbeat: Ready (since `ready_since`), no pressure of any kind.
 pub fn node_status(node: usize, now: Timestamp, ready_since: Timestamp) -> Node {
     let name = node_name(node);
+    // Large machines: a test run deploys hundreds of services side by side, and what a pod fits on
+    // is not what the simulation is about (`unschedulable` images are made unschedulable by an
+    // admission policy instead). Pods are bounded by the addresses a node has (10.244.N.2-254).
     let resources = BTreeMap::from(
         [
-            ("cpu", "8"),
-            ("memory", "32Gi"),
-            ("pods", "110"),
+            ("cpu", "256"),
+            ("memory", "1Ti"),
+            ("pods", "250"),
             ("ephemeral-storage", "100Gi"),
         ]
         .map(|(k, v)| (k.to_owned(), Quantity(v.to_owned()))),
@@ -270,11 +273,11 @@ mod tests {
         );
         assert_eq!(
             s.capacity.as_ref().unwrap()["memory"],
-            Quantity("32Gi".into())
+            Quantity("1Ti".into())
         );
         assert_eq!(
             s.allocatable.as_ref().unwrap()["pods"],
-            Quantity("110".into())
+            Quantity("250".into())
         );
         let addresses = s.addresses.unwrap();
         assert_eq!(addresses[0].address, "10.244.0.12");
