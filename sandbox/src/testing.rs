@@ -64,6 +64,22 @@ impl LocalCluster {
         }
     }
 
+    /// Deletes every namespace whose name starts with `prefix` (a test's own, once it passed: the
+    /// run's cluster is shared by every test).
+    pub async fn delete_namespaces(&self, prefix: &str) {
+        let api = self.api("v1", "Namespace", None);
+        for ns in self.objects("v1", "Namespace", None).await {
+            let name = ns["metadata"]["name"].as_str().unwrap_or_default();
+            if !prefix.is_empty() && name.starts_with(prefix) {
+                match api.delete(name, &kube::api::DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => panic!("deleting namespace {name}: {e}"),
+                }
+            }
+        }
+    }
+
     /// Every object of a kind in a namespace, read as admin.
     pub async fn objects(
         &self,

@@ -138,4 +138,5 @@ async fn rollouts_reach_their_outcome_across_an_api_server_restart_and_a_410_gon
         let d = wait_for_deployment(&app, &owner.token, P, id).await;
         assert_eq!(d["state"], "succeeded", "{image}: {d}");
     }
+    cluster.delete_namespaces(&app.engine.settings.cluster.namespace_prefix).await;
 }

@@ -147,6 +147,7 @@ async fn every_dogfooding_fixture_applies_then_reapplies_unchanged_then_prunes_o
             "{service}: pruning deleted another field manager's object"
         );
     }
+    cluster.delete_namespaces(&settings.cluster.namespace_prefix).await;
 }
 
 async fn setup(app: &common::TestApp, pool: &PgPool, spec: &str) -> String {
@@ -203,6 +204,7 @@ async fn a_deploy_keeps_the_replica_count_an_autoscaler_set(pool: PgPool) {
     let after = deployments.get("switchyard-api").await.unwrap();
     assert_eq!(after.spec.unwrap().replicas, Some(5), "the deploy reset the autoscaler's count");
     assert!(d["state_reason"].as_str().unwrap().contains("5 pods"), "{d}");
+    cluster.delete_namespaces(&app.engine.settings.cluster.namespace_prefix).await;
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
@@ -227,6 +229,7 @@ async fn pods_that_pod_security_refuses_fail_the_deployment_with_the_api_servers
     let reason = d["state_reason"].as_str().unwrap();
     assert!(reason.contains("violates PodSecurity \"restricted"), "{reason}");
     assert!(!reason.contains("timed out") && !reason.contains("deadline"), "{reason}");
+    cluster.delete_namespaces(&app.engine.settings.cluster.namespace_prefix).await;
 }
 
 /// What a release puts on the cluster: the pod template, the values Secret it names (with its
@@ -287,4 +290,5 @@ async fn a_rollback_restores_the_previous_releases_objects_exactly(pool: PgPool)
     let r = wait_for_deployment(&app, &token, P, r["id"].as_i64().unwrap()).await;
     assert_eq!(r["state"], "succeeded", "{r}");
     assert_eq!(snapshot(&cluster, &ns).await, before);
+    cluster.delete_namespaces(&app.engine.settings.cluster.namespace_prefix).await;
 }
