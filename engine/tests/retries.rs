@@ -145,16 +145,17 @@ async fn a_request_left_unanswered_times_out_and_is_retried() {
         drop(hung);
         (first, second)
     });
-    let api: Api<DynamicObject> = Api::all_with(
-        client,
-        &apply::api_resource(&m.api_version, &m.kind),
-    );
+    let api: Api<DynamicObject> =
+        Api::all_with(client, &apply::api_resource(&m.api_version, &m.kind));
     let params = PatchParams::apply(apply::FIELD_MANAGER).force();
     let patch = Patch::Apply(&m.body);
     let started = Instant::now();
-    let result = apply::with_retries(&format!("apply Namespace/{NS}"), 5, Duration::from_millis(300), || {
-        api.patch(&m.name, &params, &patch)
-    })
+    let result = apply::with_retries(
+        &format!("apply Namespace/{NS}"),
+        5,
+        Duration::from_millis(300),
+        || api.patch(&m.name, &params, &patch),
+    )
     .await;
     let waited = started.elapsed();
     let (first, second) = server.await.unwrap();
@@ -206,15 +207,16 @@ async fn an_api_server_that_never_answers_fails_with_how_long_it_was_given() {
         assert_quiet(&mut handle).await;
         hung.len()
     });
-    let api: Api<DynamicObject> = Api::all_with(
-        client,
-        &apply::api_resource(&m.api_version, &m.kind),
-    );
+    let api: Api<DynamicObject> =
+        Api::all_with(client, &apply::api_resource(&m.api_version, &m.kind));
     let params = PatchParams::apply(apply::FIELD_MANAGER).force();
     let patch = Patch::Apply(&m.body);
-    let error = apply::with_retries(&format!("apply Namespace/{NS}"), 2, Duration::from_secs(1), || {
-        api.patch(&m.name, &params, &patch)
-    })
+    let error = apply::with_retries(
+        &format!("apply Namespace/{NS}"),
+        2,
+        Duration::from_secs(1),
+        || api.patch(&m.name, &params, &patch),
+    )
     .await
     .unwrap_err();
     done.send(()).unwrap();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestApp, sandbox_settings, start_sandbox, user, wait_for_deployment};
+use common::{LocalCluster, TestApp, cluster_settings, namespace, user, wait_for_deployment};
 use serde_json::json;
 use sqlx::PgPool;
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,39 @@ use switchyard_engine::platform::dns;
 
 const DOCS: &str = include_str!("../../spec/fixtures/dogfooding/docs-site.yaml");
 const P: &str = "enclii-platform";
-const NS: &str = "enclii-platform-production";
+
+/// Deletes the namespaces of a test's prefix when dropped, whether the test passed or panicked:
+/// the shared cluster's simulated nodes have room for the pods of the tests running now, not for
+/// those of every test that ever ran. (A candidate for `common`.)
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let prefix = std::mem::take(&mut self.0);
+        // The test's own runtime may be the one unwinding: reach the cluster from a runtime (and
+        // a client) of this thread's own.
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let cluster = LocalCluster::from_env().await;
+                let api = cluster.api("v1", "Namespace", None);
+                for ns in cluster.objects("v1", "Namespace", None).await {
+                    let name = ns["metadata"]["name"].as_str().unwrap_or_default();
+                    if name.starts_with(&prefix) {
+                        api.delete(name, &Default::default()).await.unwrap();
+                    }
+                }
+            })
+        })
+        .join();
+        if deleted.is_err() {
+            eprintln!("the test's namespaces were not all deleted");
+        }
+    }
+}
 
 /// A DNS server on loopback answering TXT queries from `records` (name → values).
 async fn dns_server(records: Arc<Mutex<Vec<(String, String)>>>) -> std::net::SocketAddr {
@@ -53,8 +85,9 @@ async fn dns_server(records: Arc<Mutex<Vec<(String, String)>>>) -> std::net::Soc
 async fn a_domain_is_verified_by_its_txt_record_and_then_routed(pool: PgPool) {
     let records = Arc::new(Mutex::new(Vec::new()));
     let resolver = dns_server(records.clone()).await;
-    let sandbox = start_sandbox().await;
-    let mut settings = sandbox_settings(&sandbox);
+    let cluster = LocalCluster::from_env().await;
+    let mut settings = cluster_settings(&cluster);
+    let _cleanup = Cleanup(settings.cluster.namespace_prefix.clone());
     settings.cluster.worker = true;
     settings.domains.resolver = Some(resolver);
     settings.domains.cname_target = Some("ingress.enclii.io".into());
@@ -172,9 +205,11 @@ async fn a_domain_is_verified_by_its_txt_record_and_then_routed(pool: PgPool) {
         .await;
     let dep = wait_for_deployment(&app, &owner.token, P, dep["id"].as_i64().unwrap()).await;
     assert_eq!(dep["state"], "succeeded", "{dep}");
-    let ingress = sandbox
-        .object("networking.k8s.io/v1/ingresses", Some(NS), "docs-site")
-        .unwrap();
+    let ns = namespace(&app, P, "production");
+    let ingress = cluster
+        .object("networking.k8s.io/v1", "Ingress", Some(&ns), "docs-site")
+        .await
+        .expect("the Ingress was applied");
     let hosts: Vec<&str> = ingress["spec"]["rules"]
         .as_array()
         .unwrap()

@@ -1,18 +1,55 @@
 //! The public status page: the prober finds a status spec's monitoring targets and every deployed
-//! service's health check, probes them (real HTTP on loopback; health checks through the API
-//! server's service proxy), stores every result in PostgreSQL, and the page shows the state and
-//! the day's bar to anyone, signed in or not. Also the charts' range queries and spec validation.
+//! service's health check, probes them (real HTTP on loopback; health checks through the local
+//! cluster's real API server service proxy, to the simulated pods), stores every result in
+//! PostgreSQL, and the page shows the state and the day's bar to anyone, signed in or not. Also the
+//! charts' range queries against real Prometheus, and spec validation.
 
 mod common;
 
+use std::time::Duration;
+
 use common::{
-    TestApp, sandbox_settings, start_sandbox, user, wait_for_deployment, with_canary_pause,
+    LocalCluster, TestApp, cluster_settings, namespace, user, wait_for_deployment,
+    with_canary_pause,
 };
 use serde_json::json;
 use sqlx::PgPool;
 
 const STATUS: &str = include_str!("../../spec/fixtures/dogfooding/status-page.yaml");
 const P: &str = "enclii-platform";
+
+/// Deletes the namespaces of a test's prefix when dropped, whether the test passed or panicked:
+/// the shared cluster's simulated nodes have room for the pods of the tests running now, not for
+/// those of every test that ever ran. (A candidate for `common`.)
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let prefix = std::mem::take(&mut self.0);
+        // The test's own runtime may be the one unwinding: reach the cluster from a runtime (and
+        // a client) of this thread's own.
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let cluster = LocalCluster::from_env().await;
+                let api = cluster.api("v1", "Namespace", None);
+                for ns in cluster.objects("v1", "Namespace", None).await {
+                    let name = ns["metadata"]["name"].as_str().unwrap_or_default();
+                    if name.starts_with(&prefix) {
+                        api.delete(name, &Default::default()).await.unwrap();
+                    }
+                }
+            })
+        })
+        .join();
+        if deleted.is_err() {
+            eprintln!("the test's namespaces were not all deleted");
+        }
+    }
+}
 
 /// An HTTP server on loopback: `/health` answers 200, anything else 500.
 async fn endpoint() -> String {
@@ -44,11 +81,39 @@ fn status_spec(base: &str, name: &str) -> String {
     format!("{}{}{}", &spec[..start], targets, &spec[end..])
 }
 
+/// What the cluster's operator provides before the status page runs there: its namespace and the
+/// `enclii-secrets` Secret the fixture's `PROMETHEUS_URL` reads (a kubelet does not start a
+/// container whose environment names a Secret that does not exist).
+async fn operators_secret(cluster: &LocalCluster, ns: &str) {
+    use kube::api::{DynamicObject, PostParams};
+    let namespace: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+    )
+    .unwrap();
+    cluster
+        .api("v1", "Namespace", None)
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+    let secret: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "enclii-secrets", "namespace": ns},
+        "stringData": {"prometheus-url": "http://prometheus.monitoring:9090"}
+    }))
+    .unwrap();
+    cluster
+        .api("v1", "Secret", Some(ns))
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+}
+
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn targets_and_health_checks_are_probed_stored_and_shown_publicly(pool: PgPool) {
     let base = endpoint().await;
-    let sandbox = start_sandbox().await;
-    let mut settings = sandbox_settings(&sandbox);
+    let cluster = LocalCluster::from_env().await;
+    let mut settings = cluster_settings(&cluster);
+    let _cleanup = Cleanup(settings.cluster.namespace_prefix.clone());
     settings.cluster.worker = true;
     settings.status.refresh_secs = 1;
     settings.status.service_interval_secs = 1;
@@ -76,21 +141,33 @@ async fn targets_and_health_checks_are_probed_stored_and_shown_publicly(pool: Pg
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    for (service, image) in [
-        ("status-page", "registry.local/status:1"),
-        ("status-canary", "registry.local/unhealthy:1"),
-    ] {
+    let ns = namespace(&app, P, "production");
+    operators_secret(&cluster, &ns).await;
+    for service in ["status-page", "status-canary"] {
         let (status, d) = app
-            .call("/api/deployments/create", Some(&owner.token), json!({"project": P, "service": service, "environment": "production", "image": image}))
+            .call("/api/deployments/create", Some(&owner.token), json!({"project": P, "service": service, "environment": "production", "image": "registry.local/status:1"}))
             .await;
         assert_eq!(status, 200, "{d}");
         let done = wait_for_deployment(&app, &owner.token, P, d["id"].as_i64().unwrap()).await;
         assert_eq!(done["state"], "succeeded", "{done}");
     }
+    // Then status-canary loses every pod (an operator scales it to zero): its Service has no ready
+    // endpoint left, and the API server's proxy answers 503 for it. (A release whose pods never
+    // pass their health check does not get this far on a real cluster: its rollout fails, and the
+    // prober only watches services that were deployed.)
+    cluster
+        .api("apps/v1", "Deployment", Some(&ns))
+        .patch(
+            "status-canary",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
+        .await
+        .unwrap();
 
     // Anonymous: the page is public.
     let mut page = serde_json::Value::Null;
-    for _ in 0..100 {
+    for _ in 0..150 {
         let (status, body) = app.call("/api/status", None, json!({})).await;
         assert_eq!(status, 200, "{body}");
         page = body;
@@ -100,7 +177,15 @@ async fn targets_and_health_checks_are_probed_stored_and_shown_publicly(pool: Pg
             .iter()
             .map(|t| t["state"].as_str().unwrap())
             .collect();
-        if states.len() == 10 && !states.contains(&"unknown") {
+        let sick = page["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "enclii-platform/status-canary (production)");
+        if states.len() == 10
+            && !states.contains(&"unknown")
+            && sick.is_some_and(|t| t["detail"] == "answered 503")
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -128,7 +213,7 @@ async fn targets_and_health_checks_are_probed_stored_and_shown_publicly(pool: Pg
     );
     let sick = by_name("enclii-platform/status-canary (production)");
     assert_eq!(sick["state"], "down", "{sick}");
-    assert_eq!(sick["detail"], "answered 500");
+    assert_eq!(sick["detail"], "answered 503", "{sick}");
     assert_eq!(page["overall"], "degraded");
     // The overview's headline agrees, without the bars.
     let (status, headline) = app.call("/api/status/headline", None, json!({})).await;
@@ -146,7 +231,13 @@ async fn targets_and_health_checks_are_probed_stored_and_shown_publicly(pool: Pg
         "{today}"
     );
     assert_eq!(healthy["uptime"], 1.0);
-    assert_eq!(sick["uptime"], 0.0);
+    // Up until it lost its pods (if the prober got to it before), then down: not all day up.
+    let sick_today = &sick["daily"].as_array().unwrap()[89];
+    assert!(
+        sick_today[0].as_i64().unwrap() < sick_today[1].as_i64().unwrap(),
+        "{sick_today}"
+    );
+    assert!(sick["uptime"].as_f64().unwrap() < 1.0, "{sick}");
     // Public means names and states only: no target URL or cluster address leaks.
     let text = page.to_string();
     assert!(
@@ -199,7 +290,8 @@ async fn targets_and_health_checks_are_probed_stored_and_shown_publicly(pool: Pg
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn charts_read_the_last_hour_from_prometheus(pool: PgPool) {
-    let (app, _sandbox) = common::spawn_app_with_sandbox(pool.clone()).await;
+    let (app, cluster) = common::spawn_app_with_cluster(pool.clone()).await;
+    let _cleanup = Cleanup(app.engine.settings.cluster.namespace_prefix.clone());
     let owner = user(&pool, "owner", true).await;
     app.call(
         "/api/projects/create",
@@ -208,12 +300,14 @@ async fn charts_read_the_last_hour_from_prometheus(pool: PgPool) {
     )
     .await;
     let spec = with_canary_pause(STATUS, "100ms");
-    app.call(
-        "/api/services/import",
-        Some(&owner.token),
-        json!({"spec": spec}),
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            "/api/services/import",
+            Some(&owner.token),
+            json!({"spec": spec}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let ask = json!({"project": P, "service": "status-page", "environment": "production"});
     let (status, none) = app.call("/api/services/metrics", None, ask.clone()).await;
     assert_eq!(status, 401, "{none}");
@@ -225,28 +319,93 @@ async fn charts_read_the_last_hour_from_prometheus(pool: PgPool) {
     assert_eq!(m["requests_per_second"], json!([]));
     assert_eq!(m["unavailable"], serde_json::Value::Null);
 
+    let ns = namespace(&app, P, "production");
+    operators_secret(&cluster, &ns).await;
     let (_, d) = app
         .call("/api/deployments/create", Some(&owner.token), json!({"project": P, "service": "status-page", "environment": "production", "image": "registry.local/status:1"}))
         .await;
     let done = wait_for_deployment(&app, &owner.token, P, d["id"].as_i64().unwrap()).await;
     assert_eq!(done["state"], "succeeded", "{done}");
-    let (_, m) = app
-        .call("/api/services/metrics", Some(&owner.token), ask.clone())
-        .await;
+    // The charts' points fall on whole minutes: the first point with the new pods' requests is the
+    // first minute after Prometheus scraped them twice (up to a minute and a few seconds).
+    let mut m = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (status, body) = app
+            .call("/api/services/metrics", Some(&owner.token), ask.clone())
+            .await;
+        assert_eq!(status, 200, "{body}");
+        m = body;
+        if m["requests_per_second"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(m["unavailable"], serde_json::Value::Null, "{m}");
+    assert_eq!(m["step_secs"], 60, "{m}");
     let rps = m["requests_per_second"].as_array().unwrap();
-    // An hour at one point a minute, both ends included.
-    assert_eq!(rps.len(), 61, "{m}");
+    assert!(!rps.is_empty(), "requests reached the chart: {m}");
+    // The last hour at one point a minute: the points Prometheus has (since the pods started), a
+    // minute apart, the last one on the current minute.
+    assert!(rps.len() <= 61, "{m}");
     assert!(
         rps.windows(2)
-            .all(|w| w[1][0].as_i64().unwrap() - w[0][0].as_i64().unwrap() == 60)
+            .all(|w| w[1][0].as_i64().unwrap() - w[0][0].as_i64().unwrap() == 60),
+        "{m}"
     );
-    // Two ready pods serve 5 requests a second each; the sandbox varies it by at most 12%.
-    let now = rps[60][1].as_f64().unwrap();
-    assert!((8.8..=11.2).contains(&now), "{now}");
-    let latency = m["latency_p95_ms"][0][1].as_f64().unwrap();
-    assert!((39.0..=51.0).contains(&latency), "{latency}");
-    let errors = m["error_ratio"][0][1].as_f64().unwrap();
+    let (at, now) = (
+        rps.last().unwrap()[0].as_i64().unwrap(),
+        rps.last().unwrap()[1].as_f64().unwrap(),
+    );
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let minute = unix / 60 * 60;
+    assert!(
+        at % 60 == 0 && (minute - 60..=minute).contains(&at),
+        "{at} {minute}"
+    );
+    // The chart is what Prometheus computes from the pods' counters with the configured query,
+    // at that minute. Two ready pods serve 5 requests a second each; a five-minute rate of a series
+    // younger than five minutes is less than that, never more.
+    let query = switchyard_engine::platform::metrics::fill(
+        &app.engine.settings.metrics.request_rate_query,
+        &ns,
+        "status-page",
+    );
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/query", cluster.prometheus_url))
+        .form(&[("query", query.as_str()), ("time", &at.to_string())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let direct: f64 = answer["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .parse()
+        .unwrap();
+    assert!(
+        (now - direct).abs() < 1e-9,
+        "chart {now}, Prometheus {direct}"
+    );
+    assert!(now > 0.0 && now <= 10.5, "{now}");
+    let errors = m["error_ratio"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap_or_else(|| panic!("an error ratio: {m}"))[1]
+        .as_f64()
+        .unwrap();
     assert!(errors < 0.01, "{errors}");
+    // The simulated pods export no latency histogram: that chart has no series, which is an empty
+    // chart, not an error.
+    assert_eq!(m["latency_p95_ms"], json!([]), "{m}");
 
     let (status, missing) = app
         .call(

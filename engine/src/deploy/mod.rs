@@ -71,9 +71,12 @@ pub async fn connect(settings: &ClusterSettings) -> Result<kube::Client, String>
     match settings.mode {
         ClusterMode::Kube => match &settings.kubeconfig {
             Some(path) => from_kubeconfig(Some(path), None).await,
-            None => kube::Client::try_default().await.map_err(|e| {
-                format!("cannot reach the Kubernetes cluster (kubeconfig or in-cluster): {e}")
-            }),
+            None => {
+                let config = kube::Config::infer().await.map_err(|e| {
+                    format!("cannot reach the Kubernetes cluster (kubeconfig or in-cluster): {e}")
+                })?;
+                client_from(config)
+            }
         },
         ClusterMode::Url => client_for_url(
             settings
@@ -100,6 +103,16 @@ async fn from_kubeconfig(path: Option<&str>, context: Option<String>) -> Result<
         None => kube::Config::from_kubeconfig(&options).await,
     }
     .map_err(|e| format!("cannot use the kubeconfig: {e}"))?;
+    client_from(config)
+}
+
+/// A client that gives every answer to its caller, 503s included: kube's default client retries
+/// 429, 503 and 504 itself (up to 15 times, backing off from 5 ms), which hides the API server's
+/// answer behind our own bounds. Our calls retry where retrying makes sense
+/// (`apply::with_retries`, watchers' back-off), and the status prober must see a service proxy's
+/// 503 ("no endpoints available") as the answer it is, not as a probe that never returned.
+fn client_from(mut config: kube::Config) -> Result<kube::Client, String> {
+    config.default_retry = false;
     kube::Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {e}"))
 }
 
@@ -110,5 +123,5 @@ fn client_for_url(url: &str) -> Result<kube::Client, String> {
     let mut config = kube::Config::new(uri);
     config.read_timeout = Some(std::time::Duration::from_secs(300));
     config.connect_timeout = Some(std::time::Duration::from_secs(5));
-    kube::Client::try_from(config).map_err(|e| format!("cannot build a client for {url}: {e}"))
+    client_from(config).map_err(|e| format!("{url}: {e}"))
 }
