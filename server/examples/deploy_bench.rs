@@ -5,6 +5,11 @@
 //! The calls are counted in Switchyard's own client (a tower layer under kube-rs), so the
 //! controllers, the node simulator and other users of the cluster do not blur the figure.
 //! Run by `scripts/bench-deploy.sh` (it provides DATABASE_URL, a database of its own).
+//!
+//! `BENCH_SERVICES` (default 100) is the many; `BENCH_SMALL_PODS=1` runs each service as one pod
+//! requesting 1m of CPU instead of the fixture's two of 50m, for a cluster shared with other work:
+//! a hundred services at the fixture's size take 200 pods and 10 CPUs of the simulated nodes' 330
+//! and 24. The objects applied and the API calls are the same; the rollouts wait for fewer pods.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +23,8 @@ use switchyard_engine::platform::{deployments, projects, services};
 
 const SPEC: &str = include_str!("../../spec/fixtures/dogfooding/docs-site.yaml");
 
-/// Requests the kube client sent, by verb and resource (`apply deployments`, `watch pods`).
+/// Requests the kube client sent, by verb and resource (`apply deployments`, `watch pods`,
+/// `dry-run apply services`).
 #[derive(Clone, Default)]
 struct Calls(Arc<Mutex<BTreeMap<String, u64>>>);
 
@@ -71,10 +77,12 @@ fn call_kind<B>(req: &axum::http::Request<B>) -> String {
         .headers()
         .get("content-type")
         .is_some_and(|v| v.as_bytes().starts_with(b"application/apply-patch"));
+    let dry_run = query.split('&').any(|p| p.starts_with("dryRun="));
     let verb = match req.method().as_str() {
         "GET" if query.split('&').any(|p| p == "watch=true") => "watch",
         "GET" if rest.len() >= 2 => "get",
         "GET" => "list",
+        "PATCH" if apply && dry_run => "dry-run apply",
         "PATCH" if apply => "apply",
         "PATCH" => "patch",
         "POST" => "create",
@@ -92,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
+    let small = std::env::var("BENCH_SMALL_PODS").is_ok_and(|v| v == "1");
     let cluster = LocalCluster::from_env().await;
     let mut settings = Settings::with_database_url(&url)?;
     settings.cluster.mode = switchyard_engine::config::ClusterMode::Kube;
@@ -136,7 +145,18 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!(e.into_api()))?;
 
-    let result = run(&pool, &caller, &project, &calls, many).await;
+    let mut spec = SPEC.to_owned();
+    if small {
+        for (from, to) in [
+            ("    replicas: 2\n", "    replicas: 1\n"),
+            ("minReplicas: 2", "minReplicas: 1"),
+            ("cpu: \"50m\"", "cpu: \"1m\""),
+        ] {
+            assert!(spec.contains(from), "the fixture has `{}`", from.trim());
+            spec = spec.replacen(from, to, 1);
+        }
+    }
+    let result = run(&pool, &caller, &project, &spec, &calls, many).await;
     // The pods of a hundred services would weigh on everyone else using the cluster.
     let namespace = projects::namespace_for(&prefix, &project, "production");
     let _ = cluster
@@ -150,14 +170,18 @@ async fn run(
     pool: &sqlx::PgPool,
     caller: &Caller,
     project: &str,
+    spec: &str,
     calls: &Calls,
     many: usize,
 ) -> anyhow::Result<()> {
-    for (label, count) in [("1 service", 1usize), ("many services at once", many)] {
+    for (phase, (label, count)) in [("1 service", 1usize), ("many services at once", many)]
+        .into_iter()
+        .enumerate()
+    {
         let mut names = Vec::new();
         for i in 0..count {
-            let name = format!("svc-{label_len}-{i}", label_len = count);
-            let spec = SPEC
+            let name = format!("svc-{phase}-{i}");
+            let spec = spec
                 .replace("name: docs-site", &format!("name: {name}"))
                 .replace("project: enclii-platform", &format!("project: {project}"));
             services::import(pool, Some(caller), None, &spec)
