@@ -162,14 +162,19 @@ async fn prune_lists_each_kind_by_owner_labels_and_deletes_only_what_the_render_
         let mut calls = Vec::new();
         for (api_version, kind) in apply::PRUNABLE {
             let ar = apply::api_resource(api_version, kind);
-            // The cluster holds the kept Deployment plus a stale canary Deployment, and a stale ConfigMap.
+            // The cluster holds the kept Deployment plus a stale canary Deployment and a stale
+            // ConfigMap, all applied by Enclii, and a ConfigMap with Enclii's labels that another
+            // field manager applied (never pruned).
+            let ours = json!([{"manager": apply::FIELD_MANAGER, "operation": "Apply"}]);
+            let theirs = json!([{"manager": "kubectl", "operation": "Apply"}]);
             let items = match kind {
                 "Deployment" => vec![
-                    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "docs-site", "namespace": NS}}),
-                    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "docs-site-canary", "namespace": NS}}),
+                    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "docs-site", "namespace": NS, "managedFields": ours}}),
+                    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "docs-site-canary", "namespace": NS, "managedFields": ours}}),
                 ],
                 "ConfigMap" => vec![
-                    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "old-config", "namespace": NS}}),
+                    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "old-config", "namespace": NS, "managedFields": ours}}),
+                    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "operator-notes", "namespace": NS, "managedFields": theirs}}),
                 ],
                 _ => vec![],
             };

@@ -209,7 +209,13 @@ async fn a_deploy_keeps_the_replica_count_an_autoscaler_set(pool: PgPool) {
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn pods_that_pod_security_refuses_fail_the_deployment_with_the_api_servers_reason(pool: PgPool) {
-    let (app, cluster) = spawn_app_with_cluster(pool.clone()).await;
+    // Kubernetes' own progress deadline, not the tests' 5 s: the refusal must be what fails the
+    // rollout, however busy the controllers are.
+    let cluster = LocalCluster::from_env().await;
+    let mut settings = cluster_settings(&cluster);
+    settings.cluster.worker = true;
+    settings.cluster.progress_deadline_secs = render::DEFAULT_PROGRESS_DEADLINE_SECS;
+    let app = common::serve_app(switchyard_server::build_with_pool(settings, pool.clone()).await.unwrap()).await;
     let token = setup(&app, &pool, &rolling(DOCS)).await;
     // The platform enforces `restricted` on this namespace (its label, applied by another manager,
     // survives Switchyard's own apply of the namespace).
@@ -227,7 +233,7 @@ async fn pods_that_pod_security_refuses_fail_the_deployment_with_the_api_servers
     let d = deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:1").await;
     assert_eq!(d["state"], "failed", "{d}");
     let reason = d["state_reason"].as_str().unwrap();
-    assert!(reason.contains("violates PodSecurity \"restricted"), "{reason}");
+    assert!(reason.contains("violates PodSecurity \"restricted"), "{d}");
     assert!(!reason.contains("timed out") && !reason.contains("deadline"), "{reason}");
     cluster.delete_namespaces(&app.engine.settings.cluster.namespace_prefix).await;
 }

@@ -451,42 +451,60 @@ async fn a_spec_granting_more_than_switchyard_holds_is_refused_and_fails_the_dep
     assert_eq!(applied["rules"][0]["resources"], json!(["configmaps"]));
 
     // Exec into pods: deploy/rbac.yaml does not give it to Switchyard, so the API server refuses to
-    // let Switchyard grant it (RBAC's escalation check), whatever the spec says. The canary runs
-    // the release beside the stable pods first; the refusal comes when promotion applies the rest.
+    // let Switchyard grant it (RBAC's escalation check), whatever the spec says. Every object of
+    // the release is checked (a server-side dry run) before any is applied: the deployment fails
+    // at once, before a canary runs, and nothing of the release reaches the cluster.
+    let template_before = cluster
+        .object("apps/v1", "Deployment", Some(&ns), "docs-site")
+        .await
+        .unwrap()["spec"]["template"]
+        .clone();
     import(&app, &token, &role("pods/exec", "create")).await;
-    let d = deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:1").await;
+    let (status, body) = app
+        .call(
+            "/api/env/set",
+            Some(&token),
+            json!({"project": P, "service": "docs-site", "environment": "production", "name": "NEW_SETTING", "value": "on"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let d = deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:2").await;
     assert_eq!(d["state"], "failed", "{d}");
     let reason = d["state_reason"].as_str().unwrap();
     assert!(
-        reason.starts_with("apply Role/docs-tooling: the API server answered 403 (Forbidden): ")
+        reason.starts_with("the cluster refuses this release: apply Role/docs-tooling: the API server answered 403 (Forbidden): ")
             && reason.contains("system:serviceaccount:enclii-system:switchyard")
             && reason.contains("pods/exec"),
         "{reason}"
     );
     let id = d["id"].as_i64().unwrap();
     let steps = steps(&pool, id).await;
-    assert_eq!(
-        steps.last(),
-        Some(&("apply".to_owned(), "failed".to_owned())),
-        "the deployment stops at the refusal: {steps:?}"
-    );
-    assert!(
-        steps[..steps.len() - 1]
-            .iter()
-            .all(|(kind, state)| kind == "canary" && state == "succeeded"),
-        "{steps:?}"
-    );
-    // A refusal is final: the failed apply did not back off and try again (five tries would wait
+    assert!(steps.is_empty(), "no step ran: {steps:?}");
+    // A refusal is final: the check did not back off and try again (five tries would wait
     // 200 + 400 + 800 + 1600 ms between them).
-    let applying: f64 = sqlx::query_scalar(
-        "SELECT EXTRACT(EPOCH FROM finished_at - started_at)::float8 FROM deployment_steps
-         WHERE deployment_id = $1 AND kind = 'apply'",
+    let took: f64 = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM finished_at - created_at)::float8 FROM deployments WHERE id = $1",
     )
     .bind(id)
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert!(applying < 2.5, "the apply step took {applying} s");
+    assert!(took < 2.5, "the deployment took {took} s to fail");
+    assert_eq!(
+        cluster
+            .object("apps/v1", "Deployment", Some(&ns), "docs-site")
+            .await
+            .unwrap()["spec"]["template"],
+        template_before,
+        "the refused release changed the running Deployment"
+    );
+    assert!(
+        cluster
+            .object("apps/v1", "Deployment", Some(&ns), "docs-site-canary")
+            .await
+            .is_none(),
+        "no canary was started"
+    );
     let kept = cluster
         .object(
             "rbac.authorization.k8s.io/v1",

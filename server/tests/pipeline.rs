@@ -401,26 +401,6 @@ async fn manual_builds_queue_like_pushes_and_can_be_cancelled(pool: PgPool) {
     assert_eq!(status, 422, "{e}");
 }
 
-/// Deletes every namespace of `prefix` once a test has passed: the local cluster serves the whole
-/// run (and other runs), and the pods a test leaves behind fill its simulated nodes until the
-/// scheduler refuses new ones. A failed test's namespaces stay, to be looked at.
-async fn remove_namespaces(cluster: &LocalCluster, prefix: &str) {
-    let namespaces = cluster.api("v1", "Namespace", None);
-    let list = namespaces
-        .list(&Default::default())
-        .await
-        .expect("list namespaces");
-    for ns in list.items {
-        let name = ns.metadata.name.unwrap_or_default();
-        if name.starts_with(prefix) {
-            namespaces
-                .delete(&name, &Default::default())
-                .await
-                .unwrap_or_else(|e| panic!("delete namespace {name}: {e}"));
-        }
-    }
-}
-
 async fn wait_build(pool: &PgPool, id: i64) -> (String, Option<String>) {
     for _ in 0..300 {
         let r = sqlx::query!("SELECT state, state_reason FROM builds WHERE id = $1", id)
@@ -582,7 +562,9 @@ async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: P
         .unwrap();
     assert_eq!(ok["builds"][0]["state"], "succeeded");
     assert_eq!(ok["builds"][0]["deployment_state"], "succeeded");
-    remove_namespaces(&cluster, &app.engine.settings.cluster.namespace_prefix).await;
+    cluster
+        .delete_namespaces(&app.engine.settings.cluster.namespace_prefix)
+        .await;
 }
 
 /// Build Jobs may not be created in a namespace while this quota allows none: the API server refuses
@@ -718,5 +700,7 @@ async fn a_build_that_fails_on_the_cluster_is_retried_with_backoff(pool: PgPool)
         .await
         .unwrap();
     assert_eq!(attempts, 2, "one refused attempt, then a good one");
-    remove_namespaces(&cluster, &app.engine.settings.cluster.namespace_prefix).await;
+    cluster
+        .delete_namespaces(&app.engine.settings.cluster.namespace_prefix)
+        .await;
 }

@@ -125,6 +125,31 @@ pub async fn apply_all(
     Ok(applied)
 }
 
+/// Has the API server check every object as it would apply it, changing nothing (`dryRun=All`:
+/// validation, admission such as Pod Security and quotas, RBAC), so that an object it refuses
+/// fails the deployment before any other changed: applying stops at the first refusal, and the
+/// objects before it would stay on the new release. Namespaces are applied for real, since the
+/// objects inside one cannot be checked before it exists.
+pub async fn check_all(client: &kube::Client, manifests: &[Manifest]) -> Result<(), String> {
+    let (namespaces, rest): (Vec<Manifest>, Vec<Manifest>) = manifests
+        .iter()
+        .cloned()
+        .partition(|m| m.kind == "Namespace");
+    apply_all(client, &namespaces).await?;
+    let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+    for m in &rest {
+        let ar = api_resource(&m.api_version, &m.kind);
+        let api = api(client, &ar, m.namespace.as_deref());
+        let what = format!("apply {}/{}", m.kind, m.name);
+        let patch = Patch::Apply(&m.body);
+        with_retries(&what, 5, Duration::from_secs(10), || {
+            api.patch(&m.name, &params, &patch)
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 /// Deletes the service's objects (by owner labels) that `keep` no longer contains.
 pub async fn prune(
     client: &kube::Client,

@@ -209,6 +209,7 @@ impl Driver {
         };
         let plan = job.file.service.spec.rollout.clone().unwrap_or_default();
         let canary_wanted = job.strategy == "canary" && plan.strategy == RolloutStrategy::Canary;
+        let first_drive = job.traffic_split.is_none();
         // A resumed deployment keeps the path its first driver chose.
         let path = match &job.traffic_split {
             Some(split) => split.clone(),
@@ -257,6 +258,17 @@ impl Driver {
         let mut job = job;
         job.use_gateway = path.starts_with("gateway api")
             || path.ends_with("(HTTPRoute through the configured Gateway)");
+        if first_drive {
+            // Everything the release will apply, checked before anything of it is: a refusal
+            // (validation, admission, RBAC) fails it now, not halfway through its objects or after
+            // its canary passed.
+            let mut manifests = render::render(&job.file, &self.target(&job));
+            super::env::inject(&mut manifests, &job.service, &job.env);
+            if let Err(reason) = apply::check_all(&job.client, &manifests).await {
+                let reason = format!("the cluster refuses this release: {reason}");
+                return self.finish("failed", &reason).await;
+            }
+        }
         if enclii_api::is_canary_split(&path) {
             self.canary(&job, &plan).await
         } else {
