@@ -125,26 +125,6 @@ fn cluster_settings(cluster: &LocalCluster) -> switchyard_engine::Settings {
     s
 }
 
-/// Deletes every namespace of `prefix` once a test has passed: the local cluster serves the whole
-/// run (and other runs), and the pods a test leaves behind fill its simulated nodes until the
-/// scheduler refuses new ones. A failed test's namespaces stay, to be looked at.
-async fn remove_namespaces(cluster: &LocalCluster, prefix: &str) {
-    let namespaces = cluster.api("v1", "Namespace", None);
-    let list = namespaces
-        .list(&Default::default())
-        .await
-        .expect("list namespaces");
-    for ns in list.items {
-        let name = ns.metadata.name.unwrap_or_default();
-        if name.starts_with(prefix) {
-            namespaces
-                .delete(&name, &Default::default())
-                .await
-                .unwrap_or_else(|e| panic!("delete namespace {name}: {e}"));
-        }
-    }
-}
-
 /// The seed's script as written: no `--image`, so each `deploy` builds the service from its
 /// repository (a build Job on the local cluster) and deploys the image when the build succeeds.
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
@@ -241,7 +221,7 @@ async fn the_seed_script_creates_the_project_imports_all_six_services_and_deploy
         "{}",
         listed.2
     );
-    remove_namespaces(&cluster, &prefix).await;
+    cluster.delete_namespaces(&prefix).await;
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
@@ -388,5 +368,5 @@ async fn deploy_wait_shows_each_canary_step_and_analysis_and_exits_1_on_a_rollba
         shown.contains("withdraw: succeeded canary removed"),
         "{shown}"
     );
-    remove_namespaces(&cluster, &prefix).await;
+    cluster.delete_namespaces(&prefix).await;
 }

@@ -5,11 +5,7 @@
 //! The calls are counted in Switchyard's own client (a tower layer under kube-rs), so the
 //! controllers, the node simulator and other users of the cluster do not blur the figure.
 //! Run by `scripts/bench-deploy.sh` (it provides DATABASE_URL, a database of its own).
-//!
-//! `BENCH_SERVICES` (default 100) is the many; `BENCH_SMALL_PODS=1` runs each service as one pod
-//! requesting 1m of CPU instead of the fixture's two of 50m, for a cluster shared with other work:
-//! a hundred services at the fixture's size take 200 pods and 10 CPUs of the simulated nodes' 330
-//! and 24. The objects applied and the API calls are the same; the rollouts wait for fewer pods.
+//! `BENCH_SERVICES` (default 100) is the many.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -100,7 +96,6 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
-    let small = std::env::var("BENCH_SMALL_PODS").is_ok_and(|v| v == "1");
     let cluster = LocalCluster::from_env().await;
     let mut settings = Settings::with_database_url(&url)?;
     settings.cluster.mode = switchyard_engine::config::ClusterMode::Kube;
@@ -145,18 +140,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!(e.into_api()))?;
 
-    let mut spec = SPEC.to_owned();
-    if small {
-        for (from, to) in [
-            ("    replicas: 2\n", "    replicas: 1\n"),
-            ("minReplicas: 2", "minReplicas: 1"),
-            ("cpu: \"50m\"", "cpu: \"1m\""),
-        ] {
-            assert!(spec.contains(from), "the fixture has `{}`", from.trim());
-            spec = spec.replacen(from, to, 1);
-        }
-    }
-    let result = run(&pool, &caller, &project, &spec, &calls, many).await;
+    let result = run(&pool, &caller, &project, &calls, many).await;
     // The pods of a hundred services would weigh on everyone else using the cluster.
     let namespace = projects::namespace_for(&prefix, &project, "production");
     let _ = cluster
@@ -170,7 +154,6 @@ async fn run(
     pool: &sqlx::PgPool,
     caller: &Caller,
     project: &str,
-    spec: &str,
     calls: &Calls,
     many: usize,
 ) -> anyhow::Result<()> {
@@ -181,7 +164,7 @@ async fn run(
         let mut names = Vec::new();
         for i in 0..count {
             let name = format!("svc-{phase}-{i}");
-            let spec = spec
+            let spec = SPEC
                 .replace("name: docs-site", &format!("name: {name}"))
                 .replace("project: enclii-platform", &format!("project: {project}"));
             services::import(pool, Some(caller), None, &spec)
