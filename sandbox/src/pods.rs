@@ -181,7 +181,9 @@ impl PodRecord {
                 .cloned()
                 .unwrap_or_else(|| name.clone()),
             track: labels.get(traffic::TRACK_LABEL).cloned(),
-            managed_by_enclii: labels.get("app.kubernetes.io/managed-by").is_some_and(|m| m == "enclii"),
+            managed_by_enclii: labels
+                .get("app.kubernetes.io/managed-by")
+                .is_some_and(|m| m == "enclii"),
             name,
             uid: meta.uid.clone().unwrap_or_default(),
             node,

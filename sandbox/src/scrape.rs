@@ -38,7 +38,10 @@ pub fn targets(pods: &[Arc<PodRecord>]) -> serde_json::Value {
                 labels["track"] = track.clone().into();
             }
             let key = format!("{}/{}", p.namespace, p.name);
-            Some((key, json!({"targets": [format!("{ip}:{port}")], "labels": labels})))
+            Some((
+                key,
+                json!({"targets": [format!("{ip}:{port}")], "labels": labels}),
+            ))
         })
         .collect();
     groups.sort_by(|a, b| a.0.cmp(&b.0));
@@ -61,7 +64,9 @@ pub async fn keep_written(sim: Arc<Simulation>, path: PathBuf) {
         if text != last {
             match write_atomically(&path, &text) {
                 Ok(()) => last = text,
-                Err(error) => tracing::warn!(path = %path.display(), %error, "cannot write the scrape targets"),
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "cannot write the scrape targets")
+                }
             }
         }
     }
@@ -72,7 +77,12 @@ mod tests {
     use super::*;
     use crate::pods::PodStateSeed;
 
-    fn pod(name: &str, labels: serde_json::Value, port: Option<&str>, ip: Option<&str>) -> Arc<PodRecord> {
+    fn pod(
+        name: &str,
+        labels: serde_json::Value,
+        port: Option<&str>,
+        ip: Option<&str>,
+    ) -> Arc<PodRecord> {
         let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": "shop-production", "uid": name, "labels": labels},
             "spec": {"containers": [{"name": "web", "image": "i",
@@ -97,7 +107,12 @@ mod tests {
         let pods = vec![
             pod("web-b", ours.clone(), Some("http"), Some("10.244.1.3")),
             pod("web-a", ours.clone(), Some("http"), Some("10.244.1.2")),
-            pod("other", json!({"app": "x"}), Some("http"), Some("10.244.1.4")),
+            pod(
+                "other",
+                json!({"app": "x"}),
+                Some("http"),
+                Some("10.244.1.4"),
+            ),
             pod("no-port", ours.clone(), Some("metrics"), Some("10.244.1.5")),
             pod("no-ip", ours, Some("http"), None),
         ];

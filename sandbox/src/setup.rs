@@ -34,10 +34,7 @@ fn parse(args: Vec<String>) -> anyhow::Result<Args> {
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .with_context(|| format!("{flag} needs a value"))
-        };
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--kubeconfig" => out.kubeconfig = value()?.into(),
             "--crds" => out.crds.push(value()?.into()),
@@ -87,15 +84,15 @@ fn read_objects(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, serde_json::Va
             std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
         let shown = f.display().to_string();
         let docs = enclii_spec::yaml::load(&text).map_err(|errors| {
-            let all: Vec<String> = errors.iter().map(|d| d.located(&shown).to_string()).collect();
+            let all: Vec<String> = errors
+                .iter()
+                .map(|d| d.located(&shown).to_string())
+                .collect();
             anyhow::anyhow!("not YAML:\n{}", all.join("\n"))
         })?;
         for doc in docs {
             if let Some(root) = doc.root {
-                out.push((
-                    format!("{}:{}", f.display(), doc.pos.line),
-                    root.to_json(),
-                ));
+                out.push((format!("{}:{}", f.display(), doc.pos.line), root.to_json()));
             }
         }
     }
@@ -139,10 +136,16 @@ async fn apply_objects(
 }
 
 /// Waits until every CRD applied is established (its API is served).
-async fn wait_established(client: &kube::Client, crds: &[(String, serde_json::Value)]) -> anyhow::Result<()> {
+async fn wait_established(
+    client: &kube::Client,
+    crds: &[(String, serde_json::Value)],
+) -> anyhow::Result<()> {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (_, crd) in crds.iter().filter(|(_, o)| o["kind"] == "CustomResourceDefinition") {
+    for (_, crd) in crds
+        .iter()
+        .filter(|(_, o)| o["kind"] == "CustomResourceDefinition")
+    {
         let name = crd["metadata"]["name"].as_str().unwrap_or_default();
         let cond = kube::runtime::wait::conditions::is_crd_established();
         tokio::time::timeout(
@@ -188,7 +191,9 @@ async fn write_service_account_kubeconfig(
         .first()
         .and_then(|c| c.cluster.clone())
         .context("the admin kubeconfig names no cluster")?;
-    let server = cluster.server.context("the admin kubeconfig has no server")?;
+    let server = cluster
+        .server
+        .context("the admin kubeconfig has no server")?;
     let ca = cluster
         .certificate_authority
         .context("the admin kubeconfig has no certificate-authority file")?;
@@ -248,13 +253,24 @@ mod tests {
         assert!(parse(vec![]).is_err());
         assert!(parse(vec!["--kubeconfig".into()]).is_err());
         let a = parse(
-            ["--kubeconfig", "k", "--apply", "a.yaml", "--service-account", "ns/sa", "--write-kubeconfig", "o"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "--kubeconfig",
+                "k",
+                "--apply",
+                "a.yaml",
+                "--service-account",
+                "ns/sa",
+                "--write-kubeconfig",
+                "o",
+            ]
+            .map(String::from)
+            .to_vec(),
         )
         .unwrap();
         assert_eq!(a.service_account, Some(("ns".into(), "sa".into())));
-        let half = ["--kubeconfig", "k", "--service-account", "ns/sa"].map(String::from).to_vec();
+        let half = ["--kubeconfig", "k", "--service-account", "ns/sa"]
+            .map(String::from)
+            .to_vec();
         assert!(parse(half).is_err());
     }
 
@@ -262,11 +278,22 @@ mod tests {
     fn rbac_manifests_parse_into_objects() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/rbac.yaml");
         let objects = read_objects(&[path]).unwrap();
-        let kinds: Vec<&str> = objects.iter().map(|(_, o)| o["kind"].as_str().unwrap()).collect();
+        let kinds: Vec<&str> = objects
+            .iter()
+            .map(|(_, o)| o["kind"].as_str().unwrap())
+            .collect();
         assert_eq!(
             kinds,
-            ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
+            [
+                "Namespace",
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding"
+            ]
         );
-        assert_eq!(gvk(&objects[2].1).unwrap().group, "rbac.authorization.k8s.io");
+        assert_eq!(
+            gvk(&objects[2].1).unwrap().group,
+            "rbac.authorization.k8s.io"
+        );
     }
 }

@@ -71,7 +71,10 @@ impl LocalCluster {
         for ns in self.objects("v1", "Namespace", None).await {
             let name = ns["metadata"]["name"].as_str().unwrap_or_default();
             if !prefix.is_empty() && name.starts_with(prefix) {
-                match api.delete(name, &kube::api::DeleteParams::background()).await {
+                match api
+                    .delete(name, &kube::api::DeleteParams::background())
+                    .await
+                {
                     Ok(_) => {}
                     Err(kube::Error::Api(s)) if s.code == 404 => {}
                     Err(e) => panic!("deleting namespace {name}: {e}"),
@@ -97,7 +100,12 @@ impl LocalCluster {
             .collect()
     }
 
-    pub fn api(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Api<DynamicObject> {
+    pub fn api(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Api<DynamicObject> {
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
         let plural = plural(kind);
@@ -105,6 +113,35 @@ impl LocalCluster {
         match namespace {
             Some(ns) => Api::namespaced_with(self.admin.clone(), ns, &ar),
             None => Api::all_with(self.admin.clone(), &ar),
+        }
+    }
+}
+
+/// Deletes the namespaces of a test's prefix when dropped, whether the test passed or panicked:
+/// the run's cluster has room for the pods of the tests running now, not for those of every test
+/// that ever ran. `let _cleanup = Cleanup(prefix);` at the start of a test.
+pub struct Cleanup(pub String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let prefix = std::mem::take(&mut self.0);
+        // The test's own runtime may be the one unwinding: reach the cluster from a runtime (and
+        // a client) of this thread's own.
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                LocalCluster::from_env()
+                    .await
+                    .delete_namespaces(&prefix)
+                    .await;
+            })
+        })
+        .join();
+        if deleted.is_err() {
+            eprintln!("the test's namespaces were not all deleted");
         }
     }
 }
@@ -155,6 +192,9 @@ mod tests {
             assert_eq!(super::plural(kind), plural);
         }
         let a = super::LocalCluster::namespace_prefix();
-        assert!(a.starts_with('t') && a.ends_with('-') && a.len() == 10, "{a}");
+        assert!(
+            a.starts_with('t') && a.ends_with('-') && a.len() == 10,
+            "{a}"
+        );
     }
 }

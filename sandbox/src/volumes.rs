@@ -17,7 +17,10 @@ pub const PROVISIONER: &str = "enclii.dev/simulated";
 
 /// The volume to create for a claim, or `None` when it is not ours to provision (bound already,
 /// no class, another provisioner's class).
-pub fn volume_for(claim: &PersistentVolumeClaim, class: Option<&StorageClass>) -> Option<PersistentVolume> {
+pub fn volume_for(
+    claim: &PersistentVolumeClaim,
+    class: Option<&StorageClass>,
+) -> Option<PersistentVolume> {
     let class = class.filter(|c| c.provisioner == PROVISIONER)?;
     let spec = claim.spec.as_ref()?;
     if spec.volume_name.as_deref().is_some_and(|v| !v.is_empty()) {
@@ -46,7 +49,10 @@ pub fn volume_for(claim: &PersistentVolumeClaim, class: Option<&StorageClass>) -
         spec: Some(PersistentVolumeSpec {
             capacity: Some(BTreeMap::from([("storage".to_owned(), storage)])),
             access_modes: spec.access_modes.clone(),
-            persistent_volume_reclaim_policy: class.reclaim_policy.clone().or(Some("Delete".into())),
+            persistent_volume_reclaim_policy: class
+                .reclaim_policy
+                .clone()
+                .or(Some("Delete".into())),
             storage_class_name: class.metadata.name.clone(),
             claim_ref: Some(ObjectReference {
                 namespace: claim.metadata.namespace.clone(),

@@ -33,7 +33,10 @@ fn apiserver(cluster: &LocalCluster) -> (u32, Vec<String>) {
 /// Stops the API server and starts it again with the same flags; returns once it is ready.
 async fn restart_apiserver(cluster: &LocalCluster) {
     let (pid, args) = apiserver(cluster);
-    let status = std::process::Command::new("kill").arg(pid.to_string()).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
     for _ in 0..100 {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -52,7 +55,11 @@ async fn restart_apiserver(cluster: &LocalCluster) {
         .spawn()
         .unwrap();
     // scripts/test.sh stops the cluster by its pid files.
-    std::fs::write(cluster.dir.join("kube-apiserver.pid"), child.id().to_string()).unwrap();
+    std::fs::write(
+        cluster.dir.join("kube-apiserver.pid"),
+        child.id().to_string(),
+    )
+    .unwrap();
     for _ in 0..300 {
         if cluster.admin.apiserver_version().await.is_ok() {
             return;
@@ -69,7 +76,10 @@ async fn compact_etcd(cluster: &LocalCluster) {
         .iter()
         .position(|a| a == "--etcd-servers")
         .map(|i| args[i + 1].clone())
-        .or_else(|| args.iter().find_map(|a| a.strip_prefix("--etcd-servers=").map(str::to_owned)))
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--etcd-servers=").map(str::to_owned))
+        })
         .unwrap();
     let http = reqwest::Client::new();
     let range: serde_json::Value = http
@@ -88,7 +98,11 @@ async fn compact_etcd(cluster: &LocalCluster) {
         .send()
         .await
         .unwrap();
-    assert!(compacted.status().is_success(), "{:?}", compacted.text().await);
+    assert!(
+        compacted.status().is_success(),
+        "{:?}",
+        compacted.text().await
+    );
 }
 
 /// Waits until the deployment's rollout step runs (the engine is watching the rollout).
@@ -113,14 +127,30 @@ async fn until_rolling_out(pool: &PgPool, id: i64) {
 async fn rollouts_reach_their_outcome_across_an_api_server_restart_and_a_410_gone(pool: PgPool) {
     let (app, cluster) = spawn_app_with_cluster(pool.clone()).await;
     let owner = user(&pool, "owner", true).await;
-    app.call("/api/projects/create", Some(&owner.token), json!({"slug": P})).await;
-    let spec = DOCS.replacen("\nspec:\n", "\nspec:\n  rollout:\n    strategy: rolling\n", 1);
+    app.call(
+        "/api/projects/create",
+        Some(&owner.token),
+        json!({"slug": P}),
+    )
+    .await;
+    let spec = DOCS.replacen(
+        "\nspec:\n",
+        "\nspec:\n  rollout:\n    strategy: rolling\n",
+        1,
+    );
     let (status, body) = app
-        .call("/api/services/import", Some(&owner.token), json!({"spec": spec}))
+        .call(
+            "/api/services/import",
+            Some(&owner.token),
+            json!({"spec": spec}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     // `slow` images take seconds to become ready: long enough to pull the API server away.
-    for (image, compact) in [("ghcr.io/madfam-io/docs:slow-1", false), ("ghcr.io/madfam-io/docs:slow-2", true)] {
+    for (image, compact) in [
+        ("ghcr.io/madfam-io/docs:slow-1", false),
+        ("ghcr.io/madfam-io/docs:slow-2", true),
+    ] {
         let (status, d) = app
             .call(
                 "/api/deployments/create",
@@ -138,5 +168,7 @@ async fn rollouts_reach_their_outcome_across_an_api_server_restart_and_a_410_gon
         let d = wait_for_deployment(&app, &owner.token, P, id).await;
         assert_eq!(d["state"], "succeeded", "{image}: {d}");
     }
-    cluster.delete_namespaces(&app.engine.settings.cluster.namespace_prefix).await;
+    cluster
+        .delete_namespaces(&app.engine.settings.cluster.namespace_prefix)
+        .await;
 }

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    LocalCluster, TestApp, cluster_settings, namespace, user, wait_for_deployment,
+    Cleanup, LocalCluster, TestApp, cluster_settings, namespace, user, wait_for_deployment,
     with_canary_pause,
 };
 use serde_json::json;
@@ -17,39 +17,6 @@ use sqlx::PgPool;
 
 const STATUS: &str = include_str!("../../spec/fixtures/dogfooding/status-page.yaml");
 const P: &str = "enclii-platform";
-
-/// Deletes the namespaces of a test's prefix when dropped, whether the test passed or panicked:
-/// the shared cluster's simulated nodes have room for the pods of the tests running now, not for
-/// those of every test that ever ran. (A candidate for `common`.)
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let prefix = std::mem::take(&mut self.0);
-        // The test's own runtime may be the one unwinding: reach the cluster from a runtime (and
-        // a client) of this thread's own.
-        let deleted = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let cluster = LocalCluster::from_env().await;
-                let api = cluster.api("v1", "Namespace", None);
-                for ns in cluster.objects("v1", "Namespace", None).await {
-                    let name = ns["metadata"]["name"].as_str().unwrap_or_default();
-                    if name.starts_with(&prefix) {
-                        api.delete(name, &Default::default()).await.unwrap();
-                    }
-                }
-            })
-        })
-        .join();
-        if deleted.is_err() {
-            eprintln!("the test's namespaces were not all deleted");
-        }
-    }
-}
 
 /// An HTTP server on loopback: `/health` answers 200, anything else 500.
 async fn endpoint() -> String {

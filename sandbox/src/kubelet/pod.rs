@@ -402,7 +402,12 @@ async fn supervise(ctx: &PodCtx, slot: Slot, container: &Container, started: Tim
         .liveness_probe
         .as_ref()
         .and_then(|p| probe::Plan::of(p, container));
-    let warm = deadline(started, ctx.sim.options.warm_up(&container.image.clone().unwrap_or_default()));
+    let warm = deadline(
+        started,
+        ctx.sim
+            .options
+            .warm_up(&container.image.clone().unwrap_or_default()),
+    );
     let far = || Instant::now() + Duration::from_secs(365 * 24 * 3600);
     let mut next_readiness = warm;
     let mut next_liveness = match &liveness {

@@ -126,7 +126,8 @@ impl TestApp {
     }
 }
 
-pub use enclii_sandbox::testing::LocalCluster;
+#[allow(unused_imports)] // each test binary uses a different part
+pub use enclii_sandbox::testing::{Cleanup, LocalCluster};
 
 /// Settings whose deployments go to the local cluster (`scripts/test.sh` starts it) as
 /// Switchyard's ServiceAccount, in namespaces of the test's own prefix, with a quick canary clock
