@@ -115,7 +115,9 @@ fn cluster_settings(cluster: &LocalCluster) -> switchyard_engine::Settings {
     s.cluster.kubeconfig = Some(cluster.switchyard_kubeconfig());
     s.cluster.namespace_prefix = LocalCluster::namespace_prefix();
     s.cluster.rollout_timeout_secs = 60;
-    s.cluster.progress_deadline_secs = 5;
+    // Short enough for `stuck` images to fail within a test, long enough for a busy control plane
+    // (several tests at once) to report progress on a healthy rollout in time.
+    s.cluster.progress_deadline_secs = 15;
     // Build Jobs in a namespace of the test's own too (their names repeat across tests).
     s.pipeline.namespace = format!("{}builds", s.cluster.namespace_prefix);
     s.cluster.lease_secs = 2;
