@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use enclii_sandbox::testing::LocalCluster;
+use enclii_sandbox::testing::{Cleanup, LocalCluster};
 use sqlx::PgPool;
 use switchyard_engine::auth::{tokens, users};
 
@@ -137,6 +137,7 @@ async fn the_seed_script_creates_the_project_imports_all_six_services_and_deploy
     let mut settings = cluster_settings(&cluster);
     settings.pipeline.max_concurrent = 6;
     let prefix = settings.cluster.namespace_prefix.clone();
+    let _cleanup = Cleanup(prefix.clone());
     let sh = start_with(pool.clone(), settings).await;
     let sh = std::sync::Arc::new(sh);
     let script = sh.clone();
@@ -223,7 +224,6 @@ async fn the_seed_script_creates_the_project_imports_all_six_services_and_deploy
         "{}",
         listed.2
     );
-    cluster.delete_namespaces(&prefix).await;
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
@@ -316,7 +316,7 @@ fn canary_settings(cluster: &LocalCluster) -> switchyard_engine::Settings {
 async fn deploy_wait_shows_each_canary_step_and_analysis_and_exits_1_on_a_rollback(pool: PgPool) {
     let cluster = LocalCluster::from_env().await;
     let settings = canary_settings(&cluster);
-    let prefix = settings.cluster.namespace_prefix.clone();
+    let _cleanup = Cleanup(settings.cluster.namespace_prefix.clone());
     let sh = start_with(pool, settings).await;
     let spec = sh.home.join("docs-site.yaml");
     // A pause far longer than the test: only a breach ends the canary in time. The canary pod
@@ -370,5 +370,4 @@ async fn deploy_wait_shows_each_canary_step_and_analysis_and_exits_1_on_a_rollba
         shown.contains("withdraw: succeeded canary removed"),
         "{shown}"
     );
-    cluster.delete_namespaces(&prefix).await;
 }

@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    LocalCluster, TestApp, namespace, spawn_app, spawn_app_with_cluster, user, wait_for_deployment,
-    with_canary_pause,
+    Cleanup, LocalCluster, TestApp, namespace, spawn_app, spawn_app_with_cluster, user,
+    wait_for_deployment, with_canary_pause,
 };
 use serde_json::json;
 use sqlx::PgPool;
@@ -418,6 +418,7 @@ async fn wait_build(pool: &PgPool, id: i64) -> (String, Option<String>) {
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: PgPool) {
     let (app, cluster) = spawn_app_with_cluster(pool.clone()).await;
+    let _cleanup = Cleanup(app.engine.settings.cluster.namespace_prefix.clone());
     let (token, secret) = setup(&app, &pool, &[API]).await;
     let commit = "0123456789abcdef0123456789abcdef01234567";
     let (status, body) = deliver(
@@ -562,9 +563,6 @@ async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: P
         .unwrap();
     assert_eq!(ok["builds"][0]["state"], "succeeded");
     assert_eq!(ok["builds"][0]["deployment_state"], "succeeded");
-    cluster
-        .delete_namespaces(&app.engine.settings.cluster.namespace_prefix)
-        .await;
 }
 
 /// Build Jobs may not be created in a namespace while this quota allows none: the API server refuses
@@ -629,6 +627,7 @@ async fn a_build_that_fails_on_the_cluster_is_retried_with_backoff(pool: PgPool)
     let mut settings = common::cluster_settings(&cluster);
     settings.cluster.worker = true;
     settings.pipeline.retry_base_ms = 2000;
+    let _cleanup = Cleanup(settings.cluster.namespace_prefix.clone());
     let builds_ns = settings.pipeline.namespace.clone();
     // The API server refuses the first attempt's Job: the build namespace's quota allows none.
     // (Transient 5xx answers, retried within one attempt, are pinned in engine/tests/api_calls.rs:
@@ -700,7 +699,4 @@ async fn a_build_that_fails_on_the_cluster_is_retried_with_backoff(pool: PgPool)
         .await
         .unwrap();
     assert_eq!(attempts, 2, "one refused attempt, then a good one");
-    cluster
-        .delete_namespaces(&app.engine.settings.cluster.namespace_prefix)
-        .await;
 }
