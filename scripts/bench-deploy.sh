@@ -12,13 +12,13 @@ BENCH_CLUSTER="$STATE/cluster-bench"
 local_stack_stop "$BENCH_CLUSTER"
 rm -rf "$BENCH_CLUSTER"
 cluster_build
-(RUSTFLAGS="$LEPTOS_RUSTFLAGS" cargo build --quiet -p enclii-sandbox --bin enclii-nodes)
+(cargo build --quiet -p enclii-sandbox --bin enclii-nodes)
 start=$(date +%s%N)
-NODES_READY_DELAY_MS=200 local_stack_start "$BENCH_CLUSTER" 127.0.0.1:9 >/dev/null
+STACK_NET=246 NODES_READY_DELAY_MS=200 local_stack_start "$BENCH_CLUSTER" 127.0.0.1:9 >/dev/null
 cold=$(( ($(date +%s%N) - start) / 1000000 ))
 cluster_stop "$BENCH_CLUSTER"
 start=$(date +%s%N)
-NODES_READY_DELAY_MS=200 local_stack_start "$BENCH_CLUSTER" 127.0.0.1:9 >/dev/null
+STACK_NET=246 NODES_READY_DELAY_MS=200 local_stack_start "$BENCH_CLUSTER" 127.0.0.1:9 >/dev/null
 warm=$(( ($(date +%s%N) - start) / 1000000 ))
 say "local stack: cold start ${cold} ms (fresh state, certificates made), warm start ${warm} ms (control plane restarted on its data)"
 cleanup() {

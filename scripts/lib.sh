@@ -9,10 +9,6 @@ CARGO_LEPTOS_VERSION="0.3.7"
 export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 # cargo-leptos runs the Node tools it finds on PATH instead of downloading its own (none can be fetched).
 export LEPTOS_TAILWIND_VERSION="v4.3.5"
-# The host RUSTFLAGS cargo-leptos builds the server with (`always-erase-components` in Cargo.toml):
-# other cargo commands of the scripts pass the same, inline, so that they share one set of
-# artifacts with it (exported, cargo-leptos would add its own to them and differ again).
-LEPTOS_RUSTFLAGS="--cfg erase_components"
 # Queries are checked at compile time against the committed .sqlx/ data (scripts/sqlx-prepare.sh).
 export SQLX_OFFLINE=true
 
@@ -220,20 +216,21 @@ cluster_build() {
   mv "$bin.tmp" "$bin"
 }
 
-# Pods of the simulated nodes get addresses in POD_NET, which the machine routes to itself (like
-# 127.0.0.0/8): the node simulator answers on them, and unlike loopback addresses the API server
-# accepts them in EndpointSlices (its validation refuses 127.0.0.0/8), so Services, the service
-# proxy and Prometheus' pod discovery all take their real paths.
-POD_NET="10.244.0.0/16"
-APISERVER_ADVERTISE="10.244.0.1"
+# Pods of the simulated nodes get addresses in their stack's network, 10.N.0.0/16, which the
+# machine routes to itself (like 127.0.0.0/8): the node simulator answers on them, and unlike
+# loopback addresses the API server accepts them in EndpointSlices, so Services, the service proxy
+# and Prometheus' scrapes all take their real paths. One network per stack, so that the test and
+# bench stacks run beside the development one: STACK_NET (the N) is 244 for `run.sh`, 245 for
+# `test.sh`, 246 for the deploy bench.
+STACK_NETS="244 245 246"
 
 ensure_pod_network() {
-  local routes
+  local net="10.$1.0.0/16" routes
   routes="$(ip route show table local 2>/dev/null || true)"
-  if ! grep -q "^local $POD_NET " <<<"$routes"; then
+  if ! grep -q "^local $net " <<<"$routes"; then
     command -v ip >/dev/null 2>&1 || apt_install iproute2
-    say "routing $POD_NET to this machine (the simulated pods' addresses)"
-    $SUDO ip route add local "$POD_NET" dev lo
+    say "routing $net to this machine (the simulated pods' addresses)"
+    $SUDO ip route add local "$net" dev lo
   fi
 }
 
@@ -255,15 +252,19 @@ cluster_pki() {
       -days 3650 -extfile "$ext" -out "$pki/$1.crt" 2>/dev/null
     rm -f "$pki/$1.csr" "$ext"
   }
+  local n advertised=""
+  for n in $STACK_NETS; do advertised="$advertised,IP:10.$n.0.1"; done
   cert apiserver "/CN=kube-apiserver" \
-    "IP:127.0.0.1,IP:$APISERVER_ADVERTISE,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "IP:127.0.0.1$advertised,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   cert admin "/O=system:masters/CN=enclii-local-admin"
   cert controller-manager "/CN=system:kube-controller-manager"
   cert scheduler "/CN=system:kube-scheduler"
   cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
   # The simulated kubelets' serving certificate: every node address the simulator may use.
   local sans="DNS:localhost" i
-  for i in $(seq 10 29); do sans="$sans,IP:10.244.0.$i"; done
+  for n in $STACK_NETS; do
+    for i in $(seq 10 29); do sans="$sans,IP:10.$n.0.$i"; done
+  done
   cert kubelet "/CN=enclii-simulated-kubelet" "$sans"
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pki/sa.key" 2>/dev/null
   openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
@@ -313,7 +314,8 @@ cluster_start() {
   local dir="$1" bin
   cluster_build
   bin="$(cluster_bin_dir)"
-  ensure_pod_network
+  STACK_NET="${STACK_NET:-244}"
+  ensure_pod_network "$STACK_NET"
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
   cluster_pki "$dir"
@@ -341,7 +343,7 @@ cluster_start() {
     --initial-cluster "local=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
   daemon "$dir" kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --secure-port "$api_port" --advertise-address "$APISERVER_ADVERTISE" \
+    --bind-address 127.0.0.1 --secure-port "$api_port" --advertise-address "10.$STACK_NET.0.1" \
     --endpoint-reconciler-type none \
     --cert-dir "$pki" --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
     --client-ca-file "$pki/ca.crt" \
@@ -460,7 +462,7 @@ local_stack_start() {
   local dir="$1" switchyard="$2"
   cluster_start "$dir"
   dir="$CLUSTER_DIR"
-  (cd "$ROOT" && RUSTFLAGS="$LEPTOS_RUSTFLAGS" cargo build --quiet -p enclii-sandbox --bin enclii-nodes)
+  (cd "$ROOT" && cargo build --quiet -p enclii-sandbox --bin enclii-nodes)
   local nodes
   nodes="$(target_dir)/debug/enclii-nodes"
   "$nodes" setup --kubeconfig "$ADMIN_KUBECONFIG" --crds "$(gateway_api_crds)" \
@@ -470,7 +472,7 @@ local_stack_start() {
   if ! alive "$dir/nodes.pid"; then
     daemon "$dir" nodes "$nodes" run --kubeconfig "$ADMIN_KUBECONFIG" --pki "$dir/pki" \
       --ready-delay-ms "${NODES_READY_DELAY_MS:-1500}" --log-interval-ms "${NODES_LOG_INTERVAL_MS:-500}" \
-      --scrape-targets "$dir/scrape-targets.json"
+      --scrape-targets "$dir/scrape-targets.json" --network "10.$STACK_NET.0.0/16"
   fi
   prometheus_start "$dir" "$switchyard"
   say "node simulator running (log: $dir/nodes.log)"

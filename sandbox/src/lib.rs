@@ -50,6 +50,8 @@ pub struct Options {
     pub pki: PathBuf,
     /// Where to keep Prometheus' file-based discovery of the pods to scrape ([`scrape`]).
     pub scrape_targets: Option<PathBuf>,
+    /// The nodes' and pods' network, `10.N.0.0/16` (default 10.244.0.0/16; [`network`]).
+    pub network: Option<String>,
 }
 
 impl Options {
@@ -60,6 +62,7 @@ impl Options {
             log_interval: Duration::from_millis(500),
             pki: pki.into(),
             scrape_targets: None,
+            network: None,
         }
     }
 
@@ -140,6 +143,9 @@ pub async fn run(client: kube::Client, options: Options) -> anyhow::Result<()> {
         bail!(
             "--nodes must be from 1 to {MAX_NODES} (the kubelet certificate names 10.244.0.10-29)"
         );
+    }
+    if let Some(cidr) = &options.network {
+        network::use_network(cidr).map_err(anyhow::Error::msg)?;
     }
     let tls = kubelet_api::tls_config(&options.pki)?;
     let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 const USAGE: &str = "usage:
-  enclii-nodes run --kubeconfig FILE --pki DIR [--nodes 3] [--ready-delay-ms 1500] [--log-interval-ms 500] [--scrape-targets FILE]
+  enclii-nodes run --kubeconfig FILE --pki DIR [--nodes 3] [--ready-delay-ms 1500] [--log-interval-ms 500] [--scrape-targets FILE] [--network 10.N.0.0/16]
   enclii-nodes setup --kubeconfig FILE …  (see `enclii-nodes setup --help`)";
 
 #[derive(Debug)]
@@ -40,6 +40,7 @@ fn parse_run(args: Vec<String>) -> anyhow::Result<RunArgs> {
             "--ready-delay-ms" => options.ready_delay = millis(value()?)?,
             "--log-interval-ms" => options.log_interval = millis(value()?)?,
             "--scrape-targets" => options.scrape_targets = Some(value()?.into()),
+            "--network" => options.network = Some(value()?),
             other => bail!("unknown flag {other}\n{USAGE}"),
         }
     }

@@ -1,12 +1,33 @@
-//! Addresses of the simulated nodes and pods. The machine routes 10.244.0.0/16 to itself (as it
-//! does 127.0.0.0/8), so any of these addresses can be bound; unlike loopback ones, the API server
-//! accepts them in EndpointSlices, so Services and the service proxy take their real paths.
+//! Addresses of the simulated nodes and pods. The machine routes the stack's network, 10.N.0.0/16
+//! (N = 244 by default; the test and bench stacks use their own, so that they can run beside the
+//! development one), to itself (as it does 127.0.0.0/8), so any of these addresses can be bound;
+//! unlike loopback ones, the API server accepts them in EndpointSlices, so Services and the service
+//! proxy take their real paths.
 //!
-//! Node `i` (1-based) is `sim-node-i`, its kubelet listens on `10.244.0.{10+i}:10250` (the
-//! addresses the kubelet certificate names: 10.244.0.10-29), and its pods get `10.244.{i}.{2..254}`.
+//! Node `i` (1-based) is `sim-node-i`, its kubelet listens on `10.N.0.{10+i}:10250` (the addresses
+//! the kubelet certificate names: 10.N.0.10-29), and its pods get `10.N.{i}.{2..254}`.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// The second octet of the network: one per process, set once at start ([`use_network`]).
+static NETWORK: AtomicU8 = AtomicU8::new(244);
+
+/// Parses `10.N.0.0/16` and makes it this process's network.
+pub fn use_network(cidr: &str) -> Result<(), String> {
+    let octet = cidr
+        .strip_prefix("10.")
+        .and_then(|rest| rest.strip_suffix(".0.0/16"))
+        .and_then(|n| n.parse::<u8>().ok())
+        .ok_or_else(|| format!("{cidr:?} is not a network of the form 10.N.0.0/16"))?;
+    NETWORK.store(octet, Ordering::SeqCst);
+    Ok(())
+}
+
+fn network() -> u8 {
+    NETWORK.load(Ordering::SeqCst)
+}
 
 /// The kubelet certificate covers 10.244.0.10-29.
 pub const MAX_NODES: usize = 19;
@@ -17,11 +38,11 @@ pub fn node_name(node: usize) -> String {
 }
 
 pub fn node_ip(node: usize) -> Ipv4Addr {
-    Ipv4Addr::new(10, 244, 0, 10 + node as u8)
+    Ipv4Addr::new(10, network(), 0, 10 + node as u8)
 }
 
 pub fn pod_cidr(node: usize) -> String {
-    format!("10.244.{node}.0/24")
+    format!("10.{}.{node}.0/24", network())
 }
 
 const FIRST_HOST: u8 = 2;
@@ -46,14 +67,14 @@ impl PodAddresses {
         let used = self.node(node);
         let host = (FIRST_HOST..=LAST_HOST).find(|h| !used.contains(h))?;
         used.insert(host);
-        Some(Ipv4Addr::new(10, 244, node as u8, host))
+        Some(Ipv4Addr::new(10, network(), node as u8, host))
     }
 
     /// Keeps the address a pod already had (the simulator restarted): `false` when it is not one
     /// of the node's or is taken.
     pub fn reserve(&mut self, node: usize, ip: Ipv4Addr) -> bool {
         let [a, b, n, host] = ip.octets();
-        if (a, b) != (10, 244) || n as usize != node || !(FIRST_HOST..=LAST_HOST).contains(&host) {
+        if (a, b) != (10, network()) || n as usize != node || !(FIRST_HOST..=LAST_HOST).contains(&host) {
             return false;
         }
         self.node(node).insert(host)
@@ -70,6 +91,15 @@ impl PodAddresses {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_networks_of_the_form_10_n_0_0_16_are_taken() {
+        assert!(use_network("10.244.0.0/16").is_ok());
+        for bad in ["10.244.0.0/24", "192.168.0.0/16", "10.300.0.0/16", "10.244.1.0/16"] {
+            assert!(use_network(bad).is_err(), "{bad}");
+        }
+        assert_eq!(network(), 244);
+    }
 
     #[test]
     fn nodes_have_fixed_names_and_addresses() {
