@@ -1,7 +1,7 @@
 import { expect, test, type APIRequestContext } from "@playwright/test";
 import { apiToken, signIn } from "./helpers";
 
-// Canary rollouts in the sandbox, watched live: the page is loaded once while the canary runs and
+// Canary rollouts on the local cluster (traffic from the simulated pods, measured by Prometheus), watched live: the page is loaded once while the canary runs and
 // every later state arrives by server-sent events (no reloads).
 
 async function deploy(request: APIRequestContext, headers: Record<string, string>, project: string, image: string) {
@@ -30,7 +30,7 @@ test("a canary progresses 10 → 50 → 100 live, and a failing one rolls back",
   const spec =
     `apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: web\n  project: ${project}\nspec:\n` +
     `  build:\n    type: auto\n  runtime:\n    port: 8080\n    replicas: 2\n` +
-    `  rollout:\n    steps:\n      - weight: 10\n        pause: 2s\n      - weight: 50\n        pause: 2s\n      - weight: 100\n`;
+    `  rollout:\n    minRequests: 20\n    steps:\n      - weight: 10\n        pause: 2s\n      - weight: 50\n        pause: 2s\n      - weight: 100\n`;
   const imported = await page.request.post("/api/services/import", { data: { spec }, headers });
   expect(imported.status(), await imported.text()).toBe(200);
   await waitEnded(page.request, headers, project, await deploy(page.request, headers, project, "ghcr.io/example/web:1"));

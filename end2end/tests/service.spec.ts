@@ -5,7 +5,7 @@ import { apiToken, signIn } from "./helpers";
 // with pause and filter.
 
 test("a service's status goes live from not deployed to ready, and its logs stream", async ({ page }, info) => {
-  test.setTimeout(90000);
+  test.setTimeout(180000);
   await signIn(page, `svc-${info.project.name}`);
   const headers = { authorization: `Bearer ${await apiToken(page)}` };
   const project = `svc-${info.project.name}`;
@@ -73,10 +73,14 @@ test("a service's status goes live from not deployed to ready, and its logs stre
   await expect(domains).toContainText("not verified");
   await page.screenshot({ path: `screenshots/service-domains-${info.project.name}.png`, fullPage: true });
 
-  // The overview's charts come from (the sandbox's) Prometheus, drawn on the server as SVG.
-  await page.goto(`/projects/${project}/services/web`);
+  // The overview's charts come from Prometheus (scraping the simulated pods), drawn on the server
+  // as SVG. A new service's first point comes with the first minute boundary after two scrapes:
+  // reload until it is there.
   const charts = page.getByTestId("charts");
-  await expect(charts.getByRole("img", { name: /Requests over the last hour: now \d/ })).toBeVisible();
+  await expect(async () => {
+    await page.goto(`/projects/${project}/services/web`);
+    await expect(charts.getByRole("img", { name: /Requests over the last hour: now \d/ })).toBeVisible({ timeout: 2000 });
+  }).toPass({ timeout: 100000, intervals: [5000] });
   await expect(charts.getByRole("img", { name: /Latency p95 over the last hour/ })).toBeVisible();
 });
 
