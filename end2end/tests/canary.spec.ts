@@ -49,7 +49,10 @@ test("a canary progresses 10 → 50 → 100 live, and a failing one rolls back",
   await expect(page.getByRole("button", { name: "Abort canary" })).toBeHidden();
   await page.screenshot({ path: `screenshots/canary-promoted-${info.project.name}.png`, fullPage: true });
 
-  // A release that fails 8% of requests: rolled back at 10%, with the measurement on screen.
+  // A release that fails 8% of requests: rolled back at 10%, with the measurement on screen. Held
+  // at 10% until a breach ends it: its first few requests may all have succeeded.
+  const held = spec.replace("pause: 2s", "pause: 1h");
+  expect((await page.request.post("/api/services/import", { data: { spec: held }, headers })).status()).toBe(200);
   const bad = await deploy(page.request, headers, project, "ghcr.io/example/web:errors");
   await page.goto(`/projects/${project}/deployments/${bad}`);
   await expect(page.getByTestId("deployment-state")).toHaveText("rolled_back", { timeout: 30000 });
