@@ -29,7 +29,18 @@ const FATAL_WAITING: [&str; 6] = [
     "CreateContainerError",
 ];
 
-pub fn assess(deploy: &Deployment, pods: &[Pod], release: &str) -> Progress {
+/// How long the ReplicaSet controller's failure to create pods must last before the rollout fails
+/// on it. A refusal by admission (Pod Security, a quota) lasts; one from a control plane that is
+/// restarting (its authorizer not yet synced) clears at the controller's next try.
+pub const REFUSAL_GRACE: Duration = Duration::from_secs(10);
+
+/// Decides from one snapshot of the Deployment and its pods, at `now`.
+pub fn assess(
+    deploy: &Deployment,
+    pods: &[Pod],
+    release: &str,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Progress {
     let generation = deploy.metadata.generation.unwrap_or(0);
     let Some(status) = &deploy.status else {
         return Progress::Waiting {
@@ -48,13 +59,18 @@ pub fn assess(deploy: &Deployment, pods: &[Pod], release: &str) -> Progress {
         .iter()
         .flatten()
         .find(|c| c.type_ == "Progressing");
-    // The ReplicaSet controller could not create pods: admission (Pod Security, a quota) refused
-    // them. Waiting will not help; the API server's message says why.
-    let refused = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "ReplicaFailure" && c.status == "True");
+    // The ReplicaSet controller could not create pods, for longer than a restart of the control
+    // plane explains: admission (Pod Security, a quota) refused them. Waiting will not help; the
+    // API server's message says why.
+    let refused = status.conditions.iter().flatten().find(|c| {
+        c.type_ == "ReplicaFailure"
+            && c.status == "True"
+            && c.last_transition_time.as_ref().is_none_or(|t| {
+                now.duration_since(t.0)
+                    .try_into()
+                    .is_ok_and(|d: Duration| d >= REFUSAL_GRACE)
+            })
+    });
     if let Some(c) = refused {
         return Progress::Failed {
             reason: format!(
@@ -187,12 +203,17 @@ pub async fn watch(
     let mut last: Option<Progress> = None;
     let deadline = tokio::time::sleep(limit);
     tokio::pin!(deadline);
+    // Conditions that fail a rollout only once they have lasted (REFUSAL_GRACE) change nothing
+    // the watches would report: look again now and then.
+    let mut recheck = tokio::time::interval(Duration::from_secs(2));
     loop {
         let event = tokio::select! {
             _ = &mut deadline => return Progress::Failed { reason: format!("the rollout did not finish within {}s", limit.as_secs()) },
+            _ = recheck.tick() => Some(Update::Recheck),
             e = events.next() => e,
         };
         match event {
+            Some(Update::Recheck) => {}
             None => {
                 return Progress::Failed {
                     reason: "the cluster closed the watch".into(),
@@ -221,7 +242,7 @@ pub async fn watch(
         }
         let Some(d) = &deploy else { continue };
         let pods: Vec<Pod> = pod_map.values().cloned().collect();
-        let progress = assess(d, &pods, release);
+        let progress = assess(d, &pods, release, k8s_openapi::jiff::Timestamp::now());
         if last.as_ref() != Some(&progress) {
             on_progress(&progress);
             last = Some(progress.clone());
@@ -235,6 +256,7 @@ pub async fn watch(
 enum Update {
     Deployment(Result<watcher::Event<Deployment>, watcher::Error>),
     Pod(Result<watcher::Event<Pod>, watcher::Error>),
+    Recheck,
 }
 
 #[cfg(test)]
@@ -275,12 +297,12 @@ mod tests {
     fn success_needs_the_new_release_pods_ready() {
         let d = deploy(2, 2, 1, 1, ("True", "NewReplicaSetAvailable"));
         assert_eq!(
-            assess(&d, &[pod("r2", true, None)], "r2"),
+            assess(&d, &[pod("r2", true, None)], "r2", now()),
             Progress::Succeeded { ready: 1 }
         );
         // Ready pods of the old release do not count: that is how deploys "succeed" while nothing new runs.
         assert_eq!(
-            assess(&d, &[pod("r1", true, None)], "r2"),
+            assess(&d, &[pod("r1", true, None)], "r2", now()),
             Progress::Waiting {
                 ready: 0,
                 desired: 1
@@ -292,7 +314,7 @@ mod tests {
     fn a_status_from_an_older_generation_says_nothing_yet() {
         let d = deploy(3, 2, 1, 1, ("True", "NewReplicaSetAvailable"));
         assert_eq!(
-            assess(&d, &[pod("r3", true, None)], "r3"),
+            assess(&d, &[pod("r3", true, None)], "r3", now()),
             Progress::Waiting {
                 ready: 0,
                 desired: 1
@@ -304,7 +326,7 @@ mod tests {
     fn fatal_waiting_reasons_fail_fast_with_the_pod_named() {
         let d = deploy(1, 1, 1, 0, ("True", "ReplicaSetUpdated"));
         for reason in FATAL_WAITING {
-            match assess(&d, &[pod("r1", false, Some(reason))], "r1") {
+            match assess(&d, &[pod("r1", false, Some(reason))], "r1", now()) {
                 Progress::Failed { reason: r } => {
                     assert_eq!(r, format!("pod web-r1: {reason}: why"))
                 }
@@ -312,20 +334,28 @@ mod tests {
             }
         }
         assert!(matches!(
-            assess(&d, &[pod("r1", false, Some("ContainerCreating"))], "r1"),
+            assess(&d, &[pod("r1", false, Some("ContainerCreating"))], "r1", now()),
             Progress::Waiting { .. }
         ));
     }
 
+    fn now() -> k8s_openapi::jiff::Timestamp {
+        "2026-12-02T10:00:00Z".parse().unwrap()
+    }
+
     #[test]
-    fn pods_the_cluster_refuses_fail_the_rollout_with_its_message() {
+    fn pods_the_cluster_keeps_refusing_fail_the_rollout_with_its_message() {
         let mut d = deploy(1, 1, 0, 0, ("True", "ReplicaSetUpdated"));
         let conditions = d.status.as_mut().unwrap().conditions.as_mut().unwrap();
         conditions.push(serde_json::from_value(json!({
             "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+            "lastTransitionTime": "2026-12-02T09:59:55Z",
             "message": "pods \"web-1\" is forbidden: violates PodSecurity \"restricted:latest\""
         })).unwrap());
-        match assess(&d, &[], "r1") {
+        // Five seconds old: perhaps a control plane coming back; wait.
+        assert!(matches!(assess(&d, &[], "r1", now()), Progress::Waiting { .. }));
+        let later: k8s_openapi::jiff::Timestamp = "2026-12-02T10:00:05Z".parse().unwrap();
+        match assess(&d, &[], "r1", later) {
             Progress::Failed { reason } => {
                 assert!(reason.contains("FailedCreate") && reason.contains("violates PodSecurity"), "{reason}")
             }
@@ -337,7 +367,7 @@ mod tests {
     fn the_progress_deadline_fails_the_rollout() {
         let d = deploy(1, 1, 1, 0, ("False", "ProgressDeadlineExceeded"));
         assert!(
-            matches!(assess(&d, &[], "r1"), Progress::Failed { reason } if reason.contains("ProgressDeadlineExceeded"))
+            matches!(assess(&d, &[], "r1", now()), Progress::Failed { reason } if reason.contains("ProgressDeadlineExceeded"))
         );
     }
 }
