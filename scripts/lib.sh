@@ -307,6 +307,26 @@ daemon() {
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# supervised DIR NAME CMD...: like `daemon`, but starts CMD again whenever it exits, as a kubelet
+# does with a control plane's static pods: the controller-manager exits when it loses the API
+# server while it builds its controllers (an API server restart). Its pid file names the
+# supervisor; stopping that stops both.
+supervised() {
+  local dir="$1" name="$2"
+  shift 2
+  (
+    child=""
+    trap '[ -n "$child" ] && kill "$child" 2>/dev/null; exit 0' TERM INT
+    while true; do
+      "$@" >>"$dir/$name.log" 2>&1 &
+      child=$!
+      wait "$child" || true
+      sleep 1
+    done
+  ) </dev/null >/dev/null 2>&1 &
+  echo $! > "$dir/$name.pid"
+}
+
 # cluster_start DIR: starts (or reuses) a local control plane whose state lives in DIR; exports
 # CLUSTER_DIR, CLUSTER_URL and ADMIN_KUBECONFIG (system:masters: for the node simulator and
 # set-up only; Switchyard gets its ServiceAccount's kubeconfig from `enclii-nodes setup`).
@@ -370,7 +390,8 @@ cluster_start() {
     [ "$i" = 300 ] && { tail -n 30 "$dir/kube-apiserver.log" >&2; echo "kube-apiserver not ready after 30 s" >&2; return 1; }
     sleep 0.1
   done
-  daemon "$dir" kube-controller-manager "$bin/kube-controller-manager" \
+  : > "$dir/kube-controller-manager.log"; : > "$dir/kube-scheduler.log"
+  supervised "$dir" kube-controller-manager "$bin/kube-controller-manager" \
     --kubeconfig "$dir/controller-manager.kubeconfig" \
     --authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
     --authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
@@ -378,11 +399,24 @@ cluster_start() {
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --use-service-account-credentials \
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key"
-  daemon "$dir" kube-scheduler "$bin/kube-scheduler" \
+  supervised "$dir" kube-scheduler "$bin/kube-scheduler" \
     --kubeconfig "$dir/scheduler.kubeconfig" \
     --authentication-kubeconfig "$dir/scheduler.kubeconfig" \
     --authorization-kubeconfig "$dir/scheduler.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$sched_port" --leader-elect=false
+  # Ready once both have built their controllers: a controller-manager that loses the API server
+  # while it still creates its controllers' clients exits (a kubelet would restart it; nothing
+  # here does).
+  local name port
+  for name in kube-controller-manager:$cm_port kube-scheduler:$sched_port; do
+    port="${name#*:}"; name="${name%%:*}"
+    for i in $(seq 1 300); do
+      curl -fsSk "https://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+      alive "$dir/$name.pid" || { tail -n 20 "$dir/$name.log" >&2; echo "$name exited" >&2; return 1; }
+      [ "$i" = 300 ] && { tail -n 20 "$dir/$name.log" >&2; echo "$name not healthy after 30 s" >&2; return 1; }
+      sleep 0.1
+    done
+  done
   say "local cluster ready at $CLUSTER_URL (kubectl --kubeconfig $dir/admin.kubeconfig)"
 }
 
