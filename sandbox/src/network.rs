@@ -74,7 +74,10 @@ impl PodAddresses {
     /// of the node's or is taken.
     pub fn reserve(&mut self, node: usize, ip: Ipv4Addr) -> bool {
         let [a, b, n, host] = ip.octets();
-        if (a, b) != (10, network()) || n as usize != node || !(FIRST_HOST..=LAST_HOST).contains(&host) {
+        if (a, b) != (10, network())
+            || n as usize != node
+            || !(FIRST_HOST..=LAST_HOST).contains(&host)
+        {
             return false;
         }
         self.node(node).insert(host)
@@ -95,7 +98,12 @@ mod tests {
     #[test]
     fn only_networks_of_the_form_10_n_0_0_16_are_taken() {
         assert!(use_network("10.244.0.0/16").is_ok());
-        for bad in ["10.244.0.0/24", "192.168.0.0/16", "10.300.0.0/16", "10.244.1.0/16"] {
+        for bad in [
+            "10.244.0.0/24",
+            "192.168.0.0/16",
+            "10.300.0.0/16",
+            "10.244.1.0/16",
+        ] {
             assert!(use_network(bad).is_err(), "{bad}");
         }
         assert_eq!(network(), 244);

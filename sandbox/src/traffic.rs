@@ -90,8 +90,13 @@ pub fn pod_rate(service_ready: usize, track_ready: usize, share: f64) -> f64 {
 }
 
 /// The share of requests done within each bucket's bound (seconds): most take 10-50 ms.
-pub const LATENCY_BUCKETS: [(&str, f64); 5] =
-    [("0.01", 0.10), ("0.025", 0.50), ("0.05", 0.96), ("0.1", 0.99), ("0.25", 1.0)];
+pub const LATENCY_BUCKETS: [(&str, f64); 5] = [
+    ("0.01", 0.10),
+    ("0.025", 0.50),
+    ("0.05", 0.96),
+    ("0.1", 0.99),
+    ("0.25", 1.0),
+];
 const MEAN_LATENCY_SECONDS: f64 = 0.03;
 
 /// `http_requests_total` of one pod, by status code.
@@ -127,7 +132,9 @@ impl Counters {
         );
         for (le, share) in LATENCY_BUCKETS {
             let count = (served as f64 * share).floor() as u64;
-            text.push_str(&format!("http_request_duration_seconds_bucket{{le=\"{le}\"}} {count}\n"));
+            text.push_str(&format!(
+                "http_request_duration_seconds_bucket{{le=\"{le}\"}} {count}\n"
+            ));
         }
         text.push_str(&format!(
             "http_request_duration_seconds_bucket{{le=\"+Inf\"}} {served}\n\

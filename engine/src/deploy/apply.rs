@@ -216,9 +216,15 @@ mod tests {
         };
         let mut meta = kube::core::ObjectMeta::default();
         assert!(!applied_by_us(&meta));
-        meta.managed_fields = Some(vec![entry("kubectl", "Apply"), entry(FIELD_MANAGER, "Update")]);
+        meta.managed_fields = Some(vec![
+            entry("kubectl", "Apply"),
+            entry(FIELD_MANAGER, "Update"),
+        ]);
         assert!(!applied_by_us(&meta));
-        meta.managed_fields = Some(vec![entry("kube-controller-manager", "Update"), entry(FIELD_MANAGER, "Apply")]);
+        meta.managed_fields = Some(vec![
+            entry("kube-controller-manager", "Update"),
+            entry(FIELD_MANAGER, "Apply"),
+        ]);
         assert!(applied_by_us(&meta));
     }
 

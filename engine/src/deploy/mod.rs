@@ -89,7 +89,10 @@ pub async fn connect(settings: &ClusterSettings) -> Result<kube::Client, String>
 
 /// A client from a kubeconfig: the file `path` (else `KUBECONFIG` or `~/.kube/config`), at
 /// `context` (else its current context).
-async fn from_kubeconfig(path: Option<&str>, context: Option<String>) -> Result<kube::Client, String> {
+async fn from_kubeconfig(
+    path: Option<&str>,
+    context: Option<String>,
+) -> Result<kube::Client, String> {
     let options = kube::config::KubeConfigOptions {
         context,
         ..Default::default()

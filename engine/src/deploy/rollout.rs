@@ -334,7 +334,12 @@ mod tests {
             }
         }
         assert!(matches!(
-            assess(&d, &[pod("r1", false, Some("ContainerCreating"))], "r1", now()),
+            assess(
+                &d,
+                &[pod("r1", false, Some("ContainerCreating"))],
+                "r1",
+                now()
+            ),
             Progress::Waiting { .. }
         ));
     }
@@ -347,17 +352,26 @@ mod tests {
     fn pods_the_cluster_keeps_refusing_fail_the_rollout_with_its_message() {
         let mut d = deploy(1, 1, 0, 0, ("True", "ReplicaSetUpdated"));
         let conditions = d.status.as_mut().unwrap().conditions.as_mut().unwrap();
-        conditions.push(serde_json::from_value(json!({
-            "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
-            "lastTransitionTime": "2026-12-02T09:59:55Z",
-            "message": "pods \"web-1\" is forbidden: violates PodSecurity \"restricted:latest\""
-        })).unwrap());
+        conditions.push(
+            serde_json::from_value(json!({
+                "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                "lastTransitionTime": "2026-12-02T09:59:55Z",
+                "message": "pods \"web-1\" is forbidden: violates PodSecurity \"restricted:latest\""
+            }))
+            .unwrap(),
+        );
         // Five seconds old: perhaps a control plane coming back; wait.
-        assert!(matches!(assess(&d, &[], "r1", now()), Progress::Waiting { .. }));
+        assert!(matches!(
+            assess(&d, &[], "r1", now()),
+            Progress::Waiting { .. }
+        ));
         let later: k8s_openapi::jiff::Timestamp = "2026-12-02T10:00:05Z".parse().unwrap();
         match assess(&d, &[], "r1", later) {
             Progress::Failed { reason } => {
-                assert!(reason.contains("FailedCreate") && reason.contains("violates PodSecurity"), "{reason}")
+                assert!(
+                    reason.contains("FailedCreate") && reason.contains("violates PodSecurity"),
+                    "{reason}"
+                )
             }
             other => panic!("{other:?}"),
         }

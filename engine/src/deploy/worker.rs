@@ -34,11 +34,7 @@ pub const CHANNEL: &str = "enclii_deployments";
 
 /// Claims and drives deployments until the process stops. `prometheus_url` overrides the
 /// configured one (the in-process sandbox brings its own).
-pub async fn run(
-    engine: Engine,
-    clusters: super::Clusters,
-    replica: String,
-) {
+pub async fn run(engine: Engine, clusters: super::Clusters, replica: String) {
     let prometheus = engine
         .settings
         .canary
@@ -337,16 +333,20 @@ impl Driver {
             }
         };
         let client = self.clusters.for_environment(&row.environment);
-        let env =
-            match crate::platform::env::for_pods(&self.engine, self.id, row.service_id, row.environment_id)
-                .await
-            {
-                Ok(env) => env,
-                Err(reason) => {
-                    self.finish("failed", &reason).await?;
-                    return Ok(None);
-                }
-            };
+        let env = match crate::platform::env::for_pods(
+            &self.engine,
+            self.id,
+            row.service_id,
+            row.environment_id,
+        )
+        .await
+        {
+            Ok(env) => env,
+            Err(reason) => {
+                self.finish("failed", &reason).await?;
+                return Ok(None);
+            }
+        };
         Ok(Some(Job {
             env,
             project: row.project,

@@ -302,7 +302,15 @@ pub async fn rollback(
     )
     .fetch_optional(&mut *tx)
     .await?;
-    let summary = insert(&mut tx, caller, &target, target_release, "rollback", env_from).await?;
+    let summary = insert(
+        &mut tx,
+        caller,
+        &target,
+        target_release,
+        "rollback",
+        env_from,
+    )
+    .await?;
     tx.commit().await?;
     Ok(summary)
 }

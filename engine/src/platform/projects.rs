@@ -176,7 +176,10 @@ mod tests {
         assert!(validate_slug("Bad_Name").is_err());
         assert!(validate_slug(&"a".repeat(41)).is_err());
         assert_eq!(namespace_for("", "shop", "production"), "shop-production");
-        assert_eq!(namespace_for("t1-", "shop", "production"), "t1-shop-production");
+        assert_eq!(
+            namespace_for("t1-", "shop", "production"),
+            "t1-shop-production"
+        );
     }
 }
 
