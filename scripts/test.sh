@@ -39,7 +39,8 @@ PORT="$E2E_PORT"
 standin_start "$(free_port)" "http://127.0.0.1:$PORT"
 LOG="$STATE/e2e-server.log"
 # Every browser test signs in from 127.0.0.1: the per-address sign-in limit (tested on its own in
-# server/tests/identity.rs) is raised so that the suite is not throttled by itself.
+# server/tests/identity.rs) is raised so that the suite is not throttled by itself. The status
+# page's targets are this server's own pages on 127.0.0.1, so private targets are allowed.
 say "starting switchyard on 127.0.0.1:$PORT (log: .enclii/e2e-server.log)"
 ENCLII_LISTEN="127.0.0.1:$PORT" \
 ENCLII_PUBLIC_URL="http://127.0.0.1:$PORT" \
@@ -55,13 +56,19 @@ ENCLII_CANARY__WINDOW_SECS=20 \
 ENCLII_CANARY__INCONCLUSIVE_LIMIT=60 \
 ENCLII_STATUS__REFRESH_SECS=1 \
 ENCLII_STATUS__SERVICE_INTERVAL_SECS=2 \
+ENCLII_STATUS__ALLOW_PRIVATE_TARGETS=true \
 ENCLII_SESSION__LOGIN_ATTEMPTS_PER_MINUTE=1000 \
   "$TARGET_DIR/debug/switchyard" >"$LOG" 2>&1 &
 SERVER_PID=$!
 cleanup() {
   local_stack_stop "$TEST_CLUSTER"
   kill "$SERVER_PID" "$STANDIN_PID" 2>/dev/null || true
+  # Bounded: the server drains for at most 20 s (SHUTDOWN_GRACE); a run must never hang here.
+  for _ in $(seq 1 250); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$SERVER_PID" "$STANDIN_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
+  # A browser process Playwright left behind would keep the run's output open.
+  pkill -9 -f "playwright_chromiumdev_profile" 2>/dev/null || true
   "$(pg_bin)/dropdb" -h 127.0.0.1 -p "${PG_URL_BASE##*:}" -U enclii --if-exists "$E2E_DB" 2>/dev/null || true
 }
 trap cleanup EXIT

@@ -162,7 +162,7 @@ async fn the_seed_script_creates_the_project_imports_all_six_services_and_deploy
     .unwrap();
     assert!(
         out[0].contains(&format!(
-            "Created project enclii-platform with environments production ({prefix}enclii-platform-production), staging ({prefix}enclii-platform-staging)"
+            "Created project enclii-platform with environments production ({prefix}enclii-platform--production), staging ({prefix}enclii-platform--staging)"
         )),
         "{}",
         out[0]

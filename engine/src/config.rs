@@ -63,6 +63,13 @@ pub struct StatusSettings {
     pub timeout_ms: u64,
     /// How often the prober reads the specs again for targets added or removed.
     pub refresh_secs: u64,
+    /// Probe tenants' targets on loopback, private, link-local and other non-public addresses.
+    /// Off: anyone who can create a project could otherwise use the prober (and the public page's
+    /// state, code and latency) to reach the platform's own network. The local stack and tests,
+    /// whose targets are on 127.0.0.1, turn it on.
+    pub allow_private_targets: bool,
+    /// Monitoring targets (`monitoring.targets` over all its services) a project may have.
+    pub max_targets_per_project: usize,
 }
 
 impl Default for StatusSettings {
@@ -72,6 +79,8 @@ impl Default for StatusSettings {
             service_interval_secs: 30,
             timeout_ms: 5000,
             refresh_secs: 10,
+            allow_private_targets: false,
+            max_targets_per_project: 20,
         }
     }
 }
@@ -106,6 +115,10 @@ pub struct DomainSettings {
     pub resolver: Option<std::net::SocketAddr>,
     /// The ingress hostname custom domains should CNAME to, shown in the instructions.
     pub cname_target: Option<String>,
+    /// The platform's own DNS zone (a wildcard pointing at the ingress): a spec may route
+    /// `{service}.{namespace}.{suffix}` without proving control. Any other hostname must be a
+    /// verified custom domain of the project.
+    pub generated_suffix: Option<String>,
 }
 
 /// Builds: where their Jobs run, which images they use, where they push.
@@ -133,6 +146,14 @@ pub struct PipelineSettings {
     pub retry_base_ms: u64,
     /// Webhook payloads larger than this are refused with 413.
     pub webhook_max_bytes: usize,
+    /// Rejected deliveries (bad signature, unknown repository) kept per project, newest first;
+    /// anyone can send them, so older ones are dropped.
+    pub rejected_deliveries_per_project: i64,
+    /// Rejected deliveries kept that belong to no project (an unknown repository), newest first.
+    pub rejected_deliveries_unattributed: i64,
+    /// Rejected deliveries recorded per minute for one project (or for none); beyond it they are
+    /// still refused, but not recorded.
+    pub rejected_deliveries_per_minute: u32,
 }
 
 impl Default for PipelineSettings {
@@ -150,6 +171,9 @@ impl Default for PipelineSettings {
             max_attempts: 3,
             retry_base_ms: 10_000,
             webhook_max_bytes: 1024 * 1024,
+            rejected_deliveries_per_project: 100,
+            rejected_deliveries_unattributed: 1000,
+            rejected_deliveries_per_minute: 30,
         }
     }
 }
@@ -216,7 +240,7 @@ pub struct ClusterSettings {
     /// The kubeconfig file for `mode = "kube"`; without it, `KUBECONFIG`, `~/.kube/config` or
     /// the in-cluster ServiceAccount.
     pub kubeconfig: Option<String>,
-    /// Put before every environment's namespace (`{prefix}{project}-{environment}`), so that
+    /// Put before every environment's namespace (`{prefix}{project}--{environment}`), so that
     /// several Switchyards (or test runs) can share one cluster without meeting.
     #[serde(default)]
     pub namespace_prefix: String,
@@ -240,6 +264,76 @@ pub struct ClusterSettings {
     /// A driver that stops renewing its deployment's lease (a dead replica) hands it over after this long.
     #[serde(default = "defaults::lease_secs")]
     pub lease_secs: u64,
+    /// What every tenant namespace gets from the platform.
+    #[serde(default)]
+    pub tenancy: TenancySettings,
+}
+
+/// What the platform puts in every environment's namespace (`deploy/tenancy.rs`). Set per
+/// platform, never per tenant: a project owner is a stranger to the cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TenancySettings {
+    /// The Pod Security Standard enforced (and audited, and warned about) in tenant namespaces.
+    pub pod_security: PodSecurityLevel,
+    /// Namespaces whose pods may reach tenants' pods besides their own namespace's: the ingress
+    /// controller, Prometheus, Switchyard itself (the configured Gateway's namespace is added).
+    pub allow_from_namespaces: Vec<String>,
+    /// The `hard` limits of each tenant namespace's ResourceQuota (none when empty).
+    pub quota: std::collections::BTreeMap<String, String>,
+    /// Requests given to containers that set none (a LimitRange), so the quota can count them.
+    pub default_request: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for TenancySettings {
+    fn default() -> Self {
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        Self {
+            pod_security: PodSecurityLevel::Restricted,
+            allow_from_namespaces: vec![
+                "ingress-nginx".into(),
+                "monitoring".into(),
+                "enclii-system".into(),
+            ],
+            quota: map(&[
+                ("pods", "500"),
+                ("requests.cpu", "64"),
+                ("requests.memory", "256Gi"),
+                ("persistentvolumeclaims", "50"),
+                ("requests.storage", "1Ti"),
+                // A NodePort or LoadBalancer Service opens the tenant to the world beside the
+                // platform's ingress; specs render ClusterIP Services only.
+                ("services.nodeports", "0"),
+                ("services.loadbalancers", "0"),
+            ]),
+            default_request: map(&[("cpu", "50m"), ("memory", "64Mi")]),
+        }
+    }
+}
+
+/// Kubernetes' Pod Security Standards.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PodSecurityLevel {
+    Privileged,
+    Baseline,
+    #[default]
+    Restricted,
+}
+
+impl PodSecurityLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Privileged => "privileged",
+            Self::Baseline => "baseline",
+            Self::Restricted => "restricted",
+        }
+    }
 }
 
 /// The cluster of one environment: a kubeconfig context (`mode = "kube"`, `context`) or an API
@@ -276,6 +370,7 @@ impl Default for ClusterSettings {
             worker: true,
             environments: Default::default(),
             lease_secs: defaults::lease_secs(),
+            tenancy: TenancySettings::default(),
         }
     }
 }

@@ -4,7 +4,8 @@
 pub mod http;
 pub mod telemetry;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -111,14 +112,43 @@ pub async fn serve(
     let service = app
         .router
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
+    // Graceful, but bounded: a stream whose client never goes away (a live log, an event stream
+    // held by a stuck browser) would otherwise keep the process up until the orchestrator kills
+    // it, and a rolling upgrade would wait for it.
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    };
+    let server = axum::serve(listener, service).with_graceful_shutdown(shutdown);
+    let deadline = async move {
+        if stopping_rx.await.is_err() {
+            // The server ended on its own; `select!` below takes that branch.
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = server.into_future() => result.context("HTTP server failed")?,
+        () = deadline => tracing::warn!(
+            grace_secs = SHUTDOWN_GRACE.as_secs(),
+            "connections still open after the shutdown grace period; closing them"
+        ),
+    }
+    // Connections held by background work (LISTEN) are dropped with the process.
+    if tokio::time::timeout(Duration::from_secs(5), app.engine.pool.close())
         .await
-        .context("HTTP server failed")?;
-    app.engine.pool.close().await;
+        .is_err()
+    {
+        tracing::warn!("database connections still in use at shutdown; closing them");
+    }
     tracing::info!("switchyard stopped");
     Ok(())
 }
+
+/// How long in-flight requests and streams may finish after SIGTERM: within Kubernetes' default
+/// termination grace period (30 s), so the process exits on its own before it is killed.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// Resolves on SIGINT or SIGTERM; in-flight requests then finish before the process exits.
 pub async fn shutdown_signal() {

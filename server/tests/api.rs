@@ -230,6 +230,11 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
         ),
         ("/api/status", json!({}), Needs::Public),
         ("/api/status/headline", json!({}), Needs::Public),
+        (
+            "/api/status/publish",
+            json!({"project": p, "public": true}),
+            Needs::Role("admin"),
+        ),
     ]
 }
 
@@ -383,7 +388,7 @@ async fn creating_a_project_gives_it_two_environments_and_an_owner(pool: PgPool)
         .iter()
         .map(|e| e["namespace"].as_str().unwrap())
         .collect();
-    assert_eq!(envs, ["shop-production", "shop-staging"]);
+    assert_eq!(envs, ["shop--production", "shop--staging"]);
 
     let (status, body) = app
         .call(

@@ -1,7 +1,7 @@
 //! What only a real API server checks, against the local cluster `scripts/test.sh` starts
 //! (kube-apiserver, controller-manager and scheduler v1.37, simulated nodes): server-side apply's
 //! field ownership and pruning, the Deployment controller's view of replicas under an autoscaler,
-//! Pod Security admission, and a rollback that restores a release exactly.
+//! the tenant namespace's quota, and a rollback that restores a release exactly.
 
 mod common;
 
@@ -215,6 +215,7 @@ async fn setup(app: &common::TestApp, pool: &PgPool, spec: &str) -> String {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    common::prove_domains(pool, P, spec).await;
     owner.token
 }
 
@@ -293,7 +294,7 @@ async fn a_deploy_keeps_the_replica_count_an_autoscaler_set(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
-async fn pods_that_pod_security_refuses_fail_the_deployment_with_the_api_servers_reason(
+async fn pods_the_namespace_quota_refuses_fail_the_deployment_with_the_api_servers_reason(
     pool: PgPool,
 ) {
     // Kubernetes' own progress deadline, not the tests' 5 s: the refusal must be what fails the
@@ -302,6 +303,8 @@ async fn pods_that_pod_security_refuses_fail_the_deployment_with_the_api_servers
     let mut settings = cluster_settings(&cluster);
     settings.cluster.worker = true;
     settings.cluster.progress_deadline_secs = render::DEFAULT_PROGRESS_DEADLINE_SECS;
+    // The platform's quota for every tenant namespace: one pod, where the service asks for two.
+    settings.cluster.tenancy.quota = BTreeMap::from([("pods".to_owned(), "1".to_owned())]);
     let app = common::serve_app(
         switchyard_server::build_with_pool(settings, pool.clone())
             .await
@@ -309,25 +312,10 @@ async fn pods_that_pod_security_refuses_fail_the_deployment_with_the_api_servers
     )
     .await;
     let token = setup(&app, &pool, &rolling(DOCS)).await;
-    // The platform enforces `restricted` on this namespace (its label, applied by another manager,
-    // survives Switchyard's own apply of the namespace).
-    let ns = namespace(&app, P, "production");
-    cluster
-        .api("v1", "Namespace", None)
-        .patch(
-            &ns,
-            &PatchParams::apply("platform-admin"),
-            &Patch::Apply(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns,
-                "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}),
-            ),
-        )
-        .await
-        .unwrap();
     let d = deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:1").await;
     assert_eq!(d["state"], "failed", "{d}");
     let reason = d["state_reason"].as_str().unwrap();
-    assert!(reason.contains("violates PodSecurity \"restricted"), "{d}");
+    assert!(reason.contains("exceeded quota: enclii-quota"), "{d}");
     assert!(
         !reason.contains("timed out") && !reason.contains("deadline"),
         "{reason}"

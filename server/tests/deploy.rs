@@ -86,6 +86,7 @@ async fn setup(app: &TestApp, pool: &PgPool, spec: &str) -> String {
     )
     .await;
     import(app, &owner.token, spec).await;
+    common::prove_domains(pool, P, spec).await;
     owner.token
 }
 
@@ -355,6 +356,8 @@ async fn an_object_the_spec_no_longer_asks_for_is_pruned(pool: PgPool) {
     );
     assert_ne!(without_domains, DOCS);
     import(&app, &token, &without_domains).await;
+    // …and the project gives the domain up (a verified domain is routed whatever the spec says).
+    sqlx::query("DELETE FROM domains").execute(&pool).await.unwrap();
     let d = deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:2").await;
     assert_eq!(d["state"], "succeeded", "{d}");
     assert!(
@@ -904,12 +907,18 @@ async fn variables_and_secrets_reach_the_pods_through_a_secret(pool: PgPool) {
         assert_eq!(status, 200, "{answer}");
     }
     // `db` is the database operator's Secret, there before the service is deployed (a kubelet does
-    // not start a container whose environment names a Secret that does not exist).
+    // not start a container whose environment names a Secret that does not exist), in the
+    // namespace as Switchyard creates it for the project (it adopts no other).
     {
         use kube::api::{DynamicObject, PostParams};
-        let namespace: DynamicObject = serde_json::from_value(
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-        )
+        let project_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM projects WHERE slug = $1")
+            .bind(P)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let namespace: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {"app.kubernetes.io/managed-by": "enclii",
+                         "enclii.dev/project-id": project_id.to_string()}}}))
         .unwrap();
         cluster
             .api("v1", "Namespace", None)

@@ -32,6 +32,11 @@ pub const EXTRA_KINDS: [(&str, &str); 5] = [
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
 ];
 
+/// Objects the platform puts in every tenant namespace (its isolation NetworkPolicy, quota and
+/// limits) are named with this prefix; a spec's own objects may not be, so that no spec can
+/// overwrite them.
+pub const RESERVED_PREFIX: &str = "enclii-";
+
 /// A parsed spec file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpecFile {
@@ -186,6 +191,9 @@ fn extra_object(root: &Node, diagnostics: &mut Vec<Diagnostic>) -> Option<ExtraO
         ));
         return None;
     }
+    if kind == "RoleBinding" {
+        role_binding(root, diagnostics);
+    }
     let metadata = root.get("metadata");
     let Some(name_node) = metadata.and_then(|m| m.get("name")) else {
         diagnostics.push(Diagnostic::error(
@@ -199,6 +207,15 @@ fn extra_object(root: &Node, diagnostics: &mut Vec<Diagnostic>) -> Option<ExtraO
         diagnostics.push(Diagnostic::error(
             name_node.pos,
             format!("`metadata.name` {why}"),
+        ));
+        return None;
+    }
+    if name.starts_with(RESERVED_PREFIX) {
+        diagnostics.push(Diagnostic::error(
+            name_node.pos,
+            format!(
+                "`{name}`: names starting with `{RESERVED_PREFIX}` are reserved for the platform's own objects in every namespace"
+            ),
         ));
         return None;
     }
@@ -222,6 +239,70 @@ fn extra_object(root: &Node, diagnostics: &mut Vec<Diagnostic>) -> Option<ExtraO
         pos: root.pos,
         body,
     })
+}
+
+/// A RoleBinding may grant only what a tenant holds inside its own namespace: a `Role` of that
+/// namespace (a `ClusterRole` such as `cluster-admin` would hand out rights the project never had)
+/// to the namespace's own ServiceAccounts (a User, a Group or another namespace's account would let
+/// someone outside the project act in it). Subjects' namespace is filled in at render.
+fn role_binding(root: &Node, diagnostics: &mut Vec<Diagnostic>) {
+    match root.get("roleRef") {
+        None => diagnostics.push(Diagnostic::error(
+            root.pos,
+            "the RoleBinding needs `roleRef` (a Role of this spec's namespace)",
+        )),
+        Some(role_ref) => {
+            let kind = role_ref.get("kind");
+            if kind.and_then(Node::as_str) != Some("Role") {
+                diagnostics.push(Diagnostic::error(
+                    kind.map(|k| k.pos).unwrap_or(role_ref.pos),
+                    format!(
+                        "`roleRef.kind` must be `Role`, found `{}`: a tenant may bind only roles of its own namespace, never a ClusterRole",
+                        kind.and_then(Node::as_str).unwrap_or_default()
+                    ),
+                ));
+            }
+            if let Some(group) = role_ref.get("apiGroup") {
+                if group.as_str() != Some("rbac.authorization.k8s.io") {
+                    diagnostics.push(Diagnostic::error(
+                        group.pos,
+                        "`roleRef.apiGroup` must be `rbac.authorization.k8s.io`",
+                    ));
+                }
+            }
+        }
+    }
+    let Some(subjects) = root.get("subjects") else {
+        return;
+    };
+    let Value::Seq(items) = &subjects.value else {
+        diagnostics.push(Diagnostic::error(
+            subjects.pos,
+            format!("`subjects` must be a list, found {}", subjects.kind()),
+        ));
+        return;
+    };
+    for subject in items {
+        let kind = subject.get("kind");
+        if kind.and_then(Node::as_str) != Some("ServiceAccount") {
+            diagnostics.push(Diagnostic::error(
+                kind.map(|k| k.pos).unwrap_or(subject.pos),
+                format!(
+                    "a subject must be a `ServiceAccount` of this spec's namespace, found `{}`",
+                    kind.and_then(Node::as_str).unwrap_or_default()
+                ),
+            ));
+        }
+        if let Some(ns) = subject.get("namespace") {
+            diagnostics.push(Diagnostic::error(
+                ns.pos,
+                format!(
+                    "a subject may not name a namespace (`{}`): only this environment's own ServiceAccounts can be bound",
+                    ns.as_str().unwrap_or_default()
+                ),
+            ));
+        }
+    }
 }
 
 /// The JSON Schema of the service document, generated from [`ServiceSpec`].

@@ -12,7 +12,7 @@ use k8s_openapi::api::autoscaling::v2::{
     MetricTarget, ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar as K8sEnvVar, EnvVarSource, HTTPGetAction, Namespace,
+    Capabilities, Container, PodSecurityContext, SeccompProfile, SecurityContext, ContainerPort, EnvVar as K8sEnvVar, EnvVarSource, HTTPGetAction, Namespace,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSpec,
     PodTemplateSpec, Probe as K8sProbe, ResourceRequirements, SecretKeySelector, Service,
     ServicePort, ServiceSpec, TCPSocketAction, Volume as K8sVolume, VolumeMount,
@@ -98,7 +98,8 @@ pub struct Manifest {
     pub body: serde_json::Value,
 }
 
-fn manifest<K: Resource + Metadata<Ty = ObjectMeta> + Serialize>(obj: K) -> Manifest {
+/// A typed object as a manifest to apply.
+pub fn manifest<K: Resource + Metadata<Ty = ObjectMeta> + Serialize>(obj: K) -> Manifest {
     let meta = obj.metadata();
     let name = meta.name.clone().unwrap_or_default();
     let namespace = meta.namespace.clone();
@@ -199,6 +200,14 @@ pub fn render(file: &SpecFile, t: &Target) -> Vec<Manifest> {
             labels.insert(k, v.into());
         }
         body["metadata"]["labels"] = serde_json::to_value(labels).unwrap_or_default();
+        if extra.kind == "RoleBinding" {
+            // Parsing allowed only this namespace's ServiceAccounts, without a namespace of their own.
+            if let Some(subjects) = body["subjects"].as_array_mut() {
+                for s in subjects {
+                    s["namespace"] = t.namespace.into();
+                }
+            }
+        }
         out.push(Manifest {
             api_version: extra.api_version.clone(),
             kind: extra.kind.clone(),
@@ -224,6 +233,30 @@ fn namespace(t: &Target) -> Namespace {
             labels: Some(labels),
             ..Default::default()
         },
+        ..Default::default()
+    }
+}
+
+/// Pods meet the Pod Security Standard `restricted`, which the platform enforces on tenant
+/// namespaces: no root, no privilege escalation, no capabilities, the runtime's seccomp profile.
+fn pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -355,6 +388,7 @@ fn deployment_on(file: &SpecFile, t: &Target, track: &str) -> Deployment {
         readiness_probe: Some(readiness),
         liveness_probe: liveness,
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        security_context: Some(container_security()),
         ..Default::default()
     };
     let mut track_selector = selector_labels(name);
@@ -400,6 +434,7 @@ fn deployment_on(file: &SpecFile, t: &Target, track: &str) -> Deployment {
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    security_context: Some(pod_security()),
                     containers: vec![container],
                     volumes: (!volumes.is_empty()).then_some(volumes),
                     ..Default::default()
@@ -510,10 +545,13 @@ fn ingress(file: &SpecFile, t: &Target) -> Option<Ingress> {
         );
     }
     if let Some(c) = spec.caching.as_ref().filter(|c| c.enabled) {
+        // Only header lines of the safe grammar reach nginx's configuration (parsing refuses the
+        // rest with their position; this keeps a hand-built SpecFile from injecting directives).
         let lines: Vec<String> = c
             .headers
             .iter()
-            .map(|h| format!("more_set_headers \"{}\";", h.replace('"', "\\\"")))
+            .filter_map(|h| crate::rules::header_line(h).ok())
+            .map(|(name, value)| format!("more_set_headers \"{name}: {value}\";"))
             .collect();
         if !lines.is_empty() {
             annotations.insert(

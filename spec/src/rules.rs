@@ -62,12 +62,8 @@ pub fn check(spec: &ServiceSpec, root: &Node) -> Vec<Diagnostic> {
     domains(&mut f, &spec.spec.domains);
     if let Some(c) = &spec.spec.caching {
         for (i, header) in c.headers.iter().enumerate() {
-            match header.split_once(':') {
-                Some((name, value)) if is_token(name.trim()) && !value.trim().is_empty() => {}
-                _ => f.error(
-                    p!("spec", "caching", "headers", i),
-                    format!("`{header}` is not a header line; write `Name: value`"),
-                ),
+            if let Err(why) = header_line(header) {
+                f.error(p!("spec", "caching", "headers", i), why);
             }
         }
     }
@@ -528,10 +524,47 @@ pub fn is_env_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
 
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+/// The longest header value the edge accepts from a spec.
+pub const MAX_HEADER_VALUE: usize = 512;
+
+/// A `Name: value` header line, as the edge's configuration may carry it: the name letters,
+/// digits and hyphens; the value printable ASCII without the characters that mean something to
+/// nginx inside a quoted directive argument (`"` `\` `$` `;` `{` `}` `'` and control characters),
+/// so a value can never end the directive or interpolate a variable. Whitelisted rather than
+/// escaped: an escaping rule that misses one character is an injection.
+pub fn header_line(line: &str) -> Result<(&str, &str), String> {
+    let Some((name, value)) = line.split_once(':') else {
+        return Err(format!(
+            "`{}` is not a header line; write `Name: value`",
+            line.escape_debug()
+        ));
+    };
+    let (name, value) = (name.trim(), value.trim());
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(format!(
+            "`{}` is not a header name: letters, digits and hyphens only",
+            name.escape_debug()
+        ));
+    }
+    if value.is_empty() {
+        return Err(format!("header `{name}` has no value"));
+    }
+    if value.len() > MAX_HEADER_VALUE {
+        return Err(format!(
+            "the value of header `{name}` is {} characters; at most {MAX_HEADER_VALUE}",
+            value.len()
+        ));
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(' '..='~').contains(c) || "\"\\$;{}'".contains(*c))
+    {
+        return Err(format!(
+            "the value of header `{name}` contains `{}`, which the edge does not accept (allowed: printable ASCII except \" \\ $ ; {{ }} ')",
+            bad.escape_debug()
+        ));
+    }
+    Ok((name, value))
 }
 
 fn http_url_host(url: &str) -> Option<&str> {

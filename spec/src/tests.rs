@@ -391,3 +391,99 @@ fn the_published_json_schema_is_current() {
         "schema/service-spec.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test -p enclii-spec` and commit it"
     );
 }
+
+#[test]
+fn a_role_binding_may_bind_only_a_role_of_its_namespace_to_its_own_service_accounts() {
+    let binding = |role_ref: &str, subjects: &str| {
+        with(&format!(
+            "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: b\nroleRef:\n{role_ref}\nsubjects:\n{subjects}\n"
+        ))
+    };
+    let ok = binding(
+        "  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: reader",
+        "  - kind: ServiceAccount\n    name: web",
+    );
+    let file = parse(&ok).unwrap();
+    assert_eq!(file.extra_objects[0].kind, "RoleBinding");
+
+    let admin = errors(&binding(
+        "  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cluster-admin",
+        "  - kind: ServiceAccount\n    name: web",
+    ));
+    assert_eq!(admin.len(), 1, "{admin:?}");
+    assert!(
+        admin[0].starts_with("f.yaml:17:9: `roleRef.kind` must be `Role`, found `ClusterRole`"),
+        "{admin:?}"
+    );
+
+    let outsiders = errors(&binding(
+        "  kind: Role\n  name: reader",
+        "  - kind: Group\n    name: system:authenticated\n  - kind: ServiceAccount\n    name: builder\n    namespace: enclii-builds\n  - kind: User\n    name: alice",
+    ));
+    assert_eq!(outsiders.len(), 3, "{outsiders:?}");
+    assert!(outsiders[0].contains("19:11: a subject must be a `ServiceAccount`"));
+    assert!(outsiders[1].contains("23:16: a subject may not name a namespace (`enclii-builds`)"));
+    assert!(outsiders[2].contains("found `User`"));
+
+    let missing = errors(&binding("  kind: Role\n  name: r", "  []").replace("roleRef:\n  kind: Role\n  name: r\n", ""));
+    assert!(missing[0].contains("needs `roleRef`"), "{missing:?}");
+}
+
+#[test]
+fn kinds_that_reach_beyond_the_namespace_and_reserved_names_are_refused_where_written() {
+    for (kind, api) in [
+        ("Pod", "v1"),
+        ("ClusterRoleBinding", "rbac.authorization.k8s.io/v1"),
+        ("Namespace", "v1"),
+        ("Secret", "v1"),
+        ("DaemonSet", "apps/v1"),
+    ] {
+        let e = errors(&with(&format!(
+            "---\napiVersion: {api}\nkind: {kind}\nmetadata:\n  name: x\n"
+        )));
+        assert!(
+            e[0].starts_with("f.yaml:12:7: ") && e[0].contains("cannot accompany a service"),
+            "{kind}: {e:?}"
+        );
+    }
+    let e = errors(&with(
+        "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: enclii-tenant-isolation\nspec:\n  podSelector: {}\n",
+    ));
+    assert!(
+        e[0].starts_with("f.yaml:14:9: `enclii-tenant-isolation`: names starting with `enclii-` are reserved"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn caching_headers_accept_only_a_grammar_nginx_cannot_misread() {
+    for good in [
+        "Cache-Control: public, max-age=3600",
+        "Vary: Accept-Encoding",
+        "X-Frame-Options: DENY",
+        "Access-Control-Allow-Origin: *",
+    ] {
+        assert!(rules::header_line(good).is_ok(), "{good}");
+    }
+    for hostile in [
+        "X-A: a\\\"; proxy_pass http://169.254.169.254; #",
+        "X-A: a\\",
+        "X-A: $http_authorization",
+        "X-A: v\"; }",
+        "X-A: a'b",
+        "X-A: a\nmore_set_headers \"B: c\"",
+        "X-A: a\tb",
+        "X $host: v",
+        "X-\"A: v",
+        "X-A:",
+        "no colon",
+    ] {
+        assert!(rules::header_line(hostile).is_err(), "{hostile:?}");
+    }
+    let e = errors(&with(
+        "  caching:\n    ttl: 60\n    headers:\n      - 'X-A: a\\ b'\n      - 'X-B: $host'\n",
+    ));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].starts_with("f.yaml:13:9: the value of header `X-A` contains `\\\\`"), "{e:?}");
+    assert!(e[1].starts_with("f.yaml:14:9: the value of header `X-B` contains `$`"), "{e:?}");
+}

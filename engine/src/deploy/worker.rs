@@ -64,6 +64,7 @@ pub async fn run(engine: Engine, clusters: super::Clusters, replica: String) {
                     id,
                     replica: token,
                     prometheus: prometheus.clone(),
+                    notice: std::sync::OnceLock::new(),
                 };
                 tokio::spawn(async move { driver.run_with_lease().await });
                 continue;
@@ -137,11 +138,15 @@ struct Driver {
     id: i64,
     replica: String,
     prometheus: Option<std::sync::Arc<Prometheus>>,
+    /// Said with the deployment's outcome: what the platform left out of the release (hostnames
+    /// the project has not proven it controls).
+    notice: std::sync::OnceLock<String>,
 }
 
 /// What the driver needs to know about the deployment, loaded once.
 struct Job {
     project: String,
+    project_id: uuid::Uuid,
     service: String,
     environment: String,
     namespace: String,
@@ -254,11 +259,29 @@ impl Driver {
         let mut job = job;
         job.use_gateway = path.starts_with("gateway api")
             || path.ends_with("(HTTPRoute through the configured Gateway)");
+        // The namespace must be this project's before anything is applied in it.
+        let tenant = super::tenancy::Tenant {
+            namespace: &job.namespace,
+            project: &job.project,
+            project_id: job.project_id,
+            environment: &job.environment,
+        };
+        let settings = &self.engine.settings;
+        if let Err(refusal) = super::tenancy::ensure(
+            &job.client,
+            &tenant,
+            &settings.cluster.tenancy,
+            settings.canary.gateway.as_ref().map(|g| g.namespace.as_str()),
+        )
+        .await
+        {
+            return self.finish("failed", &refusal.to_string()).await;
+        }
         if first_drive {
             // Everything the release will apply, checked before anything of it is: a refusal
             // (validation, admission, RBAC) fails it now, not halfway through its objects or after
             // its canary passed.
-            let mut manifests = render::render(&job.file, &self.target(&job));
+            let mut manifests = self.render(&job);
             super::env::inject(&mut manifests, &job.service, &job.env);
             if let Err(reason) = apply::check_all(&job.client, &manifests).await {
                 let reason = format!("the cluster refuses this release: {reason}");
@@ -299,7 +322,7 @@ impl Driver {
 
     async fn load(&self) -> Flow<Option<Job>> {
         let row = sqlx::query!(
-            r#"SELECT s.name AS service, p.slug AS project, e.name AS environment, e.namespace, r.id AS release_id,
+            r#"SELECT s.name AS service, p.slug AS project, p.id AS project_id, e.name AS environment, e.namespace, r.id AS release_id,
                       d.service_id, d.environment_id,
                       r.image_ref, r.image_digest, sr.source, d.strategy, d.traffic_split
                FROM deployments d JOIN services s ON s.id = d.service_id JOIN projects p ON p.id = s.project_id
@@ -312,6 +335,37 @@ impl Driver {
         .await?;
         let file = match enclii_spec::parse(&row.source) {
             Ok(mut f) => {
+                // A spec may name any hostname; only those this project proved it controls (or
+                // the platform's own for this service) are routed, so no tenant can take another's
+                // domain or the platform's.
+                let proven =
+                    crate::platform::domains::verified_in_project(self.pool(), row.project_id)
+                        .await?;
+                let generated = self
+                    .engine
+                    .settings
+                    .domains
+                    .generated_suffix
+                    .as_deref()
+                    .map(|suffix| {
+                        crate::platform::domains::generated_hostname(
+                            &row.service,
+                            &row.namespace,
+                            suffix,
+                        )
+                    });
+                let left_out = crate::platform::domains::keep_routable(
+                    &mut f.service.spec.domains,
+                    &proven,
+                    generated.as_deref(),
+                );
+                if !left_out.is_empty() {
+                    let _ = self.notice.set(format!(
+                        "not routed (not a verified domain of project {}): {}",
+                        row.project,
+                        left_out.join(", ")
+                    ));
+                }
                 // Verified custom domains are routed like the spec's own.
                 for d in crate::platform::domains::routed(
                     self.pool(),
@@ -350,6 +404,7 @@ impl Driver {
         Ok(Some(Job {
             env,
             project: row.project,
+            project_id: row.project_id,
             service: row.service,
             environment: row.environment,
             namespace: row.namespace,
@@ -361,6 +416,13 @@ impl Driver {
             client,
             file,
         }))
+    }
+
+    /// The release's objects. The namespace is not among them: `tenancy::ensure` owns it.
+    fn render(&self, job: &Job) -> Vec<Manifest> {
+        let mut manifests = render::render(&job.file, &self.target(job));
+        manifests.retain(|m| m.kind != "Namespace");
+        manifests
     }
 
     fn target<'a>(&'a self, job: &'a Job) -> Target<'a> {
@@ -398,7 +460,7 @@ impl Driver {
     /// Applies every object (the stable track gets the release), waits for its pods, then prunes
     /// what the spec no longer asks for, the canary Deployment included.
     async fn full_rollout(&self, job: &Job, promoted_from: Option<&str>) -> Flow {
-        let mut manifests = render::render(&job.file, &self.target(job));
+        let mut manifests = self.render(job);
         super::env::inject(&mut manifests, &job.service, &job.env);
         let step = self.step("apply", None).await?;
         if step.state != "succeeded" {
@@ -535,10 +597,11 @@ impl Driver {
         let queries = Queries::new(settings, &job.namespace, &job.service, TRACK_CANARY);
         let interval = Duration::from_millis(settings.interval_ms.max(50));
         let canary_name = render::canary_name(&job.service);
-        // The canary pods need what the stable pods have: the namespace and the volumes.
-        let prerequisites: Vec<Manifest> = render::render(&job.file, &self.target(job))
+        // The canary pods need what the stable pods have: the volumes (the namespace exists).
+        let prerequisites: Vec<Manifest> = self
+            .render(job)
             .into_iter()
-            .filter(|m| matches!(m.kind.as_str(), "Namespace" | "PersistentVolumeClaim"))
+            .filter(|m| m.kind == "PersistentVolumeClaim")
             .collect();
         let mut promoted_by_hand = false;
         'steps: for step in plan.steps.iter().filter(|s| s.weight < 100) {
@@ -946,6 +1009,14 @@ impl Driver {
 
     /// The one terminal state: only the lease holder of an in-progress deployment can write it.
     async fn finish(&self, state: &str, reason: &str) -> Flow {
+        let with_notice;
+        let reason = match self.notice.get() {
+            Some(notice) => {
+                with_notice = format!("{reason}; {notice}");
+                with_notice.as_str()
+            }
+            None => reason,
+        };
         let r = sqlx::query!(
             "UPDATE deployments SET state = $2, state_reason = $3, finished_at = now(), lease_owner = NULL, lease_until = NULL
              WHERE id = $1 AND state = 'in_progress' AND lease_owner = $4

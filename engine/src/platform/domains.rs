@@ -304,6 +304,46 @@ pub async fn remove(
     Ok(())
 }
 
+/// Hostnames verified by any service of the project: those its specs may route.
+pub(crate) async fn verified_in_project(
+    pool: &PgPool,
+    project: Uuid,
+) -> sqlx::Result<std::collections::HashSet<String>> {
+    Ok(sqlx::query_scalar!(
+        "SELECT d.hostname FROM domains d JOIN services s ON s.id = d.service_id
+         WHERE s.project_id = $1 AND d.verified_at IS NOT NULL",
+        project
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect())
+}
+
+/// The hostname the platform gives a service in an environment under its own suffix
+/// (`domains.generated_suffix`): two labels, so that no two services can ever share one.
+pub fn generated_hostname(service: &str, namespace: &str, suffix: &str) -> String {
+    format!("{service}.{namespace}.{}", suffix.trim_start_matches('.'))
+}
+
+/// Keeps the spec domains that may be routed (proven by the project, or the platform's own
+/// hostname for this service); returns those left out, in spec order.
+pub fn keep_routable(
+    domains: &mut Vec<enclii_spec::model::Domain>,
+    proven: &std::collections::HashSet<String>,
+    generated: Option<&str>,
+) -> Vec<String> {
+    let mut left_out = Vec::new();
+    domains.retain(|d| {
+        let ok = proven.contains(&d.domain) || generated == Some(d.domain.as_str());
+        if !ok {
+            left_out.push(d.domain.clone());
+        }
+        ok
+    });
+    left_out
+}
+
 /// Verified custom domains of a service in an environment, as spec domains (for the render).
 pub(crate) async fn routed(
     pool: &PgPool,
@@ -330,6 +370,33 @@ pub(crate) async fn routed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_proven_and_generated_hostnames_are_routed() {
+        let domain = |d: &str| enclii_spec::model::Domain {
+            domain: d.into(),
+            tls: true,
+            tls_issuer: None,
+        };
+        let mut domains = vec![
+            domain("app.enclii.io"),
+            domain("shop.example.com"),
+            domain("web.shop--production.apps.example.net"),
+            domain("web.other--production.apps.example.net"),
+        ];
+        let proven = std::collections::HashSet::from(["shop.example.com".to_owned()]);
+        let generated = generated_hostname("web", "shop--production", ".apps.example.net");
+        let left = keep_routable(&mut domains, &proven, Some(&generated));
+        assert_eq!(
+            left,
+            ["app.enclii.io", "web.other--production.apps.example.net"]
+        );
+        let kept: Vec<&str> = domains.iter().map(|d| d.domain.as_str()).collect();
+        assert_eq!(
+            kept,
+            ["shop.example.com", "web.shop--production.apps.example.net"]
+        );
+    }
 
     #[test]
     fn hostnames() {

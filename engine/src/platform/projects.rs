@@ -11,8 +11,15 @@ use crate::auth::{self, Action, Caller};
 pub const DEFAULT_ENVIRONMENTS: [(&str, Option<&str>); 2] =
     [("production", Some("main")), ("staging", None)];
 
-/// Project slugs are DNS labels short enough that `{slug}-{environment}` is still one.
+/// Project slugs are DNS labels short enough that `{slug}--{environment}` is still one.
 pub const MAX_SLUG: usize = 40;
+/// The separator between project and environment in a namespace: neither may contain it, so no
+/// two (project, environment) pairs share a namespace (`a` + `b-production` and `a-b` +
+/// `production` do not meet), and no tenant namespace is one of the cluster's own (`kube-system`,
+/// `default`, Switchyard's), none of which contains it.
+pub const SEPARATOR: &str = "--";
+/// Kubernetes' limit on a namespace name (a DNS label).
+pub const MAX_NAMESPACE: usize = 63;
 
 pub fn validate_slug(slug: &str) -> Result<(), ApiError> {
     if slug.len() > MAX_SLUG {
@@ -22,12 +29,42 @@ pub fn validate_slug(slug: &str) -> Result<(), ApiError> {
         )));
     }
     enclii_spec::rules::dns_label(slug)
-        .map_err(|why| ApiError::invalid(format!("project name {why}")))
+        .map_err(|why| ApiError::invalid(format!("project name {why}")))?;
+    if slug.contains(SEPARATOR) {
+        return Err(ApiError::invalid(format!(
+            "project name `{slug}` contains `{SEPARATOR}`, which separates project and environment in namespaces"
+        )));
+    }
+    Ok(())
 }
 
 /// The namespace of a project's environment; `prefix` is the platform's `cluster.namespace_prefix`.
 pub fn namespace_for(prefix: &str, project: &str, environment: &str) -> String {
-    format!("{prefix}{project}-{environment}")
+    format!("{prefix}{project}{SEPARATOR}{environment}")
+}
+
+/// An environment name, and the namespace it gives, are both valid.
+pub fn validate_environment(namespace: &str, name: &str) -> Result<(), ApiError> {
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains(SEPARATOR);
+    if !valid {
+        return Err(ApiError::invalid(format!(
+            "`{name}` is not an environment name: 1 to 32 lowercase letters, digits or single hyphens"
+        )));
+    }
+    if namespace.len() > MAX_NAMESPACE {
+        return Err(ApiError::invalid(format!(
+            "the namespace `{namespace}` would be {} characters; Kubernetes allows {MAX_NAMESPACE}: choose a shorter environment name",
+            namespace.len()
+        )));
+    }
+    Ok(())
 }
 
 pub async fn create(
@@ -42,6 +79,9 @@ pub async fn create(
         return Err(ApiError::unauthenticated().into());
     };
     validate_slug(slug)?;
+    for (name, _) in DEFAULT_ENVIRONMENTS {
+        validate_environment(&namespace_for(namespace_prefix, slug, name), name)?;
+    }
     let mut tx = pool.begin().await?;
     let created = sqlx::query!(
         r#"INSERT INTO projects (slug, description, created_by) VALUES ($1, $2, $3)
@@ -175,11 +215,32 @@ mod tests {
         assert!(validate_slug("enclii-platform").is_ok());
         assert!(validate_slug("Bad_Name").is_err());
         assert!(validate_slug(&"a".repeat(41)).is_err());
-        assert_eq!(namespace_for("", "shop", "production"), "shop-production");
+        assert_eq!(namespace_for("", "shop", "production"), "shop--production");
         assert_eq!(
             namespace_for("t1-", "shop", "production"),
-            "t1-shop-production"
+            "t1-shop--production"
         );
+    }
+
+    #[test]
+    fn no_two_projects_share_a_namespace_and_none_is_the_clusters_own() {
+        // `a` + `b-production` and `a-b` + `production`: distinct.
+        assert_ne!(
+            namespace_for("", "a", "b-production"),
+            namespace_for("", "a-b", "production")
+        );
+        assert!(validate_slug("a--b").is_err());
+        let ns = namespace_for("", "a", "b--c");
+        assert!(validate_environment(&ns, "b--c").is_err());
+        // No slug or environment gives a namespace without the separator.
+        for (project, env) in [("kube", "system"), ("enclii", "builds"), ("kube-node", "lease")] {
+            let ns = namespace_for("", project, env);
+            assert!(ns.contains(SEPARATOR), "{ns}");
+            assert!(!["kube-system", "enclii-builds", "kube-node-lease", "default"].contains(&ns.as_str()));
+        }
+        let long = namespace_for("", &"a".repeat(40), &"e".repeat(22));
+        let e = validate_environment(&long, &"e".repeat(22)).unwrap_err();
+        assert!(e.to_string().contains("64 characters; Kubernetes allows 63"), "{e}");
     }
 }
 
@@ -194,25 +255,13 @@ pub async fn create_environment(
     deploy_branch: Option<&str>,
 ) -> crate::Result<Environment> {
     let project = super::project_access(pool, caller, project, Action::ManageEnvironments).await?;
-    let valid = !name.is_empty()
-        && name.len() <= 32
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if !valid {
-        return Err(ApiError::invalid(format!(
-            "`{name}` is not an environment name: 1 to 32 lowercase letters, digits or hyphens"
-        ))
-        .into());
-    }
+    let namespace = namespace_for(namespace_prefix, &project.slug, name);
+    validate_environment(&namespace, name)?;
     if let Some(b) = deploy_branch {
         if b.is_empty() || b.len() > 200 || b.contains(|c: char| c.is_whitespace()) {
             return Err(ApiError::invalid(format!("`{b}` is not a branch name")).into());
         }
     }
-    let namespace = namespace_for(namespace_prefix, &project.slug, name);
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query!(
         "INSERT INTO environments (project_id, name, namespace, deploy_branch) VALUES ($1, $2, $3, $4)

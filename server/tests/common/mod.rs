@@ -186,6 +186,28 @@ pub fn namespace(app: &TestApp, project: &str, environment: &str) -> String {
     )
 }
 
+/// Records the spec's domains as proven by the project (as a verified TXT record would), in the
+/// service's production environment: only proven hostnames are routed.
+#[allow(dead_code)]
+pub async fn prove_domains(pool: &PgPool, project: &str, spec: &str) {
+    let file = enclii_spec::parse(spec).expect("a valid spec");
+    for d in &file.service.spec.domains {
+        sqlx::query(
+            "INSERT INTO domains (service_id, environment_id, hostname, verification_token, verified_at)
+             SELECT s.id, e.id, $3, 'proven-in-test', now()
+               FROM services s JOIN projects p ON p.id = s.project_id
+               JOIN environments e ON e.project_id = p.id AND e.name = 'production'
+              WHERE p.slug = $1 AND s.name = $2",
+        )
+        .bind(project)
+        .bind(&file.service.metadata.name)
+        .bind(&d.domain)
+        .execute(pool)
+        .await
+        .expect("domain recorded");
+    }
+}
+
 /// Polls (in a test only) until the deployment reaches a terminal state; returns it.
 pub async fn wait_for_deployment(
     app: &TestApp,

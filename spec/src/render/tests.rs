@@ -320,3 +320,65 @@ fn with_a_gateway_the_render_has_track_services_and_a_route_at_rest_on_stable() 
             .any(|m| m.kind == "HTTPRoute")
     );
 }
+
+#[test]
+fn every_pod_meets_the_restricted_pod_security_standard() {
+    for (name, text) in FIXTURES {
+        let objects = rendered(text);
+        let pod = &find(&objects, "Deployment").unwrap()["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{name}"
+        );
+        let c = &pod["containers"][0]["securityContext"];
+        assert_eq!(c["allowPrivilegeEscalation"], false, "{name}");
+        assert_eq!(c["capabilities"]["drop"], serde_json::json!(["ALL"]), "{name}");
+        assert!(pod.get("hostNetwork").is_none() && pod.get("hostPID").is_none());
+    }
+}
+
+#[test]
+fn role_binding_subjects_are_bound_in_the_environments_namespace() {
+    let text = format!(
+        "{}---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: b\n  namespace: kube-system\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: reader\nsubjects:\n  - kind: ServiceAccount\n    name: web\n",
+        FIXTURES[4].1
+    );
+    let objects = rendered(&text);
+    let binding = find(&objects, "RoleBinding").unwrap();
+    assert_eq!(binding["metadata"]["namespace"], "enclii-platform-production");
+    assert_eq!(
+        binding["subjects"][0]["namespace"],
+        "enclii-platform-production"
+    );
+}
+
+#[test]
+fn a_hand_built_spec_with_hostile_headers_puts_none_of_them_in_the_edge_configuration() {
+    let mut file = parse(FIXTURES[3].1).unwrap();
+    let caching = file.service.spec.caching.as_mut().unwrap();
+    caching.headers = vec![
+        "X-A: a\\\"; proxy_pass http://169.254.169.254; #".into(),
+        "X-B: $http_authorization".into(),
+        "X-C: ok".into(),
+    ];
+    let image = format!("x@{DIGEST}");
+    let objects = render(
+        &file,
+        &Target {
+            project: "p",
+            environment: "production",
+            namespace: "p--production",
+            image: &image,
+            release: "r",
+            gateway: None,
+            progress_deadline_secs: DEFAULT_PROGRESS_DEADLINE_SECS,
+        },
+    );
+    let snippet = find(&objects, "Ingress").unwrap()["metadata"]["annotations"]
+        ["nginx.ingress.kubernetes.io/configuration-snippet"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(snippet, "more_set_headers \"X-C: ok\";");
+}
