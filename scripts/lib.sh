@@ -454,7 +454,8 @@ prometheus_start() {
   command -v prometheus >/dev/null 2>&1 || apt_install prometheus
   if alive "$dir/prometheus.pid"; then
     PROMETHEUS_URL="$(cat "$dir/prometheus.url")"
-    export PROMETHEUS_URL
+    SWITCHYARD_METRICS_TOKEN="$(cat "$dir/metrics.token")"
+    export PROMETHEUS_URL SWITCHYARD_METRICS_TOKEN
     return 0
   fi
   local port
@@ -462,6 +463,8 @@ prometheus_start() {
   PROMETHEUS_URL="http://127.0.0.1:$port"
   export PROMETHEUS_URL
   echo "$PROMETHEUS_URL" > "$dir/prometheus.url"
+  # Switchyard's /metrics answers only this token (http.metrics_token).
+  [ -s "$dir/metrics.token" ] || (umask 077; openssl rand -hex 24 > "$dir/metrics.token")
   cat > "$dir/prometheus.yml" <<PROM
 global:
   scrape_interval: $interval
@@ -474,6 +477,9 @@ scrape_configs:
       - files: ['$dir/scrape-targets.json']
         refresh_interval: 5s
   - job_name: switchyard
+    authorization:
+      type: Bearer
+      credentials_file: '$dir/metrics.token'
     static_configs:
       - targets: ['$switchyard']
 PROM
@@ -485,13 +491,15 @@ PROM
     alive "$dir/prometheus.pid" || { tail -n 20 "$dir/prometheus.log" >&2; echo "prometheus exited" >&2; return 1; }
     sleep 0.1
   done
+  SWITCHYARD_METRICS_TOKEN="$(cat "$dir/metrics.token")"
+  export SWITCHYARD_METRICS_TOKEN
   say "Prometheus on $PROMETHEUS_URL"
 }
 
 # local_stack_start DIR SWITCHYARD_ADDR: the local cluster, set up for Switchyard (Gateway API
 # CRDs, deploy/rbac.yaml, a kubeconfig of its ServiceAccount at DIR/switchyard.kubeconfig), the
 # node simulator and Prometheus. Exports CLUSTER_URL, ADMIN_KUBECONFIG, SWITCHYARD_KUBECONFIG,
-# PROMETHEUS_URL.
+# PROMETHEUS_URL, SWITCHYARD_METRICS_TOKEN.
 local_stack_start() {
   local dir="$1" switchyard="$2"
   cluster_start "$dir"

@@ -23,12 +23,17 @@ async function signingKeys() {
 }
 
 // Fake directory: any login is accepted by devInteractions; accountId = typed login.
+// A login `unverified:ADDRESS` claims ADDRESS without having verified it (email_verified: false),
+// as a Plinto account does before its confirmation mail is answered: anyone can claim any address.
+const UNVERIFIED = 'unverified:';
 function claimsFor(accountId) {
   const admin = accountId.startsWith('admin');
+  const unverified = accountId.startsWith(UNVERIFIED);
+  const address = unverified ? accountId.slice(UNVERIFIED.length) : accountId;
   return {
     sub: accountId,
-    email: accountId.includes('@') ? accountId : `${accountId}@example.test`,
-    email_verified: true,
+    email: address.includes('@') ? address : `${address}@example.test`,
+    email_verified: !unverified,
     name: `Test ${accountId}`,
     preferred_username: accountId,
     tid: 'tenant-dev',             // mirrors Plinto's "tid" claim

@@ -10,6 +10,9 @@ test("the status page shows probed targets and uptime bars to a signed-out visit
   await signIn(page, project);
   const headers = { authorization: `Bearer ${await apiToken(page)}` };
   expect((await page.request.post("/api/projects/create", { data: { slug: project }, headers })).status()).toBe(200);
+  // A project's targets reach the public page only when it opts in (its admin's choice).
+  const published = await page.request.post("/api/status/publish", { data: { project, public: true }, headers });
+  expect(published.status(), await published.text()).toBe(200);
   const spec =
     `apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: status-page\n  project: ${project}\nspec:\n` +
     `  build:\n    type: auto\n  runtime:\n    port: 3000\n    healthCheck: /health\n` +

@@ -403,6 +403,13 @@ pub struct SessionSettings {
     /// Sign-in attempts allowed per client address per minute.
     #[serde(default = "defaults::login_rate")]
     pub login_attempts_per_minute: u32,
+    /// How often a live stream (logs, events) checks again that its caller may still read it: a
+    /// revoked token, an ended session or a removed member stops receiving within this. At least 1.
+    #[serde(default = "defaults::stream_recheck_secs")]
+    pub stream_recheck_secs: u64,
+    /// Live streams one user may hold open at once (per replica); more are answered 429.
+    #[serde(default = "defaults::max_streams_per_caller")]
+    pub max_streams_per_caller: usize,
 }
 
 impl Default for SessionSettings {
@@ -410,6 +417,8 @@ impl Default for SessionSettings {
         Self {
             lifetime_hours: defaults::session_hours(),
             login_attempts_per_minute: defaults::login_rate(),
+            stream_recheck_secs: defaults::stream_recheck_secs(),
+            max_streams_per_caller: defaults::max_streams_per_caller(),
         }
     }
 }
@@ -465,6 +474,10 @@ pub struct HttpSettings {
     /// Largest request body accepted, in bytes.
     #[serde(default = "defaults::body_limit_bytes")]
     pub body_limit_bytes: usize,
+    /// `/metrics` answers only requests bearing this token (Prometheus' `authorization`); without
+    /// it, `/metrics` is off. It names routes, pool sizes and traffic: not for the internet.
+    #[serde(default)]
+    pub metrics_token: Option<SecretString>,
 }
 
 impl Default for LogSettings {
@@ -481,6 +494,7 @@ impl Default for HttpSettings {
         Self {
             request_timeout_secs: defaults::request_timeout_secs(),
             body_limit_bytes: defaults::body_limit_bytes(),
+            metrics_token: None,
         }
     }
 }
@@ -530,6 +544,12 @@ mod defaults {
     }
     pub fn login_rate() -> u32 {
         20
+    }
+    pub fn stream_recheck_secs() -> u64 {
+        30
+    }
+    pub fn max_streams_per_caller() -> usize {
+        8
     }
     pub fn site_root() -> String {
         "target/site".into()

@@ -30,6 +30,8 @@ pub struct Engine {
     pub oidc: Option<Arc<auth::oidc::Oidc>>,
     /// Limits sign-in attempts per client address.
     pub login_limiter: Arc<auth::rate::Limiter>,
+    /// Limits how many rejected webhook deliveries are recorded, per project (`None`: no project).
+    pub rejected_deliveries: Arc<auth::rate::Limiter<Option<uuid::Uuid>>>,
     /// Encrypts secret values at rest, when `secrets.key` is configured.
     pub secrets: Option<Arc<crypto::SecretBox>>,
     /// The Kubernetes client, once the cluster is connected (reading logs and status needs it).
@@ -55,6 +57,10 @@ impl Engine {
             settings.session.login_attempts_per_minute,
             std::time::Duration::from_secs(60),
         ));
+        let rejected_deliveries = Arc::new(auth::rate::Limiter::new(
+            settings.pipeline.rejected_deliveries_per_minute,
+            std::time::Duration::from_secs(60),
+        ));
         let secrets = match &settings.secrets.key {
             Some(key) => Some(Arc::new(
                 crypto::SecretBox::from_base64(key).map_err(|e| e.to_string())?,
@@ -66,6 +72,7 @@ impl Engine {
             settings: Arc::new(settings),
             oidc,
             login_limiter,
+            rejected_deliveries,
             secrets,
             kube: Arc::new(std::sync::OnceLock::new()),
             deployment_events: events::channel(),

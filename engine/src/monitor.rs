@@ -7,15 +7,28 @@
 //! losing one is harmless, unlike a deployment step, so a lock that dies with its session is the
 //! right tool here). Service health checks go through the Kubernetes API server's service proxy,
 //! which reaches the Service from outside the cluster as well as from inside.
+//!
+//! Targets are written by tenants, strangers to the platform (issue #18), so the prober must not be
+//! a window into the platform's network: a target's address must be public (`non_public`), checked
+//! when its spec is imported and again at every probe on the address actually connected to (the
+//! prober resolves names itself and hands the connector only addresses it checked, so a name that
+//! resolves differently later, DNS rebinding, gains nothing); redirects are not followed (a 3xx is
+//! the answer); a project has at most `status.max_targets_per_project`; and a project's targets
+//! are probed and listed on the public page only when it opts in (`status_public_projects`).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use enclii_api::{StatusOverview, StatusTarget};
+use enclii_api::{ApiError, StatusOverview, StatusTarget};
 use futures::StreamExt;
 use sqlx::PgPool;
 use tokio::sync::broadcast;
+
+use crate::auth::{Action, Caller};
+use crate::config::StatusSettings;
 
 /// Days of uptime bars on the page; older probes are deleted.
 pub const DAYS: u32 = 90;
@@ -64,13 +77,25 @@ pub struct Deployed {
 }
 
 /// Every target, in the order the page lists them: monitored endpoints first (as their specs list
-/// them), then service health checks by project, service and environment.
-pub fn targets(services: &[Deployed], service_interval: Duration) -> Vec<Target> {
+/// them), then service health checks by project, service and environment. A project's endpoints
+/// beyond `max_per_project` are left out (imports refuse more; this holds when the limit is
+/// lowered later, or two imports raced).
+pub fn targets(
+    services: &[Deployed],
+    service_interval: Duration,
+    max_per_project: usize,
+) -> Vec<Target> {
     let mut endpoints = Vec::new();
     let mut checks = Vec::new();
+    let mut per_project: HashMap<&str, usize> = HashMap::new();
     for s in services {
         if let Some(m) = &s.spec.spec.monitoring {
             for t in &m.targets {
+                let count = per_project.entry(s.project.as_str()).or_default();
+                if *count >= max_per_project {
+                    break;
+                }
+                *count += 1;
                 endpoints.push(Target {
                     key: format!("target:{}/{}/{}", s.project, s.service, t.name),
                     name: t.name.clone(),
@@ -106,6 +131,322 @@ pub fn targets(services: &[Deployed], service_interval: Duration) -> Vec<Target>
     checks.sort_by(|a, b| a.key.cmp(&b.key));
     endpoints.extend(checks);
     endpoints
+}
+
+/// Why the prober will not connect to `ip` for a tenant, or `None` for a public address: the
+/// machine itself, private networks (the cluster's pods and services, the cloud's metadata service
+/// at 169.254.169.254) and addresses that are not one host's. IPv4 addresses written as IPv6
+/// (mapped, compatible, NAT64, 6to4) are judged as the IPv4 address they reach.
+pub fn non_public(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => non_public_v4(v4),
+        IpAddr::V6(v6) => match embedded_v4(v6) {
+            Some(v4) => non_public_v4(v4),
+            None => non_public_v6(v6),
+        },
+    }
+}
+
+fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, c, _] = ip.octets();
+    Some(match (a, b, c) {
+        // 0.0.0.0 reaches the local machine on Linux; the rest of 0/8 is "this network".
+        (0, _, _) => "unspecified",
+        (127, _, _) => "loopback",
+        (10, _, _) | (172, 16..=31, _) | (192, 168, _) => "private",
+        (169, 254, _) => "link-local",
+        (100, 64..=127, _) => "carrier-grade NAT",
+        (192, 0, 0) => "IETF protocol",
+        (198, 18..=19, _) => "benchmarking",
+        (224..=239, _, _) => "multicast",
+        (240..=255, _, _) => "reserved",
+        _ => return None,
+    })
+}
+
+fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let first = ip.segments()[0];
+    Some(if ip.is_unspecified() {
+        "unspecified"
+    } else if ip.is_loopback() {
+        "loopback"
+    } else if first & 0xffc0 == 0xfe80 {
+        "link-local"
+    } else if first & 0xffc0 == 0xfec0 {
+        "site-local"
+    } else if first & 0xfe00 == 0xfc00 {
+        "unique local (private)"
+    } else if first & 0xff00 == 0xff00 {
+        "multicast"
+    } else {
+        return None;
+    })
+}
+
+/// The IPv4 address an IPv6 address carries, for the forms that reach it.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = ip.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        // IPv4-compatible (::a.b.c.d); `::` and `::1` are IPv6's own.
+        [0, 0, 0, 0, 0, 0, hi, lo] if (hi, lo) > (0, 1) => Some(v4(hi, lo)),
+        // NAT64's well-known prefix (64:ff9b::/96).
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
+        // 6to4 (2002:AABB:CCDD::/48).
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        _ => None,
+    }
+}
+
+/// A target URL the prober will not probe, and why, in words for the person who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefusedTarget {
+    #[error("`{0}` is not a URL")]
+    NotAUrl(String),
+    #[error(
+        "`{host}` is a {kind} address; the status page probes only public addresses (an operator may allow others with status.allow_private_targets)"
+    )]
+    Address { host: String, kind: &'static str },
+    #[error(
+        "`{0}` resolves to an address that is not public; the status page probes only public addresses (an operator may allow others with status.allow_private_targets)"
+    )]
+    Resolves(String),
+}
+
+/// How long an import waits for a target's name to resolve. A name that does not resolve (yet) is
+/// accepted: every probe checks the addresses it connects to again.
+const IMPORT_LOOKUP: Duration = Duration::from_secs(2);
+
+/// Checks one target URL's address at import: an IP address by its kind, a name by every address
+/// it resolves to now (the kind is not said for a name, whose addresses are the resolver's).
+pub async fn check_url(url: &str) -> Result<(), RefusedTarget> {
+    let parsed = url::Url::parse(url).map_err(|_| RefusedTarget::NotAUrl(url.to_owned()))?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    match parsed.host() {
+        None => Err(RefusedTarget::NotAUrl(url.to_owned())),
+        Some(url::Host::Ipv4(ip)) => check_ip(&parsed, ip.into()),
+        Some(url::Host::Ipv6(ip)) => check_ip(&parsed, ip.into()),
+        Some(url::Host::Domain(name)) => {
+            match tokio::time::timeout(IMPORT_LOOKUP, tokio::net::lookup_host((name, port))).await {
+                Ok(Ok(addrs)) => {
+                    let mut addrs = addrs;
+                    if addrs.any(|a| non_public(a.ip()).is_some()) {
+                        return Err(RefusedTarget::Resolves(name.to_owned()));
+                    }
+                    Ok(())
+                }
+                Ok(Err(_)) | Err(_) => Ok(()),
+            }
+        }
+    }
+}
+
+fn check_ip(url: &url::Url, ip: IpAddr) -> Result<(), RefusedTarget> {
+    match non_public(ip) {
+        None => Ok(()),
+        Some(kind) => Err(RefusedTarget::Address {
+            host: url.host_str().unwrap_or_default().to_owned(),
+            kind,
+        }),
+    }
+}
+
+/// Refuses a spec whose monitoring targets are not on public addresses (unless the platform allows
+/// them), or that has more of them than a project may. Called by the import before it writes.
+pub async fn check_spec_targets(
+    settings: &StatusSettings,
+    spec: &enclii_spec::ServiceSpec,
+) -> Result<(), ApiError> {
+    let Some(monitoring) = &spec.spec.monitoring else {
+        return Ok(());
+    };
+    let max = settings.max_targets_per_project;
+    if monitoring.targets.len() > max {
+        return Err(too_many(max, monitoring.targets.len()));
+    }
+    if settings.allow_private_targets {
+        return Ok(());
+    }
+    for t in &monitoring.targets {
+        if let Err(why) = check_url(&t.url).await {
+            return Err(ApiError::invalid(format!(
+                "monitoring target `{}`: {why}",
+                t.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn too_many(max: usize, total: usize) -> ApiError {
+    ApiError::invalid(format!(
+        "a project may have at most {max} monitoring targets (status.max_targets_per_project); with this spec it would have {total}: remove some"
+    ))
+}
+
+/// Refuses an import that would give the project more monitoring targets than it may have, counting
+/// its other services' current specs. In the import's transaction.
+pub async fn check_project_targets(
+    tx: &mut sqlx::PgConnection,
+    settings: &StatusSettings,
+    project: uuid::Uuid,
+    service: &str,
+    spec: &enclii_spec::ServiceSpec,
+) -> crate::Result<()> {
+    let mine = spec.spec.monitoring.as_ref().map_or(0, |m| m.targets.len());
+    if mine == 0 {
+        return Ok(());
+    }
+    // Two services of one project imported at once would each count the other's old list; one
+    // at a time per project (the two-key form: a key space of its own).
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(1398030676, hashtext($1::text))",
+        project.to_string()
+    )
+    .execute(&mut *tx)
+    .await?;
+    let others = sqlx::query_scalar!(
+        r#"SELECT COALESCE(sum(jsonb_array_length(r.spec #> '{spec,monitoring,targets}')), 0)::bigint AS "n!"
+           FROM services s JOIN spec_revisions r ON r.service_id = s.id AND r.revision = s.current_revision
+           WHERE s.project_id = $1 AND s.name <> $2
+             AND jsonb_typeof(r.spec #> '{spec,monitoring,targets}') = 'array'"#,
+        project,
+        service
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let total = mine + usize::try_from(others).unwrap_or(usize::MAX);
+    if total > settings.max_targets_per_project {
+        return Err(too_many(settings.max_targets_per_project, total).into());
+    }
+    Ok(())
+}
+
+/// Why a probe was refused before connecting; found in reqwest's error chain.
+#[derive(Debug, thiserror::Error)]
+#[error("the target does not resolve to public addresses only")]
+struct NotPublic;
+
+/// The prober's resolver when private targets are not allowed: every address a name resolves to
+/// must be public, and those checked addresses are the ones the connector dials (it has no other
+/// source), so the check holds for the connection itself, whatever the name resolves to next.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let name = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            if addrs.iter().any(|a| non_public(a.ip()).is_some()) {
+                return Err(Box::new(NotPublic) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The prober's HTTP client: follows no redirects (a 3xx is the answer: a redirect to a private
+/// address must not be followed, and the target is what its spec says), uses no proxy (the
+/// address checked must be the one connected to), and resolves through [`PublicOnly`] unless
+/// `status.allow_private_targets`.
+pub fn http_client(settings: &StatusSettings) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(settings.timeout_ms))
+        .user_agent("enclii-status/1")
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy();
+    if settings.allow_private_targets {
+        builder.build()
+    } else {
+        builder.dns_resolver(Arc::new(PublicOnly)).build()
+    }
+}
+
+/// Whether a probe was refused by [`PublicOnly`].
+fn refused_by_resolver(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<NotPublic>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A target URL naming a non-public IP address, which the connector dials without resolving.
+fn literal_non_public(url: &str) -> bool {
+    match reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Ipv4(ip)) => non_public(ip.into()).is_some(),
+        Some(url::Host::Ipv6(ip)) => non_public(ip.into()).is_some(),
+        _ => false,
+    }
+}
+
+/// Whether a tenant's health check path climbs out of its Service's proxy path (`..`, also
+/// percent-encoded, or a backslash) toward the rest of the API server, which the prober reaches
+/// with the platform's credentials.
+fn leaves_the_proxy(path: &str) -> bool {
+    let decoded = path
+        .to_ascii_lowercase()
+        .replace("%2e", ".")
+        .replace("%2f", "/")
+        .replace("%5c", "\\");
+    decoded.contains('\\') || decoded.split('/').any(|segment| segment == "..")
+}
+
+/// What the public page says about a refused probe (no address: the page is public).
+const REFUSED: &str = "refused: not a public address";
+
+/// Lists a project's targets on the public status page, or stops listing them (project admin).
+/// Only listed projects' targets are probed at all.
+pub async fn set_public(
+    pool: &PgPool,
+    caller: Option<&Caller>,
+    project: &str,
+    public: bool,
+) -> crate::Result<()> {
+    let project =
+        crate::platform::project_access(pool, caller, project, Action::PublishStatus).await?;
+    let mut tx = pool.begin().await?;
+    if public {
+        sqlx::query!(
+            "INSERT INTO status_public_projects (project_id, published_by) VALUES ($1, $2)
+             ON CONFLICT (project_id) DO NOTHING",
+            project.id,
+            caller.map(|c| c.user_id)
+        )
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        sqlx::query!(
+            "DELETE FROM status_public_projects WHERE project_id = $1",
+            project.id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    crate::audit::record(
+        &mut *tx,
+        caller,
+        crate::audit::Event::new(if public {
+            "status.publish"
+        } else {
+            "status.unpublish"
+        })
+        .target("project", project.slug.clone())
+        .project(project.id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Whether a target is due: never probed, or its interval has passed.
@@ -239,7 +580,8 @@ pub async fn headline(pool: &PgPool) -> crate::Result<enclii_api::StatusHeadline
     })
 }
 
-/// Reads every service's current spec and where it is deployed (a succeeded deployment).
+/// Reads the current spec of every service of the projects listed on the public page, and where
+/// it is deployed (a succeeded deployment).
 async fn deployed(pool: &PgPool) -> crate::Result<Vec<Deployed>> {
     let rows = sqlx::query!(
         r#"SELECT p.slug AS project, s.name AS service, r.spec,
@@ -251,6 +593,7 @@ async fn deployed(pool: &PgPool) -> crate::Result<Vec<Deployed>> {
                                             AND d.state = 'succeeded')), '[]') AS "environments!"
            FROM services s
                 JOIN projects p ON p.id = s.project_id
+                JOIN status_public_projects sp ON sp.project_id = s.project_id
                 JOIN spec_revisions r ON r.service_id = s.id AND r.revision = s.current_revision
            ORDER BY p.slug, s.name"#
     )
@@ -273,19 +616,22 @@ async fn deployed(pool: &PgPool) -> crate::Result<Vec<Deployed>> {
 }
 
 /// What the target list depends on besides deployments (whose changes arrive as events): the
-/// newest spec revision and the services and environments that exist.
+/// newest spec revision, the services and environments that exist, and which projects are listed.
 #[derive(Debug, PartialEq)]
 struct TargetsFingerprint {
     newest_revision: Option<DateTime<Utc>>,
     services: i64,
     environments: i64,
+    public_projects: Option<String>,
 }
 
 async fn what_changes_targets(pool: &PgPool) -> crate::Result<TargetsFingerprint> {
     let r = sqlx::query!(
         r#"SELECT (SELECT max(created_at) FROM spec_revisions) AS newest_revision,
                   (SELECT count(*) FROM services) AS "services!",
-                  (SELECT count(*) FROM environments) AS "environments!""#
+                  (SELECT count(*) FROM environments) AS "environments!",
+                  (SELECT md5(string_agg(project_id::text, ',' ORDER BY project_id))
+                   FROM status_public_projects) AS public_projects"#
     )
     .fetch_one(pool)
     .await?;
@@ -293,6 +639,7 @@ async fn what_changes_targets(pool: &PgPool) -> crate::Result<TargetsFingerprint
         newest_revision: r.newest_revision,
         services: r.services,
         environments: r.environments,
+        public_projects: r.public_projects,
     })
 }
 
@@ -366,7 +713,7 @@ async fn expire(pool: &PgPool) -> crate::Result<()> {
     Ok(())
 }
 
-/// Probes one target once.
+/// Probes one target once, through `http` (the prober's [`http_client`]).
 pub async fn probe(
     engine: &crate::Engine,
     http: &reqwest::Client,
@@ -375,8 +722,14 @@ pub async fn probe(
 ) -> Outcome {
     let started = Instant::now();
     let result: Result<u16, String> = match &target.probe {
+        Probe::Http { url, .. }
+            if !engine.settings.status.allow_private_targets && literal_non_public(url) =>
+        {
+            Err(REFUSED.into())
+        }
         Probe::Http { url, .. } => match http.get(url).timeout(timeout).send().await {
             Ok(r) => Ok(r.status().as_u16()),
+            Err(e) if refused_by_resolver(&e) => Err(REFUSED.into()),
             Err(e) if e.is_timeout() => Err(format!("no answer within {} ms", timeout.as_millis())),
             Err(e) if e.is_connect() => Err("could not connect".into()),
             Err(_) => Err("the request failed".into()),
@@ -393,7 +746,11 @@ pub async fn probe(
                     "/api/v1/namespaces/{namespace}/services/{service}:80/proxy/{}",
                     path.trim_start_matches('/')
                 );
-                let request = http::Request::get(uri).body(Vec::new());
+                let request = if leaves_the_proxy(path) {
+                    Err(())
+                } else {
+                    http::Request::get(uri).body(Vec::new()).map_err(|_| ())
+                };
                 match request {
                     Err(_) => Err("the health check path is not a valid URL path".into()),
                     Ok(request) => {
@@ -440,11 +797,14 @@ pub async fn probe(
 /// Probes until the process stops, while this replica holds the prober's lock.
 pub async fn run(engine: crate::Engine) {
     let settings = engine.settings.status.clone();
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_millis(settings.timeout_ms))
-        .user_agent("enclii-status/1")
-        .build()
-        .unwrap_or_default();
+    // Without this client's guards the prober would reach private addresses: no fallback client.
+    let http = match http_client(&settings) {
+        Ok(http) => http,
+        Err(error) => {
+            tracing::error!(%error, "status prober: could not build its HTTP client; not probing");
+            return;
+        }
+    };
     loop {
         // The lock lives with this connection: detached from the pool so that it is never handed
         // to another task while held, and closed (releasing the lock) when the loop ends.
@@ -528,6 +888,7 @@ async fn lead(
                     list = targets(
                         &services,
                         Duration::from_secs(settings.service_interval_secs),
+                        settings.max_targets_per_project,
                     );
                     if let Err(error) = publish(&engine.pool, &list).await {
                         tracing::warn!(%error, "status prober: could not publish the targets");
@@ -605,7 +966,7 @@ mod tests {
                 environments: vec![("production".into(), "p-production".into())],
             },
         ];
-        let t = targets(&services, Duration::from_secs(15));
+        let t = targets(&services, Duration::from_secs(15), 20);
         let keys: Vec<&str> = t.iter().map(|t| t.key.as_str()).collect();
         assert_eq!(
             keys,
@@ -637,6 +998,138 @@ mod tests {
             }
         );
         assert_eq!((t[0].kind(), t[3].kind()), ("endpoint", "service"));
+    }
+
+    #[test]
+    fn a_project_has_at_most_its_share_of_endpoints_however_many_its_specs_list() {
+        let services = vec![
+            Deployed {
+                project: "p".into(),
+                service: "status-page".into(),
+                spec: spec(STATUS),
+                environments: vec![],
+            },
+            Deployed {
+                project: "p".into(),
+                service: "status-canary".into(),
+                spec: spec(&STATUS.replace("status-page", "status-canary")),
+                environments: vec![],
+            },
+            Deployed {
+                project: "q".into(),
+                service: "status-page".into(),
+                spec: spec(&STATUS.replace("project: p", "project: q")),
+                environments: vec![],
+            },
+        ];
+        let keys: Vec<String> = targets(&services, Duration::from_secs(15), 3)
+            .into_iter()
+            .map(|t| t.key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "target:p/status-page/API",
+                "target:p/status-page/Docs",
+                "target:p/status-canary/API",
+                "target:q/status-page/API",
+                "target:q/status-page/Docs",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_public_addresses_are_probed_in_every_spelling() {
+        let refused = [
+            ("127.0.0.1", "loopback"),
+            ("127.255.0.9", "loopback"),
+            ("0.0.0.0", "unspecified"),
+            ("10.96.0.1", "private"),
+            ("172.16.0.1", "private"),
+            ("172.31.255.255", "private"),
+            ("192.168.1.1", "private"),
+            ("169.254.169.254", "link-local"),
+            ("100.64.0.1", "carrier-grade NAT"),
+            ("100.127.255.254", "carrier-grade NAT"),
+            ("224.0.0.1", "multicast"),
+            ("255.255.255.255", "reserved"),
+            ("::", "unspecified"),
+            ("::1", "loopback"),
+            ("fe80::1", "link-local"),
+            ("fec0::1", "site-local"),
+            ("fd00::1", "unique local (private)"),
+            ("fc00::1", "unique local (private)"),
+            ("ff02::1", "multicast"),
+            // IPv4 in IPv6: judged as the IPv4 address it reaches.
+            ("::ffff:127.0.0.1", "loopback"),
+            ("::ffff:169.254.169.254", "link-local"),
+            ("::ffff:10.0.0.1", "private"),
+            ("::127.0.0.1", "loopback"),
+            ("64:ff9b::a9fe:a9fe", "link-local"),
+            ("2002:7f00:1::", "loopback"),
+        ];
+        for (ip, kind) in refused {
+            assert_eq!(non_public(ip.parse().unwrap()), Some(kind), "{ip}");
+        }
+        for ip in [
+            "1.1.1.1",
+            "93.184.215.14",
+            "172.32.0.1",
+            "100.128.0.1",
+            "169.255.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "2002:0808:0808::1",
+        ] {
+            assert_eq!(non_public(ip.parse().unwrap()), None, "{ip}");
+        }
+        // URLs: the host as the connector will read it (decimal and hex IPv4 are loopback too).
+        for url in [
+            "http://127.0.0.1:8080/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::1]:9/",
+            "https://169.254.169.254/latest/meta-data/",
+        ] {
+            assert!(literal_non_public(url), "{url}");
+        }
+        assert!(!literal_non_public("https://api.example.com/health"));
+        for path in [
+            "/../../api/v1/secrets",
+            "/a/%2E%2E/%2e%2e/x",
+            "/..%2f..%2fapi",
+            "/a\\..\\b",
+        ] {
+            assert!(leaves_the_proxy(path), "{path}");
+        }
+        for path in [
+            "/health",
+            "/healthz?full=1",
+            "/a..b/c",
+            "/.well-known/ready",
+        ] {
+            assert!(!leaves_the_proxy(path), "{path}");
+        }
+        assert!(!literal_non_public("http://1.1.1.1/"));
+    }
+
+    #[tokio::test]
+    async fn imports_refuse_private_addresses_and_names_that_resolve_to_them() {
+        assert_eq!(
+            check_url("http://169.254.169.254/").await,
+            Err(RefusedTarget::Address {
+                host: "169.254.169.254".into(),
+                kind: "link-local"
+            })
+        );
+        assert_eq!(
+            check_url("http://localhost:8080/health").await,
+            Err(RefusedTarget::Resolves("localhost".into()))
+        );
+        // `.invalid` never resolves: accepted now, checked again at every probe.
+        assert_eq!(check_url("https://status.example.invalid/").await, Ok(()));
+        assert_eq!(check_url("http://1.1.1.1/").await, Ok(()));
     }
 
     #[test]

@@ -167,7 +167,7 @@ async fn run(
             let spec = SPEC
                 .replace("name: docs-site", &format!("name: {name}"))
                 .replace("project: enclii-platform", &format!("project: {project}"));
-            services::import(pool, Some(caller), None, &spec)
+            services::import(pool, &Default::default(), Some(caller), None, &spec)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.into_api()))?;
             names.push(name);
@@ -181,6 +181,7 @@ async fn run(
                 service: name,
                 environment: "production",
                 image: Some("ghcr.io/bench/app:1"),
+                registry: "",
             };
             ids.push(
                 deployments::create(pool, Some(caller), req)

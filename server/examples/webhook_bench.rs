@@ -136,6 +136,7 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!(e.into_api()))?;
     services::import(
         &pool,
+        &Default::default(),
         Some(&caller),
         None,
         &SPEC.replace("project: enclii-platform", &format!("project: {project}")),

@@ -72,6 +72,13 @@ async fn every_response_carries_a_request_id_and_security_headers(pool: PgPool) 
             .unwrap()
             .contains("frame-ancestors 'none'")
     );
+    // No development reload socket in what production serves.
+    assert!(
+        !headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("ws:")
+    );
     // Plain http on loopback: HSTS would be wrong here.
     assert!(headers.get("strict-transport-security").is_none());
 
@@ -108,10 +115,30 @@ async fn pages_are_compressed_for_clients_that_accept_it(pool: PgPool) {
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn metrics_count_requests_by_route_pattern_and_show_the_pool(pool: PgPool) {
-    let app = spawn_app(pool).await;
+    let mut settings = common::settings();
+    settings.http.metrics_token = Some("scrape-token".into());
+    let app = common::serve_app(
+        switchyard_server::build_with_pool(settings, pool)
+            .await
+            .unwrap(),
+    )
+    .await;
     app.get("/health/live").await;
     app.get("/no/such/page").await;
-    let response = app.get("/metrics").await;
+    let scrape = |path: &'static str, token: Option<&'static str>| {
+        let mut req = app.client.get(app.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+    };
+    // Not for the internet: without the token, or with another, nothing is shown.
+    for token in [None, Some("guess"), Some("")] {
+        let refused = scrape("/metrics", token).await.unwrap();
+        assert_eq!(refused.status(), 401, "{token:?}");
+        assert!(!refused.text().await.unwrap().contains("http_requests_total"));
+    }
+    let response = scrape("/metrics", Some("scrape-token")).await.unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     let live = text
@@ -132,7 +159,25 @@ async fn metrics_count_requests_by_route_pattern_and_show_the_pool(pool: PgPool)
     );
     assert!(text.contains("http_request_duration_seconds_bucket"));
     assert!(text.contains("db_pool_connections{state=\"idle\"}"));
-    assert_eq!(app.get("/api/metrics").await.status(), 200);
+    assert_eq!(app.get("/api/metrics").await.status(), 401);
+    assert_eq!(
+        scrape("/api/metrics", Some("scrape-token"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn metrics_are_off_until_a_token_is_configured(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "metrics are off: configure http.metrics_token and give it to Prometheus"
+    );
 }
 
 fn site_with_css(hash_files: bool) -> (LeptosOptions, std::path::PathBuf) {

@@ -64,11 +64,22 @@ impl Server {
     }
 
     async fn start(&mut self, pool: PgPool, oidc: OidcSettings) {
+        self.start_with(pool, oidc, |_| {}).await
+    }
+
+    /// [`Server::start`], with settings of the test's choosing.
+    async fn start_with(
+        &mut self,
+        pool: PgPool,
+        oidc: OidcSettings,
+        adjust: impl FnOnce(&mut Settings),
+    ) {
         let mut settings = Settings::with_database_url("postgres://unused").unwrap();
         settings.database.migrate = false;
         settings.cluster.worker = false;
         settings.public_url = self.origin();
         settings.oidc = Some(oidc);
+        adjust(&mut settings);
         let app = switchyard_server::build_with_pool(settings, pool)
             .await
             .unwrap();
@@ -147,11 +158,19 @@ fn absolute(base: &reqwest::Url, location: &str) -> String {
 /// Signs in as `login` through the provider's real login form; returns the callback URL the
 /// provider sent the browser to (not yet visited).
 async fn through_provider(client: &reqwest::Client, server: &str, login: &str) -> String {
-    let r = client
-        .get(format!("{server}/auth/login?return_to=/projects"))
-        .send()
-        .await
-        .unwrap();
+    through_provider_to(client, server, login, "/projects").await
+}
+
+/// [`through_provider`], asking to come back to `return_to` (percent-encoded into the query here).
+async fn through_provider_to(
+    client: &reqwest::Client,
+    server: &str,
+    login: &str,
+    return_to: &str,
+) -> String {
+    let mut start = reqwest::Url::parse(&format!("{server}/auth/login")).unwrap();
+    start.query_pairs_mut().append_pair("return_to", return_to);
+    let r = client.get(start).send().await.unwrap();
     assert_eq!(r.status(), 303, "login redirects to the provider");
     let mut url = location(&r);
     assert!(
@@ -657,31 +676,342 @@ async fn a_key_rotation_is_picked_up_through_an_unknown_kid(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
-async fn platform_admins_come_from_the_roles_claim_or_the_configured_emails(pool: PgPool) {
+async fn platform_admins_come_from_the_roles_claim_or_the_configured_verified_emails(pool: PgPool) {
     let provider = KeyedProvider::start(vec![jwk("a")]).await;
     let mut server = Server::bind().await;
     let mut settings = oidc_settings(&provider.issuer, 3600);
     settings.platform_admin_emails = vec!["Boss@Example.test".into()];
-    server.start(pool, settings).await;
+    server.start(pool.clone(), settings).await;
     let origin = server.origin();
+    // An account whose address was verified at its browser sign-in (the ID token said so).
+    switchyard_engine::auth::users::upsert(
+        &pool,
+        &switchyard_engine::auth::users::Identity {
+            issuer: &provider.issuer,
+            subject: "signed-in-boss",
+            email: Some("boss@example.test"),
+            display_name: "Boss",
+            platform_admin: false,
+        },
+    )
+    .await
+    .unwrap();
+    let boss = Some("boss@example.test");
+    // (claims, platform admin, the email the caller is known by)
     let cases = [
         (
             json!({"sub": "member", "email": "member@example.test", "roles": ["member"]}),
             false,
+            None,
         ),
         (
             json!({"sub": "by-role", "email": "r@example.test", "roles": ["admin"]}),
             true,
+            None,
         ),
         (
-            json!({"sub": "by-email", "email": "boss@example.test", "roles": []}),
+            json!({"sub": "by-email", "email": "boss@example.test", "email_verified": true, "roles": []}),
             true,
+            boss,
+        ),
+        // Anyone can put the boss's address in an unverified claim.
+        (
+            json!({"sub": "claims-boss", "email": "boss@example.test", "roles": []}),
+            false,
+            None,
+        ),
+        (
+            json!({"sub": "claims-boss-2", "email": "boss@example.test", "email_verified": false, "roles": []}),
+            false,
+            None,
+        ),
+        (
+            json!({"sub": "claims-boss-3", "email": "boss@example.test", "email_verified": "true", "roles": []}),
+            false,
+            None,
+        ),
+        // A token silent about verification: the address verified at sign-in stands.
+        (
+            json!({"sub": "signed-in-boss", "email": "boss@example.test", "roles": []}),
+            true,
+            boss,
         ),
     ];
-    for (claims, admin) in cases {
+    for (claims, admin, email) in cases {
         let token = provider.token("a", Some("test-a"), provider.claims(claims.clone()));
         let (status, me) = bearer(&origin, &token).await;
         assert_eq!(status, 200, "{me}");
         assert_eq!(me["platform_admin"], admin, "{claims}");
+        assert_eq!(
+            me["email"].as_str(),
+            email,
+            "{claims}: only verified emails"
+        );
     }
+    let unverified: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT email FROM users WHERE subject LIKE 'claims-boss%' OR subject = 'member'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        unverified,
+        [None, None, None, None],
+        "unverified emails are not kept"
+    );
+}
+
+fn set_cookies(r: &reqwest::Response) -> Vec<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// An API call as the dashboard makes it, riding on `client`'s session cookie.
+async fn as_session(client: &reqwest::Client, server: &str, path: &str, body: Value) -> u16 {
+    client
+        .post(format!("{server}{path}"))
+        .header("sec-fetch-site", "same-origin")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Signs `client` in as `login` and checks that it worked.
+async fn sign_in(client: &reqwest::Client, server: &str, login: &str) {
+    let callback = through_provider(client, server, login).await;
+    let r = client.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 303, "{login}: {}", r.text().await.unwrap());
+}
+
+/// Login CSRF: Mallory starts a sign-in, signs in at the provider, and sends the callback URL to
+/// Alice instead of visiting it. Were it to complete in Alice's browser, Alice would work in
+/// Mallory's account (and, say, add her secrets to Mallory's project).
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_callback_completes_only_in_the_browser_that_started_the_sign_in(pool: PgPool) {
+    let mut server = Server::bind().await;
+    let standin = StandIn::start(&server.origin()).await;
+    server
+        .start(pool.clone(), oidc_settings(&standin.issuer, 30))
+        .await;
+    let origin = server.origin();
+
+    let (mallory, alice) = (browser(), browser());
+    let planted = through_provider(&mallory, &origin, "mallory").await;
+    let r = alice.get(&planted).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(
+        set_cookies(&r)
+            .iter()
+            .all(|c| !c.starts_with("enclii_session=")),
+        "no session for Alice"
+    );
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("this sign-in was started in another browser"),
+        "the page says why"
+    );
+    assert_eq!(whoami(&alice, &origin).await.0, 401, "Alice is not Mallory");
+
+    // Nor when Alice has a sign-in of her own under way: the cookies differ.
+    let r = alice
+        .get(format!("{origin}/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let planted = through_provider(&mallory, &origin, "mallory").await;
+    assert_eq!(alice.get(&planted).send().await.unwrap().status(), 400);
+    assert_eq!(whoami(&alice, &origin).await.0, 401, "Alice is not Mallory");
+
+    // The sign-in cookie: for `/auth` only, for the server only, as long as the attempt.
+    let r = browser()
+        .get(format!("{origin}/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = set_cookies(&r)
+        .into_iter()
+        .find(|c| c.starts_with("enclii_login="))
+        .expect("a sign-in cookie");
+    for part in ["HttpOnly", "SameSite=Lax", "Path=/auth", "Max-Age=600"] {
+        assert!(cookie.contains(part), "{part}: {cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http on loopback: {cookie}"
+    );
+
+    // In the browser that started it, the sign-in completes and spends its cookie.
+    let callback = through_provider(&mallory, &origin, "mallory").await;
+    let r = mallory.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let cookies = set_cookies(&r);
+    assert!(cookies[0].starts_with("enclii_session="), "{cookies:?}");
+    assert!(
+        cookies.iter().any(|c| c.starts_with("enclii_login=;")
+            && c.contains("Max-Age=0")
+            && c.contains("Path=/auth")),
+        "{cookies:?}"
+    );
+    assert_eq!(whoami(&mallory, &origin).await.0, 200);
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(sessions, 1, "only Mallory's own sign-in started a session");
+}
+
+/// `return_to` survives the trip through the provider only as a path of this site: whatever
+/// else was asked for, the callback sends the browser home, and never answers 500.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_sign_in_returns_only_to_this_site_whatever_return_to_says(pool: PgPool) {
+    let mut server = Server::bind().await;
+    let standin = StandIn::start(&server.origin()).await;
+    // Two requests a case, more than the per-address limit of sign-ins a minute.
+    server
+        .start_with(pool.clone(), oidc_settings(&standin.issuer, 30), |s| {
+            s.session.login_attempts_per_minute = 100
+        })
+        .await;
+    let origin = server.origin();
+    let client = browser();
+    // Each as the handler receives it, after the query string's own percent-decoding.
+    for (return_to, expected) in [
+        ("/projects/shop?tab=logs#end", "/projects/shop?tab=logs#end"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("/\t/evil.example", "/"),
+        ("/%09/evil.example", "/"),
+        ("/\n/evil.example", "/"),
+        ("/%2F/evil.example", "/"),
+        ("/%5Cevil.example", "/"),
+        ("/.//evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("javascript:alert(document.cookie)", "/"),
+        ("/\r\nSet-Cookie: enclii_session=planted", "/"),
+        ("/%0D%0ASet-Cookie:%20enclii_session=planted", "/"),
+    ] {
+        let callback = through_provider_to(&client, &origin, "alice", return_to).await;
+        let r = client.get(&callback).send().await.unwrap();
+        assert_eq!(r.status(), 303, "{return_to:?}");
+        assert_eq!(
+            r.headers().get("location").map(|l| l.as_bytes()),
+            Some(expected.as_bytes()),
+            "{return_to:?}"
+        );
+    }
+}
+
+/// Anyone can claim any address at the provider until they verify it: a configured admin email
+/// makes a platform admin only of an account that verified it.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_configured_admin_email_counts_only_when_the_provider_verified_it(pool: PgPool) {
+    let mut server = Server::bind().await;
+    let standin = StandIn::start(&server.origin()).await;
+    let mut settings = oidc_settings(&standin.issuer, 30);
+    settings.platform_admin_emails = vec!["boss@example.test".into()];
+    server.start(pool.clone(), settings).await;
+    let origin = server.origin();
+
+    let pretender = browser();
+    sign_in(&pretender, &origin, "unverified:boss@example.test").await;
+    let (status, me) = whoami(&pretender, &origin).await;
+    assert_eq!(
+        (status, me["platform_admin"].as_bool(), me["email"].as_str()),
+        (200, Some(false), None),
+        "{me}"
+    );
+    let kept: Option<String> = sqlx::query_scalar(
+        "SELECT email FROM users WHERE subject = 'unverified:boss@example.test'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, None, "an unverified email is not kept");
+
+    let boss = browser();
+    sign_in(&boss, &origin, "boss@example.test").await;
+    let (status, me) = whoami(&boss, &origin).await;
+    assert_eq!(
+        (status, me["platform_admin"].as_bool(), me["email"].as_str()),
+        (200, Some(true), Some("boss@example.test")),
+        "{me}"
+    );
+}
+
+/// Adding a member by email binds the membership to the account that verified the address first
+/// (its issuer and subject), never to one that merely claims it, nor to one that verifies it later.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn an_email_adds_only_the_account_that_verified_it_first(pool: PgPool) {
+    let mut server = Server::bind().await;
+    let standin = StandIn::start(&server.origin()).await;
+    server
+        .start(pool.clone(), oidc_settings(&standin.issuer, 30))
+        .await;
+    let origin = server.origin();
+    let owner = common::user(&pool, "owner", true).await;
+    let as_owner = |path: &'static str, body: Value| {
+        let (origin, token) = (origin.clone(), owner.token.clone());
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{origin}{path}"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, _) = as_owner("/api/projects/create", json!({"slug": "shop"})).await;
+    assert_eq!(status, 200);
+    let add = json!({"project": "shop", "email": "victim@example.test", "role": "developer"});
+    let list = json!({"project": "shop"});
+
+    let mallory = browser();
+    sign_in(&mallory, &origin, "unverified:victim@example.test").await;
+    let (status, body) = as_owner("/api/members/set", add.clone()).await;
+    assert_eq!(status, 404, "an unverified claim names nobody: {body}");
+    assert_eq!(
+        as_session(&mallory, &origin, "/api/members/list", list.clone()).await,
+        404
+    );
+
+    let (victim, latecomer) = (browser(), browser());
+    sign_in(&victim, &origin, "victim@example.test").await;
+    // Another account, verifying the same address after the victim did.
+    sign_in(&latecomer, &origin, "victim").await;
+    let (status, member) = as_owner("/api/members/set", add.clone()).await;
+    assert_eq!(
+        (status, member["display_name"].as_str()),
+        (200, Some("Test victim@example.test")),
+        "{member}"
+    );
+    for (who, client, expected) in [
+        ("victim", &victim, 200),
+        ("the later account", &latecomer, 404),
+        ("the pretender", &mallory, 404),
+    ] {
+        assert_eq!(
+            as_session(client, &origin, "/api/members/list", list.clone()).await,
+            expected,
+            "{who}"
+        );
+    }
+    let bound: Vec<String> = sqlx::query_scalar(
+        "SELECT u.subject FROM memberships m JOIN users u ON u.id = m.user_id
+         JOIN projects p ON p.id = m.project_id WHERE p.slug = 'shop' ORDER BY u.subject",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(bound, ["owner", "victim@example.test"]);
 }

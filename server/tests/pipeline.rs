@@ -700,3 +700,136 @@ async fn a_build_that_fails_on_the_cluster_is_retried_with_backoff(pool: PgPool)
         .unwrap();
     assert_eq!(attempts, 2, "one refused attempt, then a good one");
 }
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_signed_delivery_replayed_under_a_new_delivery_id_changes_nothing(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let (_token, secret) = setup(&app, &pool, &[API]).await;
+    let captured = push("main", &"e".repeat(40), &["src/main.rs"]);
+    let (status, body) = deliver(&app, "push", "d-original", &captured, Some(&secret)).await;
+    assert_eq!(status, 202, "{body}");
+    // The same signed body, as anyone who saw it could send it again, under fresh ids.
+    for id in ["d-replay-1", "d-replay-2"] {
+        let (status, body) = deliver(&app, "push", id, &captured, Some(&secret)).await;
+        assert_eq!(
+            (status, body["outcome"].as_str()),
+            (200, Some("duplicate")),
+            "{body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("already received under another delivery id"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        builds(&pool).await,
+        [("switchyard-api".into(), "queued".into())],
+        "one build, from the original"
+    );
+    let replays: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM webhook_deliveries WHERE delivery_id LIKE 'd-replay-%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(replays, 0, "a replay writes nothing");
+    // GitHub's own redelivery (same id) is still the ordinary duplicate, and a new push builds.
+    let (status, body) = deliver(&app, "push", "d-original", &captured, Some(&secret)).await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("duplicate")));
+    let (status, body) = deliver(
+        &app,
+        "push",
+        "d-next",
+        &push("main", &"f".repeat(40), &["src/main.rs"]),
+        Some(&secret),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn rejected_deliveries_are_clipped_bounded_and_rate_limited(pool: PgPool) {
+    let mut settings = common::settings();
+    settings.pipeline.rejected_deliveries_per_project = 5;
+    settings.pipeline.rejected_deliveries_per_minute = 8;
+    let app = common::serve_app(
+        switchyard_server::build_with_pool(settings, pool.clone())
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (_token, secret) = setup(&app, &pool, &[API]).await;
+    let (status, _) = deliver(
+        &app,
+        "push",
+        "d-good",
+        &push("main", &"a".repeat(40), &["src/main.rs"]),
+        Some(&secret),
+    )
+    .await;
+    assert_eq!(status, 202);
+
+    // Forged deliveries for the connected repository: refused, recorded at most 8 a minute, and
+    // only the newest 5 kept.
+    for i in 0..12 {
+        let (status, _) = deliver(
+            &app,
+            "push",
+            &format!("bad-{i:02}"),
+            &push("main", &format!("{i:040x}"), &["src/main.rs"]),
+            Some("forged"),
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+    let kept: Vec<String> = sqlx::query_scalar(
+        "SELECT delivery_id FROM webhook_deliveries WHERE outcome = 'rejected' AND project_id IS NOT NULL ORDER BY delivery_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, ["bad-03", "bad-04", "bad-05", "bad-06", "bad-07"]);
+    assert_eq!(
+        outcome(&pool, "d-good").await.0,
+        "accepted",
+        "verified rows stay"
+    );
+
+    // Unknown repositories with enormous names: clipped in the record and in the answer.
+    let huge = format!("https://github.com/someone/{}", "x".repeat(100_000));
+    for i in 0..10 {
+        let mut forged = push("main", &"b".repeat(40), &[]);
+        forged["repository"]["html_url"] = huge.clone().into();
+        forged["ref"] = format!("refs/heads/{}", "r".repeat(10_000)).into();
+        let (status, body) = deliver(&app, "push", &format!("unknown-{i}"), &forged, None).await;
+        assert_eq!(status, 404);
+        assert!(
+            body.to_string().len() < 1000,
+            "{} bytes",
+            body.to_string().len()
+        );
+    }
+    let rows: Vec<(String, Option<String>, Option<String>, String)> = sqlx::query_as(
+        "SELECT delivery_id, repository, git_ref, reason FROM webhook_deliveries WHERE outcome = 'rejected' AND project_id IS NULL",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 8, "at most 8 a minute");
+    for (id, repository, git_ref, reason) in &rows {
+        assert!(repository.as_ref().unwrap().len() <= 200, "{id}");
+        assert!(git_ref.as_ref().unwrap().len() <= 200, "{id}");
+        assert!(reason.len() <= 500, "{id}");
+    }
+    // Nothing recorded holds the secret.
+    let all: String = sqlx::query_scalar(
+        "SELECT string_agg(concat_ws(' ', delivery_id, event, repository, git_ref, commit_sha, reason), ' ') FROM webhook_deliveries",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(!all.contains(&secret));
+}

@@ -3,6 +3,11 @@
 //! cluster's real API server service proxy, to the simulated pods), stores every result in
 //! PostgreSQL, and the page shows the state and the day's bar to anyone, signed in or not. Also the
 //! charts' range queries against real Prometheus, and spec validation.
+//!
+//! Targets are tenants' (issue #18): the prober probes only public addresses, checked at import and
+//! on the address it connects to, follows no redirects, bounds a project's targets, and probes and
+//! shows a project's targets only when the project opts in. The tests that probe loopback servers
+//! here turn on `status.allow_private_targets`, as the local stack does.
 
 mod common;
 
@@ -85,6 +90,8 @@ async fn targets_and_health_checks_are_probed_stored_and_shown_publicly(pool: Pg
     settings.status.refresh_secs = 1;
     settings.status.service_interval_secs = 1;
     settings.status.timeout_ms = 2000;
+    // The targets are on loopback.
+    settings.status.allow_private_targets = true;
     let app: TestApp = common::serve_app(
         switchyard_server::build_with_pool(settings, pool.clone())
             .await
@@ -98,6 +105,14 @@ async fn targets_and_health_checks_are_probed_stored_and_shown_publicly(pool: Pg
         json!({"slug": P}),
     )
     .await;
+    let (status, body) = app
+        .call(
+            "/api/status/publish",
+            Some(&owner.token),
+            json!({"project": P, "public": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     for name in ["status-page", "status-canary"] {
         let (status, body) = app
             .call(
@@ -443,4 +458,345 @@ async fn validation_locates_every_problem_without_importing(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(services, 0, "validation imports nothing");
+}
+
+/// A tenant's spec with one monitoring target.
+fn tenant_spec(project: &str, service: &str, targets: &[(&str, &str)]) -> String {
+    let mut spec = format!(
+        "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: {service}\n  project: {project}\nspec:\n  build:\n    type: dockerfile\n  runtime:\n    port: 3000\n  monitoring:\n    targets:\n"
+    );
+    for (name, url) in targets {
+        spec.push_str(&format!(
+            "      - name: {name}\n        url: {url}\n        interval: 5s\n"
+        ));
+    }
+    spec
+}
+
+/// An HTTP server on loopback that counts what it serves: `/health` answers 200, `/moved`
+/// redirects there.
+async fn counting_endpoint() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counted = hits.clone();
+    let app = axum::Router::new()
+        .route("/health", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/moved",
+            axum::routing::get(|| async { axum::response::Redirect::temporary("/health") }),
+        )
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                next.run(req)
+            },
+        ));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, hits)
+}
+
+async fn status_names(app: &TestApp) -> Vec<(String, String)> {
+    let (status, page) = app.call("/api/status", None, json!({})).await;
+    assert_eq!(status, 200, "{page}");
+    page["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_owned(),
+                t["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn targets_on_addresses_that_are_not_public_are_refused_at_import(pool: PgPool) {
+    let app = common::spawn_app(pool.clone()).await;
+    let owner = user(&pool, "owner", true).await;
+    app.call(
+        "/api/projects/create",
+        Some(&owner.token),
+        json!({"slug": "tenant"}),
+    )
+    .await;
+    for url in [
+        "http://127.0.0.1:8080/health",
+        "http://localhost:8080/health",
+        "http://[::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://2130706433/",
+        "http://0.0.0.0:3000/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.96.0.1/",
+        "http://192.168.0.1/",
+        "http://100.64.0.1/",
+        "http://[fd00::1]/",
+        "http://[fe80::1]/",
+    ] {
+        let spec = tenant_spec("tenant", "probe", &[("Probe", url)]);
+        let (status, body) = app
+            .call(
+                "/api/services/import",
+                Some(&owner.token),
+                json!({"spec": spec}),
+            )
+            .await;
+        assert_eq!(status, 422, "{url}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("monitoring target `Probe`: ")
+                && message.contains("the status page probes only public addresses"),
+            "{url}: {message}"
+        );
+    }
+    let services: i64 = sqlx::query_scalar("SELECT count(*) FROM services")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(services, 0, "nothing refused was imported");
+    // A name that does not resolve (yet) is accepted: every probe checks it again.
+    let spec = tenant_spec(
+        "tenant",
+        "probe",
+        &[("Probe", "https://status.example.invalid/health")],
+    );
+    let (status, body) = app
+        .call(
+            "/api/services/import",
+            Some(&owner.token),
+            json!({"spec": spec}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn probes_check_the_address_they_connect_to_and_follow_no_redirects(pool: PgPool) {
+    use std::sync::atomic::Ordering;
+    use switchyard_engine::monitor::{self, Probe, Target};
+    let (addr, hits) = counting_endpoint().await;
+    let port = addr.port();
+    let target = |url: String| Target {
+        key: "target:tenant/probe/Probe".into(),
+        name: "Probe".into(),
+        interval: Duration::from_secs(5),
+        probe: Probe::Http {
+            url,
+            expected_status: 200,
+        },
+    };
+    let timeout = Duration::from_secs(2);
+    let mut settings = common::settings();
+    settings.status.prober = false;
+    let engine = switchyard_engine::Engine::new(pool.clone(), settings.clone()).unwrap();
+    let http = monitor::http_client(&settings.status).unwrap();
+    // `localhost` stands for any name that resolves to a private address when probed, whatever it
+    // resolved to at import (DNS rebinding): the resolver refuses it, and nothing is sent.
+    for url in [
+        format!("http://localhost:{port}/health"),
+        format!("http://127.0.0.1:{port}/health"),
+        format!("http://[::ffff:127.0.0.1]:{port}/health"),
+        format!("http://2130706433:{port}/health"),
+    ] {
+        let o = monitor::probe(&engine, &http, &target(url.clone()), timeout).await;
+        assert_eq!(
+            (o.ok, o.status_code, o.detail.as_str()),
+            (false, None, "refused: not a public address"),
+            "{url}"
+        );
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "no request reached it");
+
+    // Where the platform allows private targets, they are probed; a redirect is the answer, not
+    // followed (it could point anywhere).
+    settings.status.allow_private_targets = true;
+    let engine = switchyard_engine::Engine::new(pool.clone(), settings.clone()).unwrap();
+    let http = monitor::http_client(&settings.status).unwrap();
+    let o = monitor::probe(
+        &engine,
+        &http,
+        &target(format!("http://localhost:{port}/health")),
+        timeout,
+    )
+    .await;
+    assert!(o.ok, "{o:?}");
+    let o = monitor::probe(
+        &engine,
+        &http,
+        &target(format!("http://127.0.0.1:{port}/moved")),
+        timeout,
+    )
+    .await;
+    assert_eq!(
+        (o.ok, o.status_code, o.detail.as_str()),
+        (false, Some(307), "answered 307")
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        2,
+        "/health once, /moved once, the redirect not followed"
+    );
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_project_has_a_bounded_number_of_monitoring_targets(pool: PgPool) {
+    let mut settings = common::settings();
+    settings.status.max_targets_per_project = 3;
+    let app = common::serve_app(
+        switchyard_server::build_with_pool(settings, pool.clone())
+            .await
+            .unwrap(),
+    )
+    .await;
+    let owner = user(&pool, "owner", true).await;
+    app.call(
+        "/api/projects/create",
+        Some(&owner.token),
+        json!({"slug": "tenant"}),
+    )
+    .await;
+    let url = |n: u32| format!("https://t{n}.example.invalid/");
+    let (u1, u2, u3, u4) = (url(1), url(2), url(3), url(4));
+    let import = |spec: String| {
+        let app = &app;
+        let token = owner.token.clone();
+        async move {
+            app.call("/api/services/import", Some(&token), json!({"spec": spec}))
+                .await
+        }
+    };
+    let (status, body) = import(tenant_spec(
+        "tenant",
+        "one",
+        &[("A", &u1), ("B", &u2), ("C", &u3), ("D", &u4)],
+    ))
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("a project may have at most 3 monitoring targets"),
+        "{body}"
+    );
+    let (status, body) = import(tenant_spec("tenant", "one", &[("A", &u1), ("B", &u2)])).await;
+    assert_eq!(status, 200, "{body}");
+    // Counted over the project's services.
+    let (status, body) = import(tenant_spec("tenant", "two", &[("C", &u3), ("D", &u4)])).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("it would have 4"),
+        "{body}"
+    );
+    let (status, body) = import(tenant_spec("tenant", "two", &[("C", &u3)])).await;
+    assert_eq!(status, 200, "{body}");
+    // A service's own targets are replaced by its new spec, not added to.
+    let (status, body) = import(tenant_spec("tenant", "one", &[("A", &u1), ("E", &u2)])).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn only_projects_that_opt_in_have_their_targets_probed_and_shown(pool: PgPool) {
+    let (addr, _hits) = counting_endpoint().await;
+    let mut settings = common::settings();
+    settings.status.refresh_secs = 1;
+    settings.status.allow_private_targets = true;
+    let app = common::serve_app(
+        switchyard_server::build_with_pool(settings, pool.clone())
+            .await
+            .unwrap(),
+    )
+    .await;
+    let owner = user(&pool, "owner", true).await;
+    let stranger = user(&pool, "stranger", true).await;
+    for (project, target) in [("shown", "Shown endpoint"), ("hidden", "Hidden endpoint")] {
+        let (status, body) = app
+            .call(
+                "/api/projects/create",
+                Some(&owner.token),
+                json!({"slug": project}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let url = format!("http://{addr}/health");
+        let spec = tenant_spec(project, "probe", &[(target, &url)]);
+        let (status, body) = app
+            .call(
+                "/api/services/import",
+                Some(&owner.token),
+                json!({"spec": spec}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let publish = |token: Option<String>, project: &'static str, public: bool| {
+        let app = &app;
+        async move {
+            app.call(
+                "/api/status/publish",
+                token.as_deref(),
+                json!({"project": project, "public": public}),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(publish(None, "hidden", true).await, 401);
+    assert_eq!(
+        publish(Some(stranger.token.clone()), "hidden", true).await,
+        404,
+        "a stranger cannot publish another's project"
+    );
+    assert_eq!(publish(Some(owner.token.clone()), "shown", true).await, 200);
+
+    let wait_for = |want: Vec<(&'static str, &'static str)>| {
+        let app = &app;
+        async move {
+            let mut seen = Vec::new();
+            for _ in 0..100 {
+                seen = status_names(app).await;
+                let got: Vec<(&str, &str)> =
+                    seen.iter().map(|(n, s)| (n.as_str(), s.as_str())).collect();
+                if got == want {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("wanted {want:?}, the page shows {seen:?}");
+        }
+    };
+    // Once the listed project's target is up, the prober has read every spec: the other project's
+    // target was neither listed nor probed.
+    wait_for(vec![("Shown endpoint", "up")]).await;
+    let hidden_probes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM status_probes WHERE target LIKE 'target:hidden/%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(hidden_probes, 0);
+    let (_, headline) = app.call("/api/status/headline", None, json!({})).await;
+    assert_eq!(headline["targets"], 1, "{headline}");
+
+    assert_eq!(
+        publish(Some(owner.token.clone()), "hidden", true).await,
+        200
+    );
+    wait_for(vec![("Hidden endpoint", "up"), ("Shown endpoint", "up")]).await;
+    assert_eq!(
+        publish(Some(owner.token.clone()), "shown", false).await,
+        200
+    );
+    wait_for(vec![("Hidden endpoint", "up")]).await;
 }

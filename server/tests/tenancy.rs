@@ -349,3 +349,41 @@ async fn hostnames_the_project_has_not_proven_are_left_out_and_the_deployment_sa
         .delete_namespaces(&app.engine.settings.cluster.namespace_prefix)
         .await;
 }
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn another_projects_builds_in_the_platform_registry_cannot_be_deployed(pool: PgPool) {
+    let app = common::spawn_app(pool.clone()).await;
+    let token = owner_with_project(&app, &pool).await;
+    let (status, body) = import(&app, &token, DOCS).await;
+    assert_eq!(status, 200, "{body}");
+    let registry = app
+        .engine
+        .settings
+        .pipeline
+        .registry
+        .trim_end_matches('/')
+        .to_owned();
+    let ask = |image: String| {
+        app.call(
+            "/api/deployments/create",
+            Some(&token),
+            json!({"project": P, "service": "docs-site", "environment": "production", "image": image}),
+        )
+    };
+    let (status, body) = ask(format!("{registry}/victim/api:1")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("outside project `enclii-platform`'s path"),
+        "{body}"
+    );
+    let releases: i64 = sqlx::query_scalar("SELECT count(*) FROM releases")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(releases, 0, "nothing recorded");
+    let (status, body) = ask(format!("{registry}/{P}/docs-site:1")).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -22,6 +22,7 @@ pub async fn deploy(
         service: &service,
         environment: &environment,
         image: image.as_deref(),
+        registry: &engine.settings.pipeline.registry,
     };
     switchyard_engine::platform::deployments::create(&engine.pool, caller.as_ref(), request)
         .await

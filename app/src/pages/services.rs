@@ -14,6 +14,7 @@ pub async fn import_service(
     let (engine, caller) = crate::api::caller().await?;
     switchyard_engine::platform::services::import(
         &engine.pool,
+        &engine.settings.status,
         caller.as_ref(),
         project.as_deref(),
         &spec,

@@ -28,6 +28,16 @@ pub async fn get_status_headline() -> Result<enclii_api::StatusHeadline, ApiErro
         .map_err(switchyard_engine::Error::into_api)
 }
 
+/// Lists a project's monitoring targets and health checks on the public status page, or stops
+/// listing them (project admin). Off by default: only a listed project's targets are probed.
+#[server(endpoint = "status/publish", input = Json, output = Json)]
+pub async fn publish_status(project: String, public: bool) -> Result<(), ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::monitor::set_public(&engine.pool, caller.as_ref(), &project, public)
+        .await
+        .map_err(switchyard_engine::Error::into_api)
+}
+
 #[component]
 pub fn StatusPage() -> impl IntoView {
     let overview = Resource::new(|| (), |_| get_status());

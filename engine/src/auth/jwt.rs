@@ -19,11 +19,26 @@ pub struct AccessClaims {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub email: Option<String>,
+    /// Only a JSON `true` counts: anything else (absent, `false`, a string) leaves `email`
+    /// unverified, and a token is not refused for the shape of a claim it need not carry.
+    #[serde(default, deserialize_with = "only_true")]
+    pub email_verified: bool,
     pub name: Option<String>,
     #[serde(default)]
     pub roles: Vec<String>,
     pub tid: Option<String>,
     pub org: Option<String>,
+}
+
+impl AccessClaims {
+    /// The token's email, if the token itself says the provider verified it.
+    pub fn verified_email(&self) -> Option<&str> {
+        self.email.as_deref().filter(|_| self.email_verified)
+    }
+}
+
+fn only_true<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(serde_json::Value::deserialize(d)? == serde_json::Value::Bool(true))
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -127,10 +127,12 @@ pub enum Action {
     DeleteProject,
     /// Create, list and revoke one's own API tokens.
     ManageOwnTokens,
+    /// List the project's targets on the public status page, or stop listing them.
+    PublishStatus,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 15] = [
         Action::WhoAmI,
         Action::ListProjects,
         Action::CreateProject,
@@ -145,6 +147,7 @@ impl Action {
         Action::ViewAudit,
         Action::DeleteProject,
         Action::ManageOwnTokens,
+        Action::PublishStatus,
     ];
 
     /// The weakest project role allowed to do this; `None` when no project role is involved.
@@ -154,9 +157,8 @@ impl Action {
             WhoAmI | ListProjects | CreateProject | ManageOwnTokens => None,
             ViewProject => Some(Role::Viewer),
             ImportSpec | Deploy | ManageEnv => Some(Role::Developer),
-            RevealSecret | ManageDomains | ManageMembers | ManageEnvironments | ViewAudit => {
-                Some(Role::Admin)
-            }
+            RevealSecret | ManageDomains | ManageMembers | ManageEnvironments | ViewAudit
+            | PublishStatus => Some(Role::Admin),
             DeleteProject => Some(Role::Owner),
         }
     }
@@ -184,6 +186,7 @@ impl Action {
             ViewAudit => "read the audit log",
             DeleteProject => "delete this project",
             ManageOwnTokens => "manage API tokens",
+            PublishStatus => "publish this project on the status page",
         }
     }
 }
@@ -421,24 +424,34 @@ async fn from_bearer(engine: &crate::Engine, value: &str) -> crate::Result<Calle
         .map_err(|e| ApiError::Unauthenticated {
             message: e.to_string(),
         })?;
+    let stored = users::find(&engine.pool, oidc.issuer(), &claims.sub).await?;
+    // Plinto's access tokens need not say whether their email is verified; without that, the
+    // address verified at this user's last browser sign-in (from the ID token) stands.
+    let email = claims
+        .verified_email()
+        .map(str::to_owned)
+        .or_else(|| stored.as_ref().and_then(|s| s.email.clone()));
     let display_name = claims
         .name
         .clone()
-        .or_else(|| claims.email.clone())
+        .or_else(|| email.clone())
         .unwrap_or_else(|| claims.sub.clone());
-    let platform_admin = oidc.is_platform_admin(claims.email.as_deref(), &claims.roles);
+    let platform_admin = oidc.is_platform_admin(email.as_deref(), &claims.roles);
     let identity = users::Identity {
         issuer: oidc.issuer(),
         subject: &claims.sub,
-        email: claims.email.as_deref(),
+        email: email.as_deref(),
         display_name: &display_name,
         platform_admin,
     };
-    let user_id = users::find_or_upsert(&engine.pool, &identity).await?;
+    let user_id = match stored {
+        Some(s) if s.is_current(&identity) => s.id,
+        _ => users::upsert(&engine.pool, &identity).await?,
+    };
     Ok(Caller {
         user_id,
         display_name,
-        email: claims.email,
+        email,
         platform_admin,
         via: Via::PlintoToken,
         client_addr: None,

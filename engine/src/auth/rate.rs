@@ -1,18 +1,20 @@
 //! A per-client fixed-window limiter for the sign-in endpoints: enough to stop a script from
-//! hammering login and callback, without a shared store (each replica counts its own).
+//! hammering login and callback, without a shared store (each replica counts its own). Keyed by
+//! other things too: the webhook counts the rejected deliveries it records per project.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub struct Limiter {
+pub struct Limiter<K = IpAddr> {
     per_window: u32,
     window: Duration,
-    seen: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    seen: Mutex<HashMap<K, (Instant, u32)>>,
 }
 
-impl Limiter {
+impl<K: Hash + Eq> Limiter<K> {
     pub fn new(per_window: u32, window: Duration) -> Self {
         Self {
             per_window,
@@ -22,7 +24,7 @@ impl Limiter {
     }
 
     /// Counts one attempt from `addr` at `now`; false when it is over the limit.
-    pub fn allow(&self, addr: IpAddr, now: Instant) -> bool {
+    pub fn allow(&self, addr: K, now: Instant) -> bool {
         let mut seen = self
             .seen
             .lock()

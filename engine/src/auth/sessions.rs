@@ -16,10 +16,10 @@ pub const COOKIE: &str = "enclii_session";
 /// A cookie's value from the request's `Cookie` header values (empty values count as absent).
 pub fn cookie_value<'a>(headers: impl IntoIterator<Item = &'a str>, name: &str) -> Option<String> {
     headers.into_iter().find_map(|v| {
-        v.split(';').find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name && !v.is_empty()).then(|| v.to_owned())
-        })
+        cookie::Cookie::split_parse(v)
+            .flatten()
+            .find(|c| c.name() == name && !c.value().is_empty())
+            .map(|c| c.value().to_owned())
     })
 }
 

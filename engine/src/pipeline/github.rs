@@ -1,7 +1,7 @@
 //! GitHub webhook deliveries, the pure part: the signature check and what a push says. No I/O.
 
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// `X-Hub-Signature-256: sha256=<hex>` over the raw body, keyed by the repository's webhook secret.
 /// Compared in constant time (`Mac::verify_slice`).
@@ -38,6 +38,26 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
         .collect()
+}
+
+/// The SHA-256 of a delivery's raw body. A signed delivery captured and sent again under a new
+/// `X-GitHub-Delivery` has the same one, so verified deliveries are recognised by it as well as
+/// by their id (GitHub's own redeliveries keep the id).
+pub fn payload_digest(body: &[u8]) -> Vec<u8> {
+    Sha256::digest(body).to_vec()
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary: how much of a rejected delivery's
+/// request-supplied text (event, repository, ref) is kept.
+pub fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// What Enclii reads from a delivery's JSON.
@@ -170,6 +190,18 @@ mod tests {
         );
         assert!(parse(b"not json").is_err());
         assert_eq!(branch("refs/tags/v1"), None);
+    }
+
+    #[test]
+    fn replays_share_a_digest_and_clipping_keeps_whole_characters() {
+        assert_eq!(payload_digest(BODY), payload_digest(b"Hello, World!"));
+        assert_ne!(payload_digest(BODY), payload_digest(b"Hello, World?"));
+        assert_eq!(payload_digest(BODY).len(), 32);
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("abcdef", 3), "abc");
+        // `é` is two bytes: cutting inside it keeps the character before.
+        assert_eq!(clip("aé", 2), "a");
+        assert_eq!(clip(&"x".repeat(1 << 20), 200).len(), 200);
     }
 
     #[test]

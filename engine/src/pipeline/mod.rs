@@ -3,7 +3,10 @@
 //!
 //! A delivery is acknowledged only after its record and its builds are committed in one
 //! transaction, so a server killed at any moment after the acknowledgement loses nothing, and
-//! GitHub's retries of an unacknowledged one are recognised by `X-GitHub-Delivery`.
+//! GitHub's retries of an unacknowledged one are recognised by `X-GitHub-Delivery`. A signed body
+//! captured and replayed under a new delivery id is recognised by its SHA-256 and not acted on.
+//! Rejected deliveries (anyone can send them) are recorded bounded: clipped, at most so many a
+//! minute, and only the newest kept per project (`record_rejected`).
 
 pub mod builder;
 pub mod github;
@@ -51,18 +54,20 @@ struct Record<'a> {
     project: Option<uuid::Uuid>,
     outcome: &'a str,
     reason: &'a str,
+    /// The body's SHA-256, for verified deliveries only.
+    payload_sha256: Option<&'a [u8]>,
 }
 
 /// Writes the delivery's record. A verified outcome replaces an earlier rejection of the same
 /// delivery (the secret was fixed, then GitHub redelivered), never the reverse.
 async fn record(db: impl sqlx::PgExecutor<'_>, r: Record<'_>) -> sqlx::Result<()> {
     sqlx::query!(
-        r#"INSERT INTO webhook_deliveries (delivery_id, event, repository, git_ref, commit_sha, project_id, outcome, reason)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        r#"INSERT INTO webhook_deliveries (delivery_id, event, repository, git_ref, commit_sha, project_id, outcome, reason, payload_sha256)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
            ON CONFLICT (delivery_id) DO UPDATE SET
                event = EXCLUDED.event, repository = EXCLUDED.repository, git_ref = EXCLUDED.git_ref,
                commit_sha = EXCLUDED.commit_sha, project_id = EXCLUDED.project_id, outcome = EXCLUDED.outcome,
-               reason = EXCLUDED.reason, received_at = now()
+               reason = EXCLUDED.reason, received_at = now(), payload_sha256 = EXCLUDED.payload_sha256
            WHERE webhook_deliveries.outcome = 'rejected'"#,
         r.delivery,
         r.event,
@@ -71,12 +76,59 @@ async fn record(db: impl sqlx::PgExecutor<'_>, r: Record<'_>) -> sqlx::Result<()
         r.commit,
         r.project,
         r.outcome,
-        r.reason
+        r.reason,
+        r.payload_sha256
     )
     .execute(db)
     .await?;
     Ok(())
 }
+
+/// Records a rejected delivery, bounded: anyone can send one, so at most
+/// `pipeline.rejected_deliveries_per_minute` are recorded a minute per project (or for no project),
+/// and only the newest `rejected_deliveries_per_project` (`_unattributed` for no project) are kept.
+/// One project's flood cannot push out another's record, nor any verified delivery.
+async fn record_rejected(engine: &Engine, r: Record<'_>) -> sqlx::Result<()> {
+    let settings = &engine.settings.pipeline;
+    let project = r.project;
+    // Counted in memory, per replica (like sign-ins): beyond the limit nothing is written at all.
+    if !engine
+        .rejected_deliveries
+        .allow(project, std::time::Instant::now())
+    {
+        tracing::debug!("webhook: rejected delivery not recorded (rate limit)");
+        return Ok(());
+    }
+    let keep = if project.is_some() {
+        settings.rejected_deliveries_per_project
+    } else {
+        settings.rejected_deliveries_unattributed
+    };
+    let mut tx = engine.pool.begin().await?;
+    // One writer per project at a time, so that each trim sees the others' rows (the two-key
+    // form: a key space of its own).
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(1380600396, hashtext(COALESCE($1::uuid::text, '')))",
+        project
+    )
+    .execute(&mut *tx)
+    .await?;
+    record(&mut *tx, r).await?;
+    sqlx::query!(
+        "DELETE FROM webhook_deliveries WHERE delivery_id IN (
+             SELECT delivery_id FROM webhook_deliveries
+             WHERE outcome = 'rejected' AND project_id IS NOT DISTINCT FROM $1
+             ORDER BY received_at DESC, delivery_id DESC OFFSET $2)",
+        project,
+        keep.max(0)
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// How much of a rejected delivery's request-supplied text is kept.
+const REJECTED_TEXT: usize = 200;
 
 /// Handles `POST /webhooks/github`.
 pub async fn receive(engine: &Engine, d: Incoming<'_>) -> crate::Result<Answer> {
@@ -108,6 +160,7 @@ pub async fn receive(engine: &Engine, d: Incoming<'_>) -> crate::Result<Answer> 
     )
     .fetch_all(pool)
     .await?;
+    /// Unauthenticated: every request-supplied field clipped, no body, no signature.
     fn rejected<'a>(
         delivery: &'a str,
         event: &'a str,
@@ -118,19 +171,25 @@ pub async fn receive(engine: &Engine, d: Incoming<'_>) -> crate::Result<Answer> 
     ) -> Record<'a> {
         Record {
             delivery,
-            event,
-            repository: Some(url),
-            git_ref: payload.git_ref.as_deref(),
-            commit: payload.after.as_deref(),
+            event: github::clip(event, 64),
+            repository: Some(github::clip(url, REJECTED_TEXT)),
+            git_ref: payload
+                .git_ref
+                .as_deref()
+                .map(|r| github::clip(r, REJECTED_TEXT)),
+            commit: payload.after.as_deref().map(|c| github::clip(c, 64)),
             project,
             outcome: "rejected",
             reason,
+            payload_sha256: None,
         }
     }
     if connected.is_empty() {
-        let reason = format!("{url} is not connected to any project (enclii repos connect {url})");
-        record(
-            pool,
+        let shown = github::clip(&url, REJECTED_TEXT);
+        let reason =
+            format!("{shown} is not connected to any project (enclii repos connect {shown})");
+        record_rejected(
+            engine,
             rejected(delivery, event, &url, &payload, None, &reason),
         )
         .await?;
@@ -160,8 +219,8 @@ pub async fn receive(engine: &Engine, d: Incoming<'_>) -> crate::Result<Answer> 
         } else {
             "X-Hub-Signature-256 does not match the repository's webhook secret"
         };
-        record(
-            pool,
+        record_rejected(
+            engine,
             rejected(delivery, event, &url, &payload, only_project, reason),
         )
         .await?;
@@ -173,6 +232,13 @@ pub async fn receive(engine: &Engine, d: Incoming<'_>) -> crate::Result<Answer> 
     // Two copies of one delivery at once (two replicas, or a redelivery racing the original): the
     // row lock below locks nothing while the row does not exist yet, so serialise on the id first.
     sqlx::query!("SELECT pg_advisory_xact_lock(hashtext($1))", delivery)
+        .execute(&mut *tx)
+        .await?;
+    // And on the body, for a replay under another id racing the original (the two-key form: a key
+    // space of its own; the digest's first bytes are key enough).
+    let digest = github::payload_digest(d.body);
+    let digest_key = i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    sqlx::query!("SELECT pg_advisory_xact_lock(1464355664, $1)", digest_key)
         .execute(&mut *tx)
         .await?;
     let seen = sqlx::query_scalar!(
@@ -189,6 +255,29 @@ pub async fn receive(engine: &Engine, d: Incoming<'_>) -> crate::Result<Answer> 
             "this delivery was already received; nothing was done again",
         ));
     }
+    // Signed by the secret, but a copy of a body already acted on: a replay, whatever its id.
+    // Nothing is written for it (a replayer could otherwise add rows without end); 200 so that a
+    // sender retrying does not keep trying.
+    let replayed = sqlx::query_scalar!(
+        "SELECT delivery_id FROM webhook_deliveries
+         WHERE payload_sha256 = $1 AND delivery_id <> $2 AND outcome <> 'rejected' LIMIT 1",
+        &digest,
+        delivery
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if replayed.is_some() {
+        tx.commit().await?;
+        tracing::warn!(
+            delivery,
+            "webhook: a payload already received arrived under a new delivery id; not acted on"
+        );
+        return Ok(answer(
+            200,
+            "duplicate",
+            "this payload was already received under another delivery id; nothing was done again",
+        ));
+    }
     let mut ok = Record {
         delivery,
         event,
@@ -198,6 +287,7 @@ pub async fn receive(engine: &Engine, d: Incoming<'_>) -> crate::Result<Answer> 
         project: Some(verified[0]),
         outcome: "ignored",
         reason: "",
+        payload_sha256: Some(&digest),
     };
     let outcome = match event {
         "ping" => {

@@ -18,6 +18,9 @@ pub struct Request<'a> {
     pub environment: &'a str,
     /// Deploy this image as a new release; without it, the service's latest release is deployed.
     pub image: Option<&'a str>,
+    /// The platform's registry (`pipeline.registry`): an image under it must be in the project's
+    /// own path, so no project deploys (or reads through its pods) another project's builds.
+    pub registry: &'a str,
 }
 
 pub async fn create(
@@ -28,6 +31,7 @@ pub async fn create(
     let project = project_access(pool, caller, req.project, Action::Deploy).await?;
     if let Some(image) = req.image {
         validate_image(image)?;
+        image_in_project(image, req.registry, &project.slug)?;
     }
     let mut tx = pool.begin().await?;
     let service = sqlx::query!(
@@ -684,6 +688,28 @@ pub fn validate_image(image: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// An image from the platform's registry must come from the project's own path there
+/// (`{registry}/{project}/…`, where its builds push); images from anywhere else are the project's
+/// own business.
+pub fn image_in_project(image: &str, registry: &str, project: &str) -> Result<(), ApiError> {
+    let registry = registry.trim_end_matches('/');
+    if registry.is_empty() {
+        return Ok(());
+    }
+    let Some(path) = image
+        .strip_prefix(registry)
+        .and_then(|rest| rest.strip_prefix('/'))
+    else {
+        return Ok(());
+    };
+    match path.split_once('/') {
+        Some((owner, rest)) if owner == project && !rest.is_empty() => Ok(()),
+        _ => Err(ApiError::forbidden(format!(
+            "`{image}` is in the platform registry outside project `{project}`'s path ({registry}/{project}/…): a project deploys only its own builds from it"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -701,5 +727,28 @@ mod tests {
         ] {
             assert!(validate_image(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn images_from_the_platform_registry_must_be_the_projects_own() {
+        let reg = "registry.enclii.io/builds";
+        for ok in [
+            "registry.enclii.io/builds/shop/web:abc",
+            "registry.enclii.io/builds/shop/web@sha256:00",
+            "ghcr.io/someone/else:1",
+            "registry.enclii.io/other-path/x:1",
+        ] {
+            assert!(image_in_project(ok, reg, "shop").is_ok(), "{ok}");
+        }
+        for theirs in [
+            "registry.enclii.io/builds/other/web:abc",
+            "registry.enclii.io/builds/shop-2/web:1",
+            "registry.enclii.io/builds/shop",
+            "registry.enclii.io/builds/shop/",
+        ] {
+            let e = image_in_project(theirs, reg, "shop").unwrap_err();
+            assert!(e.to_string().contains("outside project `shop`'s path"), "{theirs}: {e}");
+        }
+        assert!(image_in_project("anything/at:all", "", "shop").is_ok());
     }
 }

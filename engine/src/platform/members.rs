@@ -1,5 +1,10 @@
 //! Who belongs to a project, with which role. Admins manage developers and viewers; only owners
 //! grant or take away admin and owner, and the last owner cannot leave.
+//!
+//! People are named by email, and an email names only an account that signed in with it verified
+//! (`users.email` holds nothing else: see [`crate::auth::users`]). Addresses are not unique, so
+//! an address binds to the account that verified it first, and the membership to that account's
+//! (issuer, subject) from then on: an account that verifies the same address later gains nothing.
 
 use enclii_api::{ApiError, Member, Role};
 use sqlx::PgPool;
@@ -34,7 +39,8 @@ pub async fn list(
 }
 
 /// Gives `email` the role `role` on the project (adding them if needed). The user must have signed
-/// in once, so that their identity is known.
+/// in once with that address verified, so that their identity is known. A member with that address
+/// comes first (a role change), then the account that verified it first (an addition).
 pub async fn set(
     pool: &PgPool,
     caller: Option<&Caller>,
@@ -50,14 +56,19 @@ pub async fn set(
     };
     let mut tx = pool.begin().await?;
     let user = sqlx::query!(
-        "SELECT id, email, display_name FROM users WHERE lower(email) = lower($1)",
-        email
+        r#"SELECT u.id, u.email, u.display_name FROM users u
+           LEFT JOIN memberships m ON m.user_id = u.id AND m.project_id = $2
+           WHERE lower(u.email) = lower($1)
+           ORDER BY m.user_id IS NULL, u.email_verified_at, u.created_at, u.id
+           LIMIT 1"#,
+        email,
+        project.id
     )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| {
         ApiError::not_found(format!(
-            "nobody with the email {email} has signed in to Enclii yet"
+            "nobody has signed in to Enclii with the verified email {email} yet"
         ))
     })?;
     let current: Option<String> = sqlx::query_scalar!(
@@ -116,9 +127,11 @@ pub async fn remove(
         project.role.unwrap_or(Role::Viewer)
     };
     let mut tx = pool.begin().await?;
+    // Of members sharing an address (each verified it), the first to verify it goes first.
     let row = sqlx::query!(
         "SELECT m.user_id, m.role FROM memberships m JOIN users u ON u.id = m.user_id
-         WHERE m.project_id = $1 AND lower(u.email) = lower($2) FOR UPDATE OF m",
+         WHERE m.project_id = $1 AND lower(u.email) = lower($2)
+         ORDER BY u.email_verified_at, u.created_at, u.id LIMIT 1 FOR UPDATE OF m",
         project.id,
         email
     )

@@ -10,8 +10,10 @@ use super::{page_limit, project_access};
 use crate::audit;
 use crate::auth::{Action, Caller};
 
+/// `status` bounds the spec's monitoring targets (`monitor::check_spec_targets`).
 pub async fn import(
     pool: &PgPool,
+    status: &crate::config::StatusSettings,
     caller: Option<&Caller>,
     project: Option<&str>,
     source: &str,
@@ -46,6 +48,8 @@ pub async fn import(
         }
     };
     let project = project_access(pool, caller, slug, Action::ImportSpec).await?;
+    // Before the transaction: it may wait on DNS.
+    crate::monitor::check_spec_targets(status, &file.service).await?;
     let name = meta.name.as_str();
     let digest = hex(&Sha256::digest(source.as_bytes()));
 
@@ -88,6 +92,7 @@ pub async fn import(
             });
         }
     }
+    crate::monitor::check_project_targets(&mut tx, status, project.id, name, &file.service).await?;
     let revision = service.current_revision + 1;
     let spec_json = serde_json::to_value(&file.service).map_err(|e| {
         tracing::error!(error = %e, "spec did not serialize");

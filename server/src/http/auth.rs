@@ -1,4 +1,5 @@
-//! Browser sign-in and sign-out: redirects to Plinto and back, and the session cookie.
+//! Browser sign-in and sign-out: redirects to Plinto and back, the sign-in cookie that binds a
+//! sign-in to its browser, and the session cookie.
 //! Also the same-origin check that guards every cookie-authenticated mutation.
 
 use std::net::SocketAddr;
@@ -8,14 +9,17 @@ use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use cookie::{Cookie, SameSite};
 use enclii_api::ApiError;
 use serde::Deserialize;
 use switchyard_engine::Engine;
 use switchyard_engine::audit;
-use switchyard_engine::auth::oidc::Callback;
+use switchyard_engine::auth::oidc::{
+    BROWSER_COOKIE, BROWSER_COOKIE_MAX_AGE_SECS, Callback, LoginError,
+};
 use switchyard_engine::auth::sessions;
 
 use super::AppState;
@@ -30,14 +34,6 @@ pub fn routes() -> Router<AppState> {
 #[derive(Deserialize)]
 struct LoginQuery {
     return_to: Option<String>,
-}
-
-/// Only paths on this site: anything else would make the sign-in an open redirect.
-fn local_path(path: Option<&str>) -> String {
-    match path {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
-        _ => "/".to_owned(),
-    }
 }
 
 /// The client's address, when the server was started with connection info (tests may not be).
@@ -73,11 +69,16 @@ async fn login(
             "This server accepts API tokens only.",
         );
     };
-    match oidc
-        .begin(&engine.pool, &local_path(q.return_to.as_deref()))
-        .await
-    {
-        Ok(url) => Redirect::to(&url).into_response(),
+    // `begin` keeps `return_to` only if it is a path of this site (no open redirect).
+    match oidc.begin(&engine.pool, q.return_to.as_deref()).await {
+        Ok(started) => {
+            let mut response = see_other(&started.provider_url);
+            set_cookie(
+                &mut response,
+                login_cookie(&engine, started.browser_secret, BROWSER_COOKIE_MAX_AGE_SECS),
+            );
+            response
+        }
         Err(e) => {
             tracing::warn!(error = %e, "could not start a sign-in");
             page(
@@ -120,10 +121,12 @@ async fn callback(
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
+    let browser = cookie(headers, BROWSER_COOKIE);
     let result = oidc
         .finish(
             &engine.pool,
             Callback {
+                browser: browser.as_deref(),
                 state: q.state.as_deref(),
                 code: q.code.as_deref(),
                 iss: q.iss.as_deref(),
@@ -135,7 +138,10 @@ async fn callback(
             user_agent,
         )
         .await;
-    match result {
+    // The sign-in cookie is spent with its attempt; a callback that names no known attempt (a
+    // stale tab's, or a forged one) leaves it to the sign-in this browser may still have under way.
+    let spent = !matches!(result, Err(LoginError::UnknownState));
+    let mut response = match result {
         Ok(signed_in) => {
             // A new id at every sign-in: a session id planted before sign-in is worth nothing after.
             if let Some(old) = cookie(headers, sessions::COOKIE) {
@@ -159,12 +165,12 @@ async fn callback(
             {
                 tracing::error!(%error, "could not audit a sign-in");
             }
-            let mut response = Redirect::to(&signed_in.return_to).into_response();
+            let mut response = see_other(&signed_in.return_to);
             set_cookie(
                 &mut response,
-                &session_cookie(
+                session_cookie(
                     &engine,
-                    &signed_in.session_secret,
+                    signed_in.session_secret,
                     engine.settings.session.lifetime_hours * 3600,
                 ),
             );
@@ -178,23 +184,21 @@ async fn callback(
             }
             tracing::info!(error = %e, "sign-in failed");
             let status = match e {
-                switchyard_engine::auth::oidc::LoginError::Unavailable => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                switchyard_engine::auth::oidc::LoginError::Db(_) => {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
+                LoginError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                LoginError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::BAD_REQUEST,
             };
             let message = match e {
-                switchyard_engine::auth::oidc::LoginError::Db(_) => {
-                    "Something went wrong on our side.".to_owned()
-                }
+                LoginError::Db(_) => "Something went wrong on our side.".to_owned(),
                 other => other.to_string(),
             };
             page(status, "Sign-in failed", &message)
         }
+    };
+    if spent {
+        set_cookie(&mut response, login_cookie(&engine, String::new(), 0));
     }
+    response
 }
 
 async fn logout(State(engine): State<Engine>, parts: Parts) -> Response {
@@ -237,25 +241,49 @@ async fn logout(State(engine): State<Engine>, parts: Parts) -> Response {
             }
         }
     }
-    let mut response = Redirect::to(&target).into_response();
-    set_cookie(&mut response, &session_cookie(&engine, "", 0));
+    let mut response = see_other(&target);
+    set_cookie(&mut response, session_cookie(&engine, String::new(), 0));
     response
 }
 
-fn session_cookie(engine: &Engine, value: &str, max_age_secs: u32) -> String {
-    let secure = if engine.settings.is_loopback_http() {
-        ""
-    } else {
-        "; Secure"
-    };
-    format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}",
-        sessions::COOKIE
-    )
+/// A 303 to `target`. Never a panic (axum's `Redirect` panics on a value that is not a valid
+/// header): a target that is not one goes to the home page instead.
+fn see_other(target: &str) -> Response {
+    let location = HeaderValue::from_str(target).unwrap_or_else(|_| HeaderValue::from_static("/"));
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
 }
 
-fn set_cookie(response: &mut Response, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
+fn session_cookie(engine: &Engine, value: String, max_age_secs: u32) -> Cookie<'static> {
+    private_cookie(engine, sessions::COOKIE, value, "/", max_age_secs)
+}
+
+/// Sent only to `/auth`, where the callback reads it. Lax, so that it comes along on the
+/// provider's top-level redirect back to the callback.
+fn login_cookie(engine: &Engine, value: String, max_age_secs: u32) -> Cookie<'static> {
+    private_cookie(engine, BROWSER_COOKIE, value, "/auth", max_age_secs)
+}
+
+/// A cookie for the server alone: no script reads it, no other site's request carries it (but
+/// top-level navigations do), and it travels only over TLS unless the site is plain http on
+/// loopback (development and tests), where a Secure cookie would be dropped.
+fn private_cookie(
+    engine: &Engine,
+    name: &'static str,
+    value: String,
+    path: &'static str,
+    max_age_secs: u32,
+) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path(path)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(!engine.settings.is_loopback_http())
+        .max_age(cookie::time::Duration::seconds(max_age_secs.into()))
+        .build()
+}
+
+fn set_cookie(response: &mut Response, cookie: Cookie<'_>) {
+    if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
 }
@@ -316,23 +344,4 @@ pub async fn same_origin(State(engine): State<Engine>, req: Request, next: Next)
         "cross-site request refused: changes must come from the Enclii dashboard or carry an API token",
     );
     (StatusCode::FORBIDDEN, Json(error)).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_local_paths_are_return_targets() {
-        assert_eq!(local_path(Some("/projects?x=1")), "/projects?x=1");
-        for evil in [
-            "https://evil.example/",
-            "//evil.example",
-            "/\\evil.example",
-            "javascript:alert(1)",
-        ] {
-            assert_eq!(local_path(Some(evil)), "/", "{evil}");
-        }
-        assert_eq!(local_path(None), "/");
-    }
 }

@@ -58,7 +58,45 @@ pub fn routes() -> Router<AppState> {
         .route("/api/metrics", get(render))
 }
 
-async fn render(State(engine): State<Engine>) -> impl IntoResponse {
+/// May this request read the metrics? Only with the configured token (compared in constant
+/// time); with none configured, nobody may.
+pub fn allowed(configured: Option<&str>, authorization: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq;
+    let (Some(expected), Some(given)) = (
+        configured.filter(|t| !t.is_empty()),
+        authorization.and_then(|a| a.strip_prefix("Bearer ")),
+    ) else {
+        return false;
+    };
+    expected.as_bytes().ct_eq(given.trim().as_bytes()).into()
+}
+
+async fn render(
+    State(engine): State<Engine>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use secrecy::ExposeSecret;
+    let configured = engine
+        .settings
+        .http
+        .metrics_token
+        .as_ref()
+        .map(|t| t.expose_secret().to_owned());
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !allowed(configured.as_deref(), authorization) {
+        let why = if configured.is_some() {
+            "metrics need the bearer token configured as http.metrics_token"
+        } else {
+            "metrics are off: configure http.metrics_token and give it to Prometheus"
+        };
+        return (axum::http::StatusCode::UNAUTHORIZED, why).into_response();
+    }
+    exposition(&engine).await.into_response()
+}
+
+async fn exposition(engine: &Engine) -> impl IntoResponse {
     let pool = &engine.pool;
     let idle = pool.num_idle() as f64;
     metrics::gauge!("db_pool_connections", "state" => "idle").set(idle);

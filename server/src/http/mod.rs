@@ -141,9 +141,10 @@ fn with_security_headers(router: Router, hsts: bool) -> Router {
     let set = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
     };
-    // Leptos hydrates through an inline module script and wasm; everything else is same-origin.
+    // Leptos hydrates through an inline module script and wasm; everything else is same-origin
+    // (no development reload socket: the site is built and served, never watched).
     const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
-        style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws://127.0.0.1:*; \
+        style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
         object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
     let router = router
         .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
