@@ -22,6 +22,9 @@ enum Needs {
     Role(&'static str),
     /// Like `Role`, for an endpoint that answers this status to allowed callers in this test.
     RoleThen(&'static str, u16),
+    /// Like `Role`, for an endpoint that makes or removes one thing: the first allowed caller gets
+    /// 200, the later ones this status (it is there already, or gone).
+    RoleOnce(&'static str, u16),
     /// Only from a dashboard session: refused to every API token.
     Session,
     /// Anyone, signed in or not (the public status page).
@@ -71,22 +74,23 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             json!({"project": p}),
             Needs::Role("viewer"),
         ),
-        // The create row above made #1 (developer) and #2 (admin, superseding #1 while pending).
+        // The create row above made #1 (developer), #2 (admin) and #3 (owner), each superseding
+        // the one before while pending.
         (
             "/api/deployments/get",
-            json!({"project": p, "id": 2}),
+            json!({"project": p, "id": 3}),
             Needs::Role("viewer"),
         ),
-        // No worker runs here, so #2 stays pending (a canary that has not started): promote and
+        // No worker runs here, so #3 stays pending (a canary that has not started): promote and
         // abort are accepted, for its driver to act on.
         (
             "/api/deployments/promote",
-            json!({"project": p, "id": 2}),
+            json!({"project": p, "id": 3}),
             Needs::Role("developer"),
         ),
         (
             "/api/deployments/abort",
-            json!({"project": p, "id": 2}),
+            json!({"project": p, "id": 3}),
             Needs::Role("developer"),
         ),
         // Allowed, but there is nothing to roll back to yet: 422 once authorization has passed.
@@ -131,10 +135,11 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             json!({"project": p, "email": "newcomer@example.test", "role": "viewer"}),
             Needs::Role("admin"),
         ),
+        // The admin removes the newcomer; the owner is told they are not a member.
         (
             "/api/members/remove",
             json!({"project": p, "email": "newcomer@example.test"}),
-            Needs::Role("admin"),
+            Needs::RoleOnce("admin", 404),
         ),
         (
             "/api/audit/list",
@@ -147,22 +152,22 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             Needs::Session,
         ),
         ("/api/tokens/list", json!({}), Needs::Session),
-        // Only the admin passes authorization, so `preview` is created once.
+        // The admin creates `preview`; the owner is told it exists.
         (
             "/api/environments/create",
             json!({"project": p, "name": "preview", "deploy_branch": "preview"}),
-            Needs::Role("admin"),
+            Needs::RoleOnce("admin", 409),
         ),
         (
             "/api/releases/list",
             json!({"project": p, "service": "docs-site"}),
             Needs::Role("viewer"),
         ),
-        // Only the admin passes authorization, so the hostname is added once.
+        // The admin adds the hostname; the owner is told it is taken.
         (
             "/api/domains/add",
             json!({"project": p, "service": "docs-site", "environment": "production", "hostname": "docs.example.com"}),
-            Needs::Role("admin"),
+            Needs::RoleOnce("admin", 409),
         ),
         (
             "/api/domains/list",
@@ -238,8 +243,15 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
     ]
 }
 
+/// The ranks of project roles, weakest first.
+const ROLES: [&str; 4] = ["viewer", "developer", "admin", "owner"];
+
+fn rank(role: &str) -> usize {
+    ROLES.iter().position(|r| *r == role).unwrap()
+}
+
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
-async fn every_server_function_checks_its_caller_as_anonymous_viewer_developer_and_admin(
+async fn every_server_function_checks_its_caller_as_anonymous_outsider_viewer_developer_admin_and_owner(
     pool: PgPool,
 ) {
     let app = spawn_app(pool.clone()).await;
@@ -274,7 +286,9 @@ async fn every_server_function_checks_its_caller_as_anonymous_viewer_developer_a
     )
     .await;
     user(&pool, "newcomer", false).await;
-    let mut callers = vec![("anonymous", None)];
+    // An outsider: signed in (with a token that may write), a member of no project here.
+    let outsider = user(&pool, "outsider", true).await;
+    let mut callers = vec![("anonymous", None), ("outsider", Some(outsider.token))];
     for role in ["viewer", "developer", "admin"] {
         let u = user(&pool, role, true).await;
         sqlx::query!(
@@ -287,13 +301,9 @@ async fn every_server_function_checks_its_caller_as_anonymous_viewer_developer_a
         .unwrap();
         callers.push((role, Some(u.token)));
     }
-    let rank = |r: &str| {
-        ["viewer", "developer", "admin"]
-            .iter()
-            .position(|x| *x == r)
-            .unwrap()
-    };
+    callers.push(("owner", Some(owner.token.clone())));
     for (path, body, needs) in &table {
+        let mut made = false;
         for (who, token) in &callers {
             let (status, answer) = app.call(path, token.as_deref(), body.clone()).await;
             let expected: u16 = match (who, needs) {
@@ -301,6 +311,17 @@ async fn every_server_function_checks_its_caller_as_anonymous_viewer_developer_a
                 (&"anonymous", _) => 401,
                 (_, Needs::SignedIn) => 200,
                 (_, Needs::Session) => 403,
+                // Not told whether the project exists.
+                (&"outsider", _) => 404,
+                (role, Needs::RoleOnce(needed, again)) => {
+                    if rank(role) < rank(needed) {
+                        403
+                    } else if std::mem::replace(&mut made, true) {
+                        *again
+                    } else {
+                        200
+                    }
+                }
                 (role, Needs::Role(needed)) => {
                     if rank(role) >= rank(needed) {
                         200
@@ -330,6 +351,12 @@ async fn every_server_function_checks_its_caller_as_anonymous_viewer_developer_a
             assert_eq!(status, expected, "{path} as {who}: {answer}");
             if status == 401 {
                 assert_eq!(answer["error"], "unauthenticated", "{path}");
+            }
+            if *who == "outsider" && status == 404 {
+                assert_eq!(
+                    answer["message"], "no such project, or you are not a member of it",
+                    "{path}: an outsider learns nothing of the project"
+                );
             }
         }
     }

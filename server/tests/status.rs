@@ -53,14 +53,20 @@ fn status_spec(base: &str, name: &str) -> String {
     format!("{}{}{}", &spec[..start], targets, &spec[end..])
 }
 
-/// What the cluster's operator provides before the status page runs there: its namespace and the
-/// `enclii-secrets` Secret the fixture's `PROMETHEUS_URL` reads (a kubelet does not start a
-/// container whose environment names a Secret that does not exist).
-async fn operators_secret(cluster: &LocalCluster, ns: &str) {
+/// What the cluster's operator provides before the status page runs there: its namespace (as
+/// Switchyard creates it for the project: it adopts no other) and the `enclii-secrets` Secret the
+/// fixture's `PROMETHEUS_URL` reads (a kubelet does not start a container whose environment
+/// names a Secret that does not exist).
+async fn operators_secret(cluster: &LocalCluster, pool: &PgPool, ns: &str) {
     use kube::api::{DynamicObject, PostParams};
-    let namespace: DynamicObject = serde_json::from_value(
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-    )
+    let project_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM projects WHERE slug = $1")
+        .bind(P)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let namespace: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": {"app.kubernetes.io/managed-by": "enclii",
+            "enclii.dev/project-id": project_id.to_string()}}}))
     .unwrap();
     cluster
         .api("v1", "Namespace", None)
@@ -124,7 +130,7 @@ async fn targets_and_health_checks_are_probed_stored_and_shown_publicly(pool: Pg
         assert_eq!(status, 200, "{body}");
     }
     let ns = namespace(&app, P, "production");
-    operators_secret(&cluster, &ns).await;
+    operators_secret(&cluster, &pool, &ns).await;
     for service in ["status-page", "status-canary"] {
         let (status, d) = app
             .call("/api/deployments/create", Some(&owner.token), json!({"project": P, "service": service, "environment": "production", "image": "registry.local/status:1"}))
@@ -302,7 +308,7 @@ async fn charts_read_the_last_hour_from_prometheus(pool: PgPool) {
     assert_eq!(m["unavailable"], serde_json::Value::Null);
 
     let ns = namespace(&app, P, "production");
-    operators_secret(&cluster, &ns).await;
+    operators_secret(&cluster, &pool, &ns).await;
     let (_, d) = app
         .call("/api/deployments/create", Some(&owner.token), json!({"project": P, "service": "status-page", "environment": "production", "image": "registry.local/status:1"}))
         .await;

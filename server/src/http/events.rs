@@ -1,6 +1,7 @@
 //! `GET /api/events/deployments/{project}/{id}`: a deployment's record as server-sent events, sent
 //! whenever it changes, until it ends. The dashboard's live timeline and anything else that wants
-//! to watch a rollout without polling use it. Like every endpoint, it establishes the caller first.
+//! to watch a rollout without polling use it. Like every endpoint, it establishes the caller first;
+//! the streams' guard (`streaming.rs`) bounds them per caller and ends them when access goes.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -100,7 +101,8 @@ async fn deployment(
             }
             // A burst of changes (a step and its analysis) becomes one event.
             tokio::time::sleep(Duration::from_millis(50)).await;
-            // Access is re-checked on every read: a member removed mid-stream stops receiving.
+            // The request's caller, whose project answer is remembered for the request: access
+            // is re-checked afresh by the guard (`streaming.rs`), which ends the stream without it.
             let now = match deployments::get(&engine.pool, caller.as_ref(), &project, id).await {
                 Ok(d) => d,
                 Err(_) => return,

@@ -1,7 +1,8 @@
 //! `GET /api/logs/{project}/{service}/{environment}?follow=true&tail=100`: a service's pod logs as a
 //! plain-text stream for `enclii logs -f`, or as server-sent events (`&format=sse`) for the
 //! dashboard. Not a server function (it streams),
-//! so it establishes the caller itself, first, like every server function does.
+//! so it establishes the caller itself, first, like every server function does; the streams' guard
+//! (`streaming.rs`) bounds them per caller and ends them when access goes.
 
 use std::collections::HashMap;
 

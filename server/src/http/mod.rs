@@ -85,14 +85,16 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
         move || shell(options.clone())
     };
 
+    // One guard for every stream (pod logs, live events, build logs): one bound per caller.
+    let streams = streaming::Streams::new(state.engine.clone());
     let router = Router::new()
         .merge(health::routes())
         .merge(auth::routes())
-        .merge(logs::routes())
-        .merge(events::routes())
-        .merge(webhooks::routes(
+        .merge(streams.guard(logs::routes()))
+        .merge(streams.guard(events::routes()))
+        .merge(streams.guard(webhooks::routes(
             state.engine.settings.pipeline.webhook_max_bytes,
-        ))
+        )))
         .merge(metrics::routes())
         .nest_service("/pkg", static_files::pkg(&state.leptos_options))
         .merge(packs.map(|p| p.routes()).unwrap_or_default())
