@@ -911,20 +911,7 @@ async fn variables_and_secrets_reach_the_pods_through_a_secret(pool: PgPool) {
     // namespace as Switchyard creates it for the project (it adopts no other).
     {
         use kube::api::{DynamicObject, PostParams};
-        let project_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM projects WHERE slug = $1")
-            .bind(P)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        let namespace: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": ns, "labels": {"app.kubernetes.io/managed-by": "enclii",
-                         "enclii.dev/project-id": project_id.to_string()}}}))
-        .unwrap();
-        cluster
-            .api("v1", "Namespace", None)
-            .create(&PostParams::default(), &namespace)
-            .await
-            .unwrap();
+        common::tenant_namespace(&cluster, &pool, P, &ns).await;
         let db: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "db", "namespace": ns},

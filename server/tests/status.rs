@@ -59,20 +59,7 @@ fn status_spec(base: &str, name: &str) -> String {
 /// names a Secret that does not exist).
 async fn operators_secret(cluster: &LocalCluster, pool: &PgPool, ns: &str) {
     use kube::api::{DynamicObject, PostParams};
-    let project_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM projects WHERE slug = $1")
-        .bind(P)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    let namespace: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": ns, "labels": {"app.kubernetes.io/managed-by": "enclii",
-            "enclii.dev/project-id": project_id.to_string()}}}))
-    .unwrap();
-    cluster
-        .api("v1", "Namespace", None)
-        .create(&PostParams::default(), &namespace)
-        .await
-        .unwrap();
+    common::tenant_namespace(cluster, pool, P, ns).await;
     let secret: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "enclii-secrets", "namespace": ns},

@@ -208,6 +208,29 @@ pub async fn prove_domains(pool: &PgPool, project: &str, spec: &str) {
     }
 }
 
+/// Creates the namespace of a project's environment as Switchyard does (labelled as the
+/// project's: it adopts no other), for tests whose operator puts something there first.
+#[allow(dead_code)]
+pub async fn tenant_namespace(cluster: &LocalCluster, pool: &PgPool, project: &str, ns: &str) {
+    let project_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM projects WHERE slug = $1")
+        .bind(project)
+        .fetch_one(pool)
+        .await
+        .expect("the project exists");
+    let namespace: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": {
+            enclii_spec::render::MANAGED_BY.0: enclii_spec::render::MANAGED_BY.1,
+            switchyard_engine::deploy::tenancy::LABEL_PROJECT_ID: project_id.to_string()}}
+    }))
+    .unwrap();
+    cluster
+        .api("v1", "Namespace", None)
+        .create(&kube::api::PostParams::default(), &namespace)
+        .await
+        .expect("namespace created");
+}
+
 /// Polls (in a test only) until the deployment reaches a terminal state; returns it.
 pub async fn wait_for_deployment(
     app: &TestApp,
