@@ -410,6 +410,14 @@ pub struct SessionSettings {
     /// Live streams one user may hold open at once (per replica); more are answered 429.
     #[serde(default = "defaults::max_streams_per_caller")]
     pub max_streams_per_caller: usize,
+    /// The longest an API token may live, in days (1 to 3650): a token asked for without an expiry
+    /// gets this one, a longer one is refused, and tokens older than this stop working.
+    #[serde(default = "defaults::api_token_max_days")]
+    pub api_token_max_days: u32,
+    /// An API token works only while its user has signed in through Plinto within this many days
+    /// (1 to 3650): a user disabled at Plinto cannot sign in, so their tokens stop within it.
+    #[serde(default = "defaults::api_token_sign_in_within_days")]
+    pub api_token_sign_in_within_days: u32,
 }
 
 impl Default for SessionSettings {
@@ -419,6 +427,8 @@ impl Default for SessionSettings {
             login_attempts_per_minute: defaults::login_rate(),
             stream_recheck_secs: defaults::stream_recheck_secs(),
             max_streams_per_caller: defaults::max_streams_per_caller(),
+            api_token_max_days: defaults::api_token_max_days(),
+            api_token_sign_in_within_days: defaults::api_token_sign_in_within_days(),
         }
     }
 }
@@ -478,6 +488,11 @@ pub struct HttpSettings {
     /// it, `/metrics` is off. It names routes, pool sizes and traffic: not for the internet.
     #[serde(default)]
     pub metrics_token: Option<SecretString>,
+    /// Proxies (CIDRs, e.g. the ingress controller's pods) whose `X-Forwarded-For` is believed:
+    /// behind them every client arrives from a proxy's address, so the sign-in limiter keys by the
+    /// address they forwarded. Empty (the default): the header is never read.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for LogSettings {
@@ -495,6 +510,7 @@ impl Default for HttpSettings {
             request_timeout_secs: defaults::request_timeout_secs(),
             body_limit_bytes: defaults::body_limit_bytes(),
             metrics_token: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -550,6 +566,12 @@ mod defaults {
     }
     pub fn max_streams_per_caller() -> usize {
         8
+    }
+    pub fn api_token_max_days() -> u32 {
+        90
+    }
+    pub fn api_token_sign_in_within_days() -> u32 {
+        30
     }
     pub fn site_root() -> String {
         "target/site".into()
@@ -623,6 +645,23 @@ impl Settings {
                 crate::db::LISTENER_CONNECTIONS,
                 self.database.max_connections
             )));
+        }
+        // Zero would lock every token out; beyond ten years the interval arithmetic overflows.
+        for (key, days) in [
+            (
+                "session.api_token_max_days",
+                self.session.api_token_max_days,
+            ),
+            (
+                "session.api_token_sign_in_within_days",
+                self.session.api_token_sign_in_within_days,
+            ),
+        ] {
+            if !(1..=3650).contains(&days) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must be from 1 to 3650 days, got {days}"
+                )));
+            }
         }
         Ok(())
     }
@@ -732,6 +771,31 @@ mod tests {
             ]),
         );
         assert_eq!(fits.unwrap().database.max_connections, 5);
+    }
+
+    #[test]
+    fn trusted_proxies_and_token_limits_come_from_the_environment_and_are_checked() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("DATABASE__URL", "postgres://x"),
+                ("HTTP__TRUSTED_PROXIES", "[10.0.0.0/8, \"fd00::/8\"]"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.http.trusted_proxies.len(), 2);
+        assert_eq!(settings.session.api_token_max_days, 90);
+        assert_eq!(settings.session.api_token_sign_in_within_days, 30);
+        let err = Settings::load_from(
+            None,
+            env(&[
+                ("DATABASE__URL", "postgres://x"),
+                ("SESSION__API_TOKEN_MAX_DAYS", "0"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("session.api_token_max_days"), "{err}");
     }
 
     #[test]

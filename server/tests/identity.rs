@@ -1015,3 +1015,196 @@ async fn an_email_adds_only_the_account_that_verified_it_first(pool: PgPool) {
     .unwrap();
     assert_eq!(bound, ["owner", "victim@example.test"]);
 }
+
+/// A dashboard session creating a token (the only way to create one: tokens never mint tokens).
+fn session_of(user: &common::User) -> switchyard_engine::auth::Caller {
+    switchyard_engine::auth::Caller {
+        user_id: user.id,
+        display_name: "ada".into(),
+        email: None,
+        platform_admin: false,
+        via: switchyard_engine::auth::Via::Session,
+        client_addr: None,
+        projects: Default::default(),
+    }
+}
+
+/// Issue #18, finding 12: a token asked for without an expiry lived for ever. It now gets the
+/// platform's maximum (`session.api_token_max_days`), and a longer one is refused, saying so.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn api_tokens_live_at_most_the_platform_maximum(pool: PgPool) {
+    use switchyard_engine::auth::tokens::manage;
+    let user = common::user(&pool, "ada", false).await;
+    let caller = session_of(&user);
+    let limits = common::settings().session;
+    assert_eq!(limits.api_token_max_days, 90);
+
+    let created = manage::create(&pool, &limits, Some(&caller), "ci", false, None)
+        .await
+        .unwrap();
+    assert!(
+        created.token.expires_at.is_some(),
+        "no expiry means the maximum, not for ever"
+    );
+    let id: uuid::Uuid = created.token.id.parse().unwrap();
+    let in_window: bool = sqlx::query_scalar(
+        "SELECT expires_at BETWEEN now() + interval '89 days 23 hours' AND now() + interval '90 days'
+         FROM api_tokens WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(in_window, "expires in 90 days");
+
+    let err = manage::create(&pool, &limits, Some(&caller), "ci", false, Some(365))
+        .await
+        .unwrap_err()
+        .into_api();
+    assert!(
+        matches!(err, enclii_api::ApiError::Invalid { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.message().contains("at most 90 days"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        manage::create(&pool, &limits, Some(&caller), "ci", false, Some(90))
+            .await
+            .is_ok()
+    );
+}
+
+/// A token older than the maximum stops, whatever it was created with (tokens made before the
+/// maximum existed have no expiry at all).
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_token_older_than_the_maximum_lifetime_stops_working(pool: PgPool) {
+    let app = common::spawn_app(pool.clone()).await;
+    let user = common::user(&pool, "ada", false).await;
+    let (status, _) = bearer(&app.url(""), &user.token).await;
+    assert_eq!(status, 200);
+    sqlx::query(
+        "UPDATE api_tokens SET created_at = now() - interval '91 days', expires_at = NULL
+         WHERE user_id = $1",
+    )
+    .bind(user.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (status, body) = bearer(&app.url(""), &user.token).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.to_string().contains("expired"), "{body}");
+}
+
+/// A token follows its user's standing at Plinto: without a sign-in through Plinto within
+/// `session.api_token_sign_in_within_days` (a user disabled there cannot sign in) it stops, with a
+/// 401 that says to sign in again; the next sign-in brings it back.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_token_stops_when_its_user_has_not_signed_in_through_plinto_recently(pool: PgPool) {
+    let app = common::spawn_app(pool.clone()).await;
+    let user = common::user(&pool, "ada", false).await;
+    sqlx::query("UPDATE users SET signed_in_at = now() - interval '29 days' WHERE id = $1")
+        .bind(user.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, _) = bearer(&app.url(""), &user.token).await;
+    assert_eq!(status, 200, "signed in 29 days ago: within the window");
+
+    sqlx::query("UPDATE users SET signed_in_at = now() - interval '31 days' WHERE id = $1")
+        .bind(user.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, body) = bearer(&app.url(""), &user.token).await;
+    assert_eq!(status, 401, "{body}");
+    let message = body.to_string();
+    assert!(
+        message.contains("has not signed in") && message.contains("sign in to the dashboard again"),
+        "{message}"
+    );
+
+    // What a sign-in through Plinto does to the user's row.
+    switchyard_engine::auth::users::upsert(
+        &pool,
+        &switchyard_engine::auth::users::Identity {
+            issuer: "http://issuer.test",
+            subject: "ada",
+            email: Some("ada@example.test"),
+            display_name: "ada",
+            platform_admin: false,
+        },
+    )
+    .await
+    .unwrap();
+    let (status, _) = bearer(&app.url(""), &user.token).await;
+    assert_eq!(status, 200, "a fresh sign-in brings the token back");
+}
+
+/// A server with sign-in unconfigured (the limiter still counts `/auth/login`), on connection info
+/// from loopback: the test client plays the ingress.
+async fn serve_with(pool: PgPool, adjust: impl FnOnce(&mut Settings)) -> String {
+    let mut settings = common::settings();
+    adjust(&mut settings);
+    let app = switchyard_server::build_with_pool(settings, pool)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let service = app
+        .router
+        .into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    origin
+}
+
+async fn login_from(origin: &str, forwarded_for: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{origin}/auth/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Issue #18, finding 12: behind an ingress every client shares the proxy's address, so one
+/// script's attempts locked every user out of signing in. From a trusted proxy, the limiter counts
+/// the client it forwarded.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_sign_in_limit(pool: PgPool) {
+    let origin = serve_with(pool, |s| {
+        s.session.login_attempts_per_minute = 2;
+        s.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    assert_ne!(login_from(&origin, "203.0.113.1").await, 429);
+    assert_ne!(login_from(&origin, "203.0.113.1").await, 429);
+    assert_eq!(
+        login_from(&origin, "203.0.113.1").await,
+        429,
+        "third in the minute"
+    );
+    assert_ne!(
+        login_from(&origin, "203.0.113.2").await,
+        429,
+        "another client behind the same proxy is not affected"
+    );
+    assert_eq!(
+        login_from(&origin, "198.51.100.7, 203.0.113.1").await,
+        429,
+        "a client cannot escape its limit by forging entries left of what the proxy appended"
+    );
+}
+
+/// Without trusted proxies the header is never read: a client cannot pick a fresh key per request.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn an_untrusted_peer_cannot_choose_its_sign_in_limit_with_x_forwarded_for(pool: PgPool) {
+    let origin = serve_with(pool, |s| s.session.login_attempts_per_minute = 2).await;
+    assert_ne!(login_from(&origin, "203.0.113.1").await, 429);
+    assert_ne!(login_from(&origin, "203.0.113.2").await, 429);
+    assert_eq!(login_from(&origin, "203.0.113.3").await, 429);
+}

@@ -18,6 +18,7 @@ pub async fn create_api_token(
     let (engine, caller) = crate::api::caller().await?;
     switchyard_engine::auth::tokens::manage::create(
         &engine.pool,
+        &engine.settings.session,
         caller.as_ref(),
         &name,
         write,
@@ -65,7 +66,7 @@ pub fn SettingsPage() -> impl IntoView {
                 class="mt-4 flex flex-wrap items-end gap-4"
                 on:submit=move |ev| {
                     ev.prevent_default();
-                    create.dispatch(CreateApiToken { name: name.get_untracked(), write: write.get_untracked(), expires_in_days: Some(90) });
+                    create.dispatch(CreateApiToken { name: name.get_untracked(), write: write.get_untracked(), expires_in_days: None });
                 }
             >
                 <label class="flex flex-col text-sm">

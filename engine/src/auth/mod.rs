@@ -403,12 +403,7 @@ async fn from_bearer(engine: &crate::Engine, value: &str) -> crate::Result<Calle
         .into());
     };
     if token.starts_with(tokens::PREFIX) {
-        return tokens::verify(&engine.pool, token).await?.ok_or_else(|| {
-            ApiError::Unauthenticated {
-                message: "this API token is unknown, expired or revoked".into(),
-            }
-            .into()
-        });
+        return tokens::verify(&engine.pool, &engine.settings.session, token).await;
     }
     let Some(oidc) = &engine.oidc else {
         return Err(ApiError::Unauthenticated {

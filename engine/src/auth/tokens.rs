@@ -1,5 +1,12 @@
 //! Enclii API tokens: random secrets shown once, stored only as a SHA-256, with scopes, expiry,
 //! last use and revocation.
+//!
+//! A token is a long-lived stand-in for its user, so two platform limits bound it (issue #18,
+//! finding 12): it lives at most `session.api_token_max_days` (asked for without an expiry, it
+//! gets that one; asked for longer, it is refused; and any older token stops, whatever it was
+//! created with), and it works only while its user has signed in through Plinto within
+//! `session.api_token_sign_in_within_days` ([`super::users`]' `signed_in_at`): Plinto is where a
+//! user is disabled, and a disabled user cannot sign in, so their tokens stop within that window.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -9,6 +16,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{Caller, Via};
+use crate::config::SessionSettings;
+use enclii_api::ApiError;
 
 /// Every Enclii token starts with this, so that secret scanners and people can recognise one.
 pub const PREFIX: &str = "ency_";
@@ -68,32 +77,62 @@ pub async fn create(
     Ok(Created { id, token })
 }
 
-/// The caller a token stands for, if it is valid: known, not revoked, not expired.
-pub async fn verify(pool: &PgPool, token: &str) -> sqlx::Result<Option<Caller>> {
+/// Days as Postgres' `make_interval` takes them (settings are validated to at most 3650).
+fn days(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The caller a token stands for, if it is valid: known, not revoked, not expired, younger than
+/// the platform's maximum lifetime, and its user signed in through Plinto recently. Refusals are
+/// 401s that say what to do; a token of the wrong shape is simply unknown.
+pub async fn verify(pool: &PgPool, limits: &SessionSettings, token: &str) -> crate::Result<Caller> {
+    let unknown = || -> crate::Error {
+        ApiError::Unauthenticated {
+            message: "this API token is unknown, expired or revoked".into(),
+        }
+        .into()
+    };
     if !token.starts_with(PREFIX) {
-        return Ok(None);
+        return Err(unknown());
     }
     // Last use is kept to the minute: a write per request would make every read a write. One
-    // statement, as for sessions: the lookup and the touch were two round trips per request.
+    // statement, as for sessions: the lookup and the touch were two round trips per request. A
+    // token refused for its user's stale sign-in is not touched: it was not used.
     let row = sqlx::query!(
         r#"WITH live AS (
-               SELECT t.id, t.scopes, u.id AS user_id, u.display_name, u.email, u.platform_admin
+               SELECT t.id, t.scopes, u.id AS user_id, u.display_name, u.email, u.platform_admin,
+                      u.signed_in_at > now() - make_interval(days => $3) AS vouched
                FROM api_tokens t JOIN users u ON u.id = t.user_id
                WHERE t.secret_hash = $1 AND t.revoked_at IS NULL
-                 AND (t.expires_at IS NULL OR t.expires_at > now())),
+                 AND (t.expires_at IS NULL OR t.expires_at > now())
+                 AND t.created_at > now() - make_interval(days => $2)),
            touched AS (
                UPDATE api_tokens SET last_used_at = now()
-               WHERE id = (SELECT id FROM live)
+               WHERE id = (SELECT id FROM live WHERE vouched)
                  AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute'))
            SELECT id AS "id!", scopes AS "scopes!", user_id AS "user_id!", display_name AS "display_name!",
-                  email, platform_admin AS "platform_admin!"
+                  email, platform_admin AS "platform_admin!", vouched AS "vouched!"
            FROM live"#,
         hash(token),
+        days(limits.api_token_max_days),
+        days(limits.api_token_sign_in_within_days),
     )
     .fetch_optional(pool)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(Caller {
+    let Some(row) = row else {
+        return Err(unknown());
+    };
+    if !row.vouched {
+        return Err(ApiError::Unauthenticated {
+            message: format!(
+                "this API token's user has not signed in to Enclii through Plinto in the last {} \
+                 days; sign in to the dashboard again and the token works again",
+                limits.api_token_sign_in_within_days
+            ),
+        }
+        .into());
+    }
+    Ok(Caller {
         user_id: row.user_id,
         display_name: row.display_name,
         email: row.email,
@@ -104,7 +143,7 @@ pub async fn verify(pool: &PgPool, token: &str) -> sqlx::Result<Option<Caller>> 
         },
         client_addr: None,
         projects: Default::default(),
-    }))
+    })
 }
 
 /// Revokes one of `user_id`'s tokens; false when there was no such live token.
@@ -155,6 +194,7 @@ pub mod manage {
     use super::Scope;
     use crate::audit;
     use crate::auth::{self, Action, Caller, Via};
+    use crate::config::SessionSettings;
 
     fn session_user(caller: Option<&Caller>) -> crate::Result<&Caller> {
         auth::authorize(caller, Action::ManageOwnTokens, None)?;
@@ -169,8 +209,12 @@ pub mod manage {
         Ok(caller)
     }
 
+    /// A token for the caller. Without `expires_in_days` it lives the platform's maximum
+    /// (`limits.api_token_max_days`; its `expires_at` in the answer says when); asked for longer,
+    /// it is refused rather than quietly shortened, so that automation learns its real lifetime.
     pub async fn create(
         pool: &PgPool,
+        limits: &SessionSettings,
         caller: Option<&Caller>,
         name: &str,
         write: bool,
@@ -186,9 +230,20 @@ pub mod manage {
         } else {
             &[Scope::Read]
         };
-        let expires_at = expires_in_days
-            .map(|d| chrono::Utc::now() + Duration::days(i64::from(d.clamp(1, 3650))));
-        let created = super::create(pool, who.user_id, name, scopes, expires_at).await?;
+        let max = limits.api_token_max_days;
+        let days = match expires_in_days {
+            None => max,
+            Some(d) if d > max => {
+                return Err(ApiError::invalid(format!(
+                    "API tokens live at most {max} days on this server; ask for {max} or fewer \
+                     (or leave the expiry out to get {max}) and make a new token when it runs out"
+                ))
+                .into());
+            }
+            Some(d) => d.max(1),
+        };
+        let expires_at = chrono::Utc::now() + Duration::days(i64::from(days));
+        let created = super::create(pool, who.user_id, name, scopes, Some(expires_at)).await?;
         audit::record(
             pool,
             caller,

@@ -5,6 +5,11 @@
 //! platform admin list. Addresses are not unique (two accounts may verify the same one);
 //! `email_verified_at` records when this account first presented its address verified, so that an
 //! address resolves to the account that verified it first ([`crate::platform::members`]).
+//!
+//! `signed_in_at` is when Plinto last vouched for the user: written here, and only here, on a
+//! browser sign-in or when a verified Plinto access token brings a changed profile. API tokens
+//! work only while it is recent ([`crate::auth::tokens`]), so a user disabled at Plinto loses
+//! them; touching it on mere activity would keep their tokens alive without Plinto.
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -29,7 +34,7 @@ pub async fn upsert(pool: &PgPool, who: &Identity<'_>) -> sqlx::Result<Uuid> {
                                           THEN users.email_verified_at
                                           ELSE EXCLUDED.email_verified_at END,
                  display_name = EXCLUDED.display_name,
-                 platform_admin = EXCLUDED.platform_admin, last_seen_at = now()
+                 platform_admin = EXCLUDED.platform_admin, signed_in_at = now()
            RETURNING id"#,
         who.issuer,
         who.subject,

@@ -5,13 +5,19 @@
 //! (`users.email` holds nothing else: see [`crate::auth::users`]). Addresses are not unique, so
 //! an address binds to the account that verified it first, and the membership to that account's
 //! (issuer, subject) from then on: an account that verifies the same address later gains nothing.
+//!
+//! Every change of a membership first locks the project's row ([`lock_memberships`]): two owners
+//! demoting or removing each other at once each counted the other as the remaining owner, and both
+//! succeeded, leaving nobody. Under the lock the changes run one after the other, the second counts
+//! the owners the first left, and the caller's own role is read again (the first may have taken
+//! it away).
 
 use enclii_api::{ApiError, Member, Role};
 use sqlx::PgPool;
 
 use super::project_access;
 use crate::audit;
-use crate::auth::{Action, Caller};
+use crate::auth::{self, Action, Caller};
 
 pub async fn list(
     pool: &PgPool,
@@ -49,12 +55,8 @@ pub async fn set(
     role: Role,
 ) -> crate::Result<Member> {
     let project = project_access(pool, caller, project, Action::ManageMembers).await?;
-    let mine = if caller.is_some_and(|c| c.platform_admin) {
-        Role::Owner
-    } else {
-        project.role.unwrap_or(Role::Viewer)
-    };
     let mut tx = pool.begin().await?;
+    let mine = lock_memberships(&mut tx, caller, project.id).await?;
     let user = sqlx::query!(
         r#"SELECT u.id, u.email, u.display_name FROM users u
            LEFT JOIN memberships m ON m.user_id = u.id AND m.project_id = $2
@@ -121,12 +123,8 @@ pub async fn remove(
     email: &str,
 ) -> crate::Result<()> {
     let project = project_access(pool, caller, project, Action::ManageMembers).await?;
-    let mine = if caller.is_some_and(|c| c.platform_admin) {
-        Role::Owner
-    } else {
-        project.role.unwrap_or(Role::Viewer)
-    };
     let mut tx = pool.begin().await?;
+    let mine = lock_memberships(&mut tx, caller, project.id).await?;
     // Of members sharing an address (each verified it), the first to verify it goes first.
     let row = sqlx::query!(
         "SELECT m.user_id, m.role FROM memberships m JOIN users u ON u.id = m.user_id
@@ -165,6 +163,35 @@ pub async fn remove(
     Ok(())
 }
 
+/// Locks the project's memberships until the transaction ends (a row lock on the project, which
+/// every membership change takes first) and returns the caller's role as it is now, refusing a
+/// caller who may no longer manage members. Platform admins act as owners.
+async fn lock_memberships(
+    tx: &mut sqlx::PgConnection,
+    caller: Option<&Caller>,
+    project_id: uuid::Uuid,
+) -> crate::Result<Role> {
+    let who = caller.ok_or_else(ApiError::unauthenticated)?;
+    let row = sqlx::query!(
+        r#"SELECT m.role AS "role?"
+           FROM projects p LEFT JOIN memberships m ON m.project_id = p.id AND m.user_id = $2
+           WHERE p.id = $1
+           FOR UPDATE OF p"#,
+        project_id,
+        who.user_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::not_found("this project no longer exists"))?;
+    if who.platform_admin {
+        return Ok(Role::Owner);
+    }
+    let mine = row.role.as_deref().and_then(Role::parse);
+    auth::authorize(caller, Action::ManageMembers, mine)?;
+    Ok(mine.unwrap_or(Role::Viewer))
+}
+
+/// Called under [`lock_memberships`], so that the count cannot change before the commit.
 async fn last_owner_guard(
     tx: &mut sqlx::PgConnection,
     project_id: uuid::Uuid,

@@ -3,6 +3,8 @@
 //! for a changed one.
 
 use enclii_api::{ApiError, ImportOutcome, Page, ServiceSummary, SpecRevision};
+use std::time::Duration;
+
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
@@ -129,9 +131,6 @@ pub async fn import(
     )
     .execute(&mut *tx)
     .await?;
-    let diff = previous
-        .as_ref()
-        .map(|p| unified_diff(&p.source, source, revision - 1, revision));
     audit::record(
         &mut *tx,
         caller,
@@ -146,6 +145,11 @@ pub async fn import(
     )
     .await?;
     tx.commit().await?;
+    // After the commit: the diff is CPU work on caller-sized input, and the service's row lock
+    // must not wait on it (other imports and deploys of the service queue behind that lock).
+    let diff = previous
+        .as_ref()
+        .map(|p| unified_diff(&p.source, source, revision - 1, revision));
     Ok(ImportOutcome {
         project: project.slug,
         service: name.to_owned(),
@@ -337,15 +341,31 @@ fn wire(d: enclii_spec::Diagnostic) -> enclii_api::Diagnostic {
     }
 }
 
-/// A unified diff with three lines of context, headed by the two revision numbers.
+/// Specs larger than this together are not line-diffed: a request body may be megabytes, and the
+/// diff (and its rendering on the revisions page) grows with it.
+const DIFF_MAX_BYTES: usize = 256 * 1024;
+
+/// How long one diff may search for the smallest set of changes. Myers' algorithm is quadratic in
+/// the worst case (two unrelated files); past this it settles for a larger, still correct, diff.
+const DIFF_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// A unified diff with three lines of context, headed by the two revision numbers; for specs too
+/// large to diff, the headers and a line saying so.
 pub fn unified_diff(old: &str, new: &str, old_rev: i32, new_rev: i32) -> String {
-    similar::TextDiff::from_lines(old, new)
+    let (old_name, new_name) = (format!("revision {old_rev}"), format!("revision {new_rev}"));
+    if old.len() + new.len() > DIFF_MAX_BYTES {
+        return format!(
+            "--- {old_name}\n+++ {new_name}\n# too large to diff (over {} KiB together); compare \
+             the two revisions' sources instead\n",
+            DIFF_MAX_BYTES / 1024
+        );
+    }
+    similar::TextDiff::configure()
+        .timeout(DIFF_TIMEOUT)
+        .diff_lines(old, new)
         .unified_diff()
         .context_radius(3)
-        .header(
-            &format!("revision {old_rev}"),
-            &format!("revision {new_rev}"),
-        )
+        .header(&old_name, &new_name)
         .to_string()
 }
 
@@ -386,6 +406,32 @@ mod tests {
         ] {
             assert_eq!(normalize_repository(url), want, "{url}");
         }
+    }
+
+    #[test]
+    fn specs_too_large_to_diff_say_so_instead() {
+        let old = "a: 1\n".repeat(40_000);
+        let new = "b: 2\n".repeat(40_000);
+        let d = unified_diff(&old, &new, 1, 2);
+        assert!(d.starts_with("--- revision 1\n+++ revision 2\n"), "{d}");
+        assert!(d.contains("too large to diff"), "{d}");
+        assert!(d.len() < 300, "no line diff: {} bytes", d.len());
+    }
+
+    /// Two unrelated specs just under the size limit: the worst case of the line diff, bounded by
+    /// its timeout (without one this took over three seconds in a debug build, all of it inside the
+    /// import's transaction).
+    #[test]
+    fn a_worst_case_diff_is_bounded_in_time() {
+        let lines =
+            |tag: &str| -> String { (0..7_000).map(|i| format!("{tag}{i:08}: x\n")).collect() };
+        let (old, new) = (lines("old"), lines("new"));
+        assert!(old.len() + new.len() <= DIFF_MAX_BYTES);
+        let started = std::time::Instant::now();
+        let d = unified_diff(&old, &new, 1, 2);
+        let took = started.elapsed();
+        assert!(d.contains("-old00000000: x\n") && d.contains("+new00006999: x\n"));
+        assert!(took < Duration::from_millis(1500), "took {took:?}");
     }
 
     #[test]

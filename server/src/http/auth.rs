@@ -20,7 +20,7 @@ use switchyard_engine::audit;
 use switchyard_engine::auth::oidc::{
     BROWSER_COOKIE, BROWSER_COOKIE_MAX_AGE_SECS, Callback, LoginError,
 };
-use switchyard_engine::auth::sessions;
+use switchyard_engine::auth::{rate, sessions};
 
 use super::AppState;
 
@@ -36,12 +36,21 @@ struct LoginQuery {
     return_to: Option<String>,
 }
 
-/// The client's address, when the server was started with connection info (tests may not be).
-fn addr(parts: &Parts) -> Option<std::net::IpAddr> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+/// The client's address, when the server was started with connection info (tests may not be):
+/// the peer, or the client a trusted proxy forwarded ([`rate::client_addr`]), so that clients
+/// behind an ingress do not share one sign-in limit.
+fn addr(engine: &Engine, parts: &Parts) -> Option<std::net::IpAddr> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    let forwarded = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    Some(rate::client_addr(
+        peer,
+        forwarded,
+        &engine.settings.http.trusted_proxies,
+    ))
 }
 
 fn too_many() -> Response {
@@ -57,7 +66,7 @@ async fn login(
     parts: Parts,
     Query(q): Query<LoginQuery>,
 ) -> Response {
-    if let Some(ip) = addr(&parts) {
+    if let Some(ip) = addr(&engine, &parts) {
         if !engine.login_limiter.allow(ip, Instant::now()) {
             return too_many();
         }
@@ -105,7 +114,7 @@ async fn callback(
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     let headers = &parts.headers;
-    let ip = addr(&parts);
+    let ip = addr(&engine, &parts);
     if let Some(ip) = ip {
         if !engine.login_limiter.allow(ip, Instant::now()) {
             return too_many();
@@ -206,7 +215,7 @@ async fn logout(State(engine): State<Engine>, parts: Parts) -> Response {
     if let Some(secret) = cookie(headers, sessions::COOKIE) {
         if let Ok(Some(caller)) = sessions::resolve(&engine.pool, &secret).await {
             let caller = switchyard_engine::auth::Caller {
-                client_addr: addr(&parts),
+                client_addr: addr(&engine, &parts),
                 projects: Default::default(),
                 ..caller
             };
