@@ -154,6 +154,10 @@ pub struct PipelineSettings {
     /// Rejected deliveries recorded per minute for one project (or for none); beyond it they are
     /// still refused, but not recorded.
     pub rejected_deliveries_per_minute: u32,
+    /// Addresses builds may reach besides the public internet and the cluster's DNS (CIDRs): the
+    /// registry and git server when they run inside the cluster or the platform's network. Builds
+    /// run untrusted Dockerfile steps, so nothing private is reachable unless listed.
+    pub egress_allow: Vec<String>,
 }
 
 impl Default for PipelineSettings {
@@ -174,6 +178,7 @@ impl Default for PipelineSettings {
             rejected_deliveries_per_project: 100,
             rejected_deliveries_unattributed: 1000,
             rejected_deliveries_per_minute: 30,
+            egress_allow: Vec::new(),
         }
     }
 }

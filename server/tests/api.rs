@@ -34,7 +34,7 @@ enum Needs {
 /// Every server function, with arguments that would succeed and what the caller needs. A server
 /// function missing from this table fails the test below: a new endpoint cannot ship unchecked.
 fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
-    let p = "enclii-platform";
+    let p = P;
     vec![
         ("/api/whoami", json!({}), Needs::SignedIn),
         ("/api/projects/list", json!({}), Needs::SignedIn),
@@ -243,6 +243,63 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
     ]
 }
 
+const P: &str = "enclii-platform";
+
+/// A new user `name` and the project `slug` they own, with docs-site imported.
+async fn project_with_docs_site(
+    app: &common::TestApp,
+    pool: &PgPool,
+    name: &str,
+    slug: &str,
+) -> common::User {
+    let owner = user(pool, name, true).await;
+    let (status, body) = app
+        .call(
+            "/api/projects/create",
+            Some(&owner.token),
+            json!({"slug": slug}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let spec = FIXTURES[4].replace("project: enclii-platform", &format!("project: {slug}"));
+    let (status, body) = app
+        .call(
+            "/api/services/import",
+            Some(&owner.token),
+            json!({"spec": spec}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    owner
+}
+
+/// Who calls in the authorization tests, with their API token: anonymous, an outsider (signed
+/// in, with a token that may write, a member of no project here), a member of project `p` in each
+/// role, and its owner.
+async fn callers(
+    pool: &PgPool,
+    p: &str,
+    owner: &common::User,
+) -> Vec<(&'static str, Option<String>)> {
+    let outsider = user(pool, "outsider", true).await;
+    let mut callers = vec![("anonymous", None), ("outsider", Some(outsider.token))];
+    for role in ["viewer", "developer", "admin"] {
+        let u = user(pool, role, true).await;
+        sqlx::query(
+            "INSERT INTO memberships (project_id, user_id, role) SELECT id, $1, $2 FROM projects WHERE slug = $3",
+        )
+        .bind(u.id)
+        .bind(role)
+        .bind(p)
+        .execute(pool)
+        .await
+        .unwrap();
+        callers.push((role, Some(u.token)));
+    }
+    callers.push(("owner", Some(owner.token.clone())));
+    callers
+}
+
 /// The ranks of project roles, weakest first.
 const ROLES: [&str; 4] = ["viewer", "developer", "admin", "owner"];
 
@@ -272,36 +329,9 @@ async fn every_server_function_checks_its_caller_as_anonymous_outsider_viewer_de
         "every table entry is a registered server function"
     );
 
-    let owner = user(&pool, "owner", true).await;
-    app.call(
-        "/api/projects/create",
-        Some(&owner.token),
-        json!({"slug": "enclii-platform"}),
-    )
-    .await;
-    app.call(
-        "/api/services/import",
-        Some(&owner.token),
-        json!({"spec": FIXTURES[4]}),
-    )
-    .await;
+    let owner = project_with_docs_site(&app, &pool, "owner", P).await;
     user(&pool, "newcomer", false).await;
-    // An outsider: signed in (with a token that may write), a member of no project here.
-    let outsider = user(&pool, "outsider", true).await;
-    let mut callers = vec![("anonymous", None), ("outsider", Some(outsider.token))];
-    for role in ["viewer", "developer", "admin"] {
-        let u = user(&pool, role, true).await;
-        sqlx::query!(
-            "INSERT INTO memberships (project_id, user_id, role) SELECT id, $1, $2 FROM projects WHERE slug = 'enclii-platform'",
-            u.id,
-            role
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
-        callers.push((role, Some(u.token)));
-    }
-    callers.push(("owner", Some(owner.token.clone())));
+    let callers = callers(&pool, P, &owner).await;
     for (path, body, needs) in &table {
         let mut made = false;
         for (who, token) in &callers {
@@ -359,6 +389,269 @@ async fn every_server_function_checks_its_caller_as_anonymous_outsider_viewer_de
                 );
             }
         }
+    }
+}
+
+/// `body` naming project `slug` instead.
+fn in_project(body: &serde_json::Value, slug: &str) -> serde_json::Value {
+    let mut body = body.clone();
+    body["project"] = json!(slug);
+    body
+}
+
+/// The newest deployment and build of project `slug`.
+async fn newest_deployment_and_build(pool: &PgPool, slug: &str) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT max(d.id) FROM deployments d JOIN services s ON s.id = d.service_id
+                  JOIN projects p ON p.id = s.project_id WHERE p.slug = $1),
+                (SELECT max(b.id) FROM builds b JOIN services s ON s.id = b.service_id
+                  JOIN projects p ON p.id = s.project_id WHERE p.slug = $1)",
+    )
+    .bind(slug)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// What of project `slug` an endpoint could change through an id: its deployments (and what was
+/// asked of them), builds, domains, members and tokens.
+async fn objects_of(pool: &PgPool, slug: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "WITH s AS (SELECT s.id FROM services s JOIN projects p ON p.id = s.project_id WHERE p.slug = $1)
+         SELECT 'deployment ' || id || ' ' || state || ' ' || coalesce(requested_action, '-')
+           FROM deployments WHERE service_id IN (SELECT id FROM s)
+         UNION ALL SELECT 'build ' || id || ' ' || state FROM builds WHERE service_id IN (SELECT id FROM s)
+         UNION ALL SELECT 'domain ' || hostname || ' ' || (verified_at IS NOT NULL)
+           FROM domains WHERE service_id IN (SELECT id FROM s)
+         UNION ALL SELECT 'member ' || m.user_id || ' ' || m.role FROM memberships m
+           JOIN projects p ON p.id = m.project_id WHERE p.slug = $1
+         UNION ALL SELECT 'token ' || t.id || ' ' || (t.revoked_at IS NULL) FROM api_tokens t
+           JOIN memberships m ON m.user_id = t.user_id JOIN projects p ON p.id = m.project_id
+          WHERE p.slug = $1
+         ORDER BY 1",
+    )
+    .bind(slug)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Ids (of a deployment, a build, a domain, a token) name one project's objects. The owner of
+/// another project, naming their own project and an id of the first's, is told not found and
+/// changes nothing, on every endpoint of the table that takes an id.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn no_endpoint_reaches_another_projects_object_by_its_id(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let a = project_with_docs_site(&app, &pool, "owner", P).await;
+    let b = project_with_docs_site(&app, &pool, "stranger", "other").await;
+    user(&pool, "newcomer", false).await;
+    // Each owner calls every row for their own project: both have one of each object the table
+    // makes (a deployment, a build, a domain, …), and the ids below are A's, not the only ones.
+    let table = endpoint_table();
+    for (path, body, _) in &table {
+        app.call(path, Some(&a.token), body.clone()).await;
+        app.call(path, Some(&b.token), in_project(body, "other"))
+            .await;
+    }
+    let (deployment, build) = newest_deployment_and_build(&pool, P).await;
+    // A hostname only A claims (both claim the table's: a hostname may be pending in several
+    // projects until one proves control of it).
+    let hostname = "only-a.example.com";
+    let (status, body) = app
+        .call(
+            "/api/domains/add",
+            Some(&a.token),
+            json!({"project": P, "service": "docs-site", "environment": "production", "hostname": hostname}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let before = objects_of(&pool, P).await;
+    assert!(
+        before.contains(&format!("domain {hostname} false")),
+        "{before:#?}"
+    );
+
+    let mut checked = Vec::new();
+    for (path, body, _) in &table {
+        // A row that makes something names the new thing, not one of A's: B makes its own.
+        if body.get("project").is_none() || path.ends_with("/add") || path.ends_with("/create") {
+            continue;
+        }
+        let mut body = in_project(body, "other");
+        let mut names_an_object = false;
+        for (key, value) in body.as_object_mut().unwrap() {
+            *value = match key.as_str() {
+                "id" if path.starts_with("/api/deployments/") => json!(deployment),
+                "id" if path.starts_with("/api/builds/") => json!(build),
+                "hostname" => json!(hostname),
+                k if k == "id" || k.ends_with("_id") => {
+                    panic!("{path}: which of project A's objects does `{k}` name? Add it here")
+                }
+                _ => continue,
+            };
+            names_an_object = true;
+        }
+        if !names_an_object {
+            continue;
+        }
+        let (status, answer) = app.call(path, Some(&b.token), body).await;
+        assert_eq!(status, 404, "{path} with project A's object: {answer}");
+        checked.push(*path);
+    }
+    assert_eq!(
+        checked,
+        [
+            "/api/deployments/get",
+            "/api/deployments/promote",
+            "/api/deployments/abort",
+            "/api/domains/verify",
+            "/api/domains/remove",
+            "/api/builds/cancel",
+        ]
+    );
+
+    // Tokens are revoked from a session: B's owner's cannot revoke A's owner's token.
+    let a_token: uuid::Uuid = sqlx::query_scalar("SELECT id FROM api_tokens WHERE user_id = $1")
+        .bind(a.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let session = switchyard_engine::auth::sessions::create(&pool, b.id, 1, None, None)
+        .await
+        .unwrap();
+    let response = app
+        .client
+        .post(app.url("/api/tokens/revoke"))
+        .header("cookie", format!("enclii_session={session}"))
+        .header("sec-fetch-site", "same-origin")
+        .json(&json!({"id": a_token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404, "{}", response.text().await.unwrap());
+
+    assert_eq!(objects_of(&pool, P).await, before, "project A is unchanged");
+    let (status, _) = app.call("/api/whoami", Some(&a.token), json!({})).await;
+    assert_eq!(status, 200, "A's owner's token still works");
+}
+
+/// Every streaming route (not a server function: the routes of `server/src/http/` that name a
+/// `{project}`), the request that opens it on project `p` given a deployment and a build of it,
+/// and what a caller allowed to view the project gets from this test server: 200, or 503 where
+/// the stream reads the cluster it does not have (after the caller and the ids were checked).
+fn stream_table(p: &str, deployment: i64, build: i64) -> Vec<(&'static str, String, u16)> {
+    vec![
+        (
+            "/api/logs/{project}/{service}/{environment}",
+            format!("/api/logs/{p}/docs-site/production?follow=true"),
+            503,
+        ),
+        (
+            "/api/events/deployments/{project}/{id}",
+            format!("/api/events/deployments/{p}/{deployment}"),
+            200,
+        ),
+        (
+            "/api/events/status/{project}/{service}",
+            format!("/api/events/status/{p}/docs-site"),
+            503,
+        ),
+        (
+            "/api/builds/{project}/{id}/logs",
+            format!("/api/builds/{p}/{build}/logs?follow=true"),
+            503,
+        ),
+    ]
+}
+
+/// The routes under `server/src/http/` whose path names a `{project}`: the streams.
+fn streaming_routes() -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http");
+    let mut routes = Vec::new();
+    for file in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+        for (at, call) in text.match_indices(".route(") {
+            let rest = text[at + call.len()..].trim_start();
+            if let Some(path) = rest.strip_prefix('"').and_then(|r| r.split('"').next()) {
+                if path.contains("{project}") {
+                    routes.push(path.to_owned());
+                }
+            }
+        }
+    }
+    routes.sort();
+    routes
+}
+
+/// The streams check their caller like the server functions do: anonymous callers are refused,
+/// outsiders are told not found, every member may watch; the owner of another project naming an
+/// id of this one (a deployment, a build) is told not found.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn every_streaming_route_checks_its_caller_and_refuses_another_projects_ids(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let owner = project_with_docs_site(&app, &pool, "owner", P).await;
+    let stranger = project_with_docs_site(&app, &pool, "stranger", "other").await;
+    for (who, slug) in [(&owner, P), (&stranger, "other")] {
+        let at = json!({"project": slug, "service": "docs-site", "environment": "production"});
+        let mut deploy = at.clone();
+        deploy["image"] = json!("ghcr.io/x/docs:1");
+        let (status, body) = app
+            .call("/api/deployments/create", Some(&who.token), deploy)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = app.call("/api/builds/create", Some(&who.token), at).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (deployment, build) = newest_deployment_and_build(&pool, P).await;
+    let table = stream_table(P, deployment, build);
+    let mut listed: Vec<String> = table
+        .iter()
+        .map(|(route, _, _)| route.to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        streaming_routes(),
+        listed,
+        "every streaming route is in the stream table, with what an allowed caller gets"
+    );
+
+    let callers = callers(&pool, P, &owner).await;
+    let open = |path: String, token: Option<String>| {
+        let app = &app;
+        async move {
+            let mut request = app.client.get(app.url(&path));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            // A stream that was let in is left at its first bytes: dropping it closes it.
+            let text = if status == 200 {
+                String::new()
+            } else {
+                response.text().await.unwrap()
+            };
+            (status, text)
+        }
+    };
+    for (route, path, allowed) in &table {
+        for (who, token) in &callers {
+            let (status, answer) = open(path.clone(), token.clone()).await;
+            let expected = match *who {
+                "anonymous" => 401,
+                "outsider" => 404,
+                _ => *allowed,
+            };
+            assert_eq!(status, expected, "{route} as {who}: {answer}");
+        }
+    }
+    // The owner of the other project, naming theirs and this one's ids.
+    for (route, path, _) in stream_table("other", deployment, build) {
+        if !route.contains("{id}") {
+            continue;
+        }
+        let (status, answer) = open(path, Some(stranger.token.clone())).await;
+        assert_eq!(status, 404, "{route} with project A's id: {answer}");
     }
 }
 

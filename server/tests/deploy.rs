@@ -357,7 +357,10 @@ async fn an_object_the_spec_no_longer_asks_for_is_pruned(pool: PgPool) {
     assert_ne!(without_domains, DOCS);
     import(&app, &token, &without_domains).await;
     // …and the project gives the domain up (a verified domain is routed whatever the spec says).
-    sqlx::query("DELETE FROM domains").execute(&pool).await.unwrap();
+    sqlx::query("DELETE FROM domains")
+        .execute(&pool)
+        .await
+        .unwrap();
     let d = deploy(&app, &token, "docs-site", "ghcr.io/madfam-io/docs:2").await;
     assert_eq!(d["state"], "succeeded", "{d}");
     assert!(

@@ -188,10 +188,9 @@ async fn a_domain_is_verified_by_its_txt_record_and_then_routed(pool: PgPool) {
     // The spec's own `docs.enclii.io` is not this project's proven domain: left out, and said.
     assert_eq!(hosts, ["guides.example.com"]);
     assert!(
-        dep["state_reason"]
-            .as_str()
-            .unwrap()
-            .contains("not routed (not a verified domain of project enclii-platform): docs.enclii.io"),
+        dep["state_reason"].as_str().unwrap().contains(
+            "not routed (not a verified domain of project enclii-platform): docs.enclii.io"
+        ),
         "{dep}"
     );
 

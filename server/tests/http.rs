@@ -136,7 +136,13 @@ async fn metrics_count_requests_by_route_pattern_and_show_the_pool(pool: PgPool)
     for token in [None, Some("guess"), Some("")] {
         let refused = scrape("/metrics", token).await.unwrap();
         assert_eq!(refused.status(), 401, "{token:?}");
-        assert!(!refused.text().await.unwrap().contains("http_requests_total"));
+        assert!(
+            !refused
+                .text()
+                .await
+                .unwrap()
+                .contains("http_requests_total")
+        );
     }
     let response = scrape("/metrics", Some("scrape-token")).await.unwrap();
     assert_eq!(response.status(), 200);

@@ -467,6 +467,33 @@ async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: P
         )
         .await
         .expect("the build Job");
+    // Builds run untrusted steps: the namespace admits nothing and lets out nothing private.
+    let policy = cluster
+        .object(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            Some(&app.engine.settings.pipeline.namespace),
+            "enclii-build-egress",
+        )
+        .await
+        .expect("the build namespace's egress policy");
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    assert!(
+        policy["spec"]["ingress"]
+            .as_array()
+            .is_none_or(|rules| rules.is_empty()),
+        "no ingress rule: {policy}"
+    );
+    assert!(
+        policy["spec"]["egress"][1]["to"][0]["ipBlock"]["except"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("10.0.0.0/8"))
+    );
+    assert_eq!(
+        job["spec"]["template"]["spec"]["automountServiceAccountToken"],
+        false
+    );
     let script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
         .as_str()
         .unwrap();

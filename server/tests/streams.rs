@@ -262,6 +262,10 @@ async fn a_caller_holds_at_most_eight_streams_at_once_and_a_closed_one_frees_its
             .await
             .unwrap();
         let status = r.status().as_u16();
+        // A stream let in is dropped at once (reading it would wait for its end).
+        if status == 200 {
+            return (status, String::new());
+        }
         (status, r.text().await.unwrap_or_default())
     };
     let (status, body) = ninth().await;

@@ -72,8 +72,10 @@ async fn a_namespace_switchyard_did_not_create_for_the_project_is_never_adopted(
         .api("v1", "Namespace", None)
         .create(
             &PostParams::default(),
-            &serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
-                .unwrap(),
+            &serde_json::from_value(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
@@ -102,7 +104,12 @@ async fn a_namespace_switchyard_did_not_create_for_the_project_is_never_adopted(
             .is_none(),
         "nothing was applied in it"
     );
-    assert_eq!(labels(&cluster, &ns).await.get("pod-security.kubernetes.io/enforce"), None);
+    assert_eq!(
+        labels(&cluster, &ns)
+            .await
+            .get("pod-security.kubernetes.io/enforce"),
+        None
+    );
     let theirs = cluster
         .object("v1", "ConfigMap", Some(&ns), "theirs")
         .await
@@ -115,9 +122,11 @@ async fn a_namespace_switchyard_did_not_create_for_the_project_is_never_adopted(
         .patch(
             &ns,
             &PatchParams::apply("someone"),
-            &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns,
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns,
                 "labels": {"app.kubernetes.io/managed-by": "enclii",
-                           "enclii.dev/project-id": "00000000-0000-0000-0000-000000000001"}}})),
+                           "enclii.dev/project-id": "00000000-0000-0000-0000-000000000001"}}}),
+            ),
         )
         .await
         .unwrap();
@@ -167,7 +176,10 @@ async fn a_tenant_namespace_enforces_restricted_pods_admits_only_its_own_and_the
         .expect("the isolation policy");
     assert_eq!(policy["spec"]["podSelector"], json!({}));
     assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
-    assert_eq!(policy["spec"]["ingress"][0]["from"][0], json!({"podSelector": {}}));
+    assert_eq!(
+        policy["spec"]["ingress"][0]["from"][0],
+        json!({"podSelector": {}})
+    );
     let quota = cluster
         .object("v1", "ResourceQuota", Some(&ns), "enclii-quota")
         .await
@@ -208,7 +220,8 @@ async fn a_tenant_namespace_enforces_restricted_pods_admits_only_its_own_and_the
             .await
             .expect_err(what);
         assert!(
-            e.to_string().contains("violates PodSecurity \"restricted:latest\""),
+            e.to_string()
+                .contains("violates PodSecurity \"restricted:latest\""),
             "{what}: {e}"
         );
     }

@@ -425,7 +425,10 @@ fn a_role_binding_may_bind_only_a_role_of_its_namespace_to_its_own_service_accou
     assert!(outsiders[1].contains("23:16: a subject may not name a namespace (`enclii-builds`)"));
     assert!(outsiders[2].contains("found `User`"));
 
-    let missing = errors(&binding("  kind: Role\n  name: r", "  []").replace("roleRef:\n  kind: Role\n  name: r\n", ""));
+    let missing = errors(
+        &binding("  kind: Role\n  name: r", "  []")
+            .replace("roleRef:\n  kind: Role\n  name: r\n", ""),
+    );
     assert!(missing[0].contains("needs `roleRef`"), "{missing:?}");
 }
 
@@ -450,7 +453,9 @@ fn kinds_that_reach_beyond_the_namespace_and_reserved_names_are_refused_where_wr
         "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: enclii-tenant-isolation\nspec:\n  podSelector: {}\n",
     ));
     assert!(
-        e[0].starts_with("f.yaml:14:9: `enclii-tenant-isolation`: names starting with `enclii-` are reserved"),
+        e[0].starts_with(
+            "f.yaml:14:9: `enclii-tenant-isolation`: names starting with `enclii-` are reserved"
+        ),
         "{e:?}"
     );
 }
@@ -484,6 +489,12 @@ fn caching_headers_accept_only_a_grammar_nginx_cannot_misread() {
         "  caching:\n    ttl: 60\n    headers:\n      - 'X-A: a\\ b'\n      - 'X-B: $host'\n",
     ));
     assert_eq!(e.len(), 2, "{e:?}");
-    assert!(e[0].starts_with("f.yaml:13:9: the value of header `X-A` contains `\\\\`"), "{e:?}");
-    assert!(e[1].starts_with("f.yaml:14:9: the value of header `X-B` contains `$`"), "{e:?}");
+    assert!(
+        e[0].starts_with("f.yaml:13:9: the value of header `X-A` contains `\\\\`"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("f.yaml:14:9: the value of header `X-B` contains `$`"),
+        "{e:?}"
+    );
 }

@@ -271,7 +271,12 @@ mod tests {
         ] {
             let e = ownership("kube-system", labels.as_ref(), id).unwrap_err();
             let text = e.to_string();
-            assert!(text.starts_with("namespace kube-system exists and was not created by Enclii for this project"), "{text}");
+            assert!(
+                text.starts_with(
+                    "namespace kube-system exists and was not created by Enclii for this project"
+                ),
+                "{text}"
+            );
             assert!(text.contains(why), "{text}");
         }
     }
@@ -309,8 +314,7 @@ mod tests {
         assert!(allowed.contains(&"gateways".into()));
         assert!(allowed.contains(&"ingress-nginx".into()));
         assert_eq!(
-            objects[2].body["spec"]["hard"]["services.nodeports"],
-            "0",
+            objects[2].body["spec"]["hard"]["services.nodeports"], "0",
             "no tenant opens a port on every node"
         );
     }

@@ -271,7 +271,11 @@ impl Driver {
             &job.client,
             &tenant,
             &settings.cluster.tenancy,
-            settings.canary.gateway.as_ref().map(|g| g.namespace.as_str()),
+            settings
+                .canary
+                .gateway
+                .as_ref()
+                .map(|g| g.namespace.as_str()),
         )
         .await
         {

@@ -304,7 +304,9 @@ async fn run_job(
         namespace: None,
         body: namespace,
     };
-    if let Err(e) = apply::apply_all(client, &[ns, manifest.clone()]).await {
+    // The namespace's egress policy with every build: the platform's settings may have changed.
+    let policy = super::job::network_policy(settings);
+    if let Err(e) = apply::apply_all(client, &[ns, policy, manifest.clone()]).await {
         return Ended::Infrastructure(e);
     }
     let jobs: Api<Job> = Api::namespaced(client.clone(), &settings.namespace);

@@ -205,6 +205,64 @@ pub fn build_job(spec: &ServiceSpec, t: &BuildTarget, settings: &PipelineSetting
     }
 }
 
+/// Address ranges no build may reach: the cluster's and the platform's own networks (pods,
+/// Services, the node and cloud metadata addresses), whatever a Dockerfile step tries.
+pub const PRIVATE_RANGES: [&str; 7] = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "0.0.0.0/8",
+];
+
+/// The NetworkPolicy of the build namespace: nothing reaches a build, and a build reaches only
+/// the cluster's DNS, the public internet and the addresses the platform lists
+/// (`pipeline.egress_allow`: an in-cluster registry or git server).
+pub fn network_policy(settings: &PipelineSettings) -> Manifest {
+    let mut egress = vec![
+        json!({
+            "to": [{ "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "kube-system" } } }],
+            "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }]
+        }),
+        json!({ "to": [
+            { "ipBlock": { "cidr": "0.0.0.0/0", "except": PRIVATE_RANGES } },
+            { "ipBlock": { "cidr": "::/0", "except": ["fc00::/7", "fe80::/10", "::1/128"] } }
+        ] }),
+    ];
+    if !settings.egress_allow.is_empty() {
+        let to: Vec<serde_json::Value> = settings
+            .egress_allow
+            .iter()
+            .map(|cidr| json!({ "ipBlock": { "cidr": cidr } }))
+            .collect();
+        egress.push(json!({ "to": to }));
+    }
+    let name = BUILD_POLICY.to_owned();
+    Manifest {
+        api_version: "networking.k8s.io/v1".into(),
+        kind: "NetworkPolicy".into(),
+        name: name.clone(),
+        namespace: Some(settings.namespace.clone()),
+        body: json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": { "name": name, "namespace": settings.namespace,
+                          "labels": { "app.kubernetes.io/managed-by": "enclii" } },
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [],
+                "egress": egress
+            }
+        }),
+    }
+}
+
+/// The build namespace's NetworkPolicy (a reserved name: no spec can carry it).
+pub const BUILD_POLICY: &str = "enclii-build-egress";
+
 /// What a finished build reports in its termination message (BuildKit's metadata file).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Outcome {
@@ -356,6 +414,39 @@ mod tests {
                 .unwrap()
                 .contains("--local dockerfile='/workspace/src/.nixpacks'")
         );
+    }
+
+    #[test]
+    fn builds_reach_no_private_address_unless_the_platform_lists_it() {
+        let mut s = settings();
+        let policy = network_policy(&s);
+        let spec = &policy.body["spec"];
+        assert_eq!(spec["policyTypes"], json!(["Ingress", "Egress"]));
+        assert_eq!(spec["ingress"], json!([]), "nothing reaches a build");
+        let public = &spec["egress"][1]["to"][0]["ipBlock"];
+        assert_eq!(public["cidr"], "0.0.0.0/0");
+        for private in [
+            "10.0.0.0/8",
+            "169.254.0.0/16",
+            "192.168.0.0/16",
+            "127.0.0.0/8",
+        ] {
+            assert!(
+                public["except"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!(private)),
+                "{private}"
+            );
+        }
+        assert_eq!(spec["egress"].as_array().unwrap().len(), 2);
+        s.egress_allow = vec!["10.96.0.50/32".into()];
+        let policy = network_policy(&s);
+        assert_eq!(
+            policy.body["spec"]["egress"][2]["to"][0]["ipBlock"]["cidr"],
+            "10.96.0.50/32"
+        );
+        assert!(BUILD_POLICY.starts_with(enclii_spec::RESERVED_PREFIX));
     }
 
     #[test]

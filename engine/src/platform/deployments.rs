@@ -747,7 +747,10 @@ mod tests {
             "registry.enclii.io/builds/shop/",
         ] {
             let e = image_in_project(theirs, reg, "shop").unwrap_err();
-            assert!(e.to_string().contains("outside project `shop`'s path"), "{theirs}: {e}");
+            assert!(
+                e.to_string().contains("outside project `shop`'s path"),
+                "{theirs}: {e}"
+            );
         }
         assert!(image_in_project("anything/at:all", "", "shop").is_ok());
     }

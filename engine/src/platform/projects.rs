@@ -233,14 +233,25 @@ mod tests {
         let ns = namespace_for("", "a", "b--c");
         assert!(validate_environment(&ns, "b--c").is_err());
         // No slug or environment gives a namespace without the separator.
-        for (project, env) in [("kube", "system"), ("enclii", "builds"), ("kube-node", "lease")] {
+        for (project, env) in [
+            ("kube", "system"),
+            ("enclii", "builds"),
+            ("kube-node", "lease"),
+        ] {
             let ns = namespace_for("", project, env);
             assert!(ns.contains(SEPARATOR), "{ns}");
-            assert!(!["kube-system", "enclii-builds", "kube-node-lease", "default"].contains(&ns.as_str()));
+            assert!(
+                !["kube-system", "enclii-builds", "kube-node-lease", "default"]
+                    .contains(&ns.as_str())
+            );
         }
         let long = namespace_for("", &"a".repeat(40), &"e".repeat(22));
         let e = validate_environment(&long, &"e".repeat(22)).unwrap_err();
-        assert!(e.to_string().contains("64 characters; Kubernetes allows 63"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("64 characters; Kubernetes allows 63"),
+            "{e}"
+        );
     }
 }
 

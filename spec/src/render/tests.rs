@@ -333,7 +333,11 @@ fn every_pod_meets_the_restricted_pod_security_standard() {
         );
         let c = &pod["containers"][0]["securityContext"];
         assert_eq!(c["allowPrivilegeEscalation"], false, "{name}");
-        assert_eq!(c["capabilities"]["drop"], serde_json::json!(["ALL"]), "{name}");
+        assert_eq!(
+            c["capabilities"]["drop"],
+            serde_json::json!(["ALL"]),
+            "{name}"
+        );
         assert!(pod.get("hostNetwork").is_none() && pod.get("hostPID").is_none());
     }
 }
@@ -346,7 +350,10 @@ fn role_binding_subjects_are_bound_in_the_environments_namespace() {
     );
     let objects = rendered(&text);
     let binding = find(&objects, "RoleBinding").unwrap();
-    assert_eq!(binding["metadata"]["namespace"], "enclii-platform-production");
+    assert_eq!(
+        binding["metadata"]["namespace"],
+        "enclii-platform-production"
+    );
     assert_eq!(
         binding["subjects"][0]["namespace"],
         "enclii-platform-production"
