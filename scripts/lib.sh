@@ -440,6 +440,36 @@ gateway_api_crds() {
   echo "$moddir/config/crd/standard"
 }
 
+# target_prune: the shared target directory keeps every test binary and incremental cache each
+# build leaves (tens of GB after a few sessions; a full disk fails or stalls a run). Keeps the
+# newest test executable and the two newest incremental caches of each crate.
+target_prune() {
+  local dir
+  dir="$(target_dir)/debug"
+  [ -d "$dir/deps" ] || return 0
+  python3 - "$dir" <<'PY'
+import collections, os, re, shutil, sys
+root = sys.argv[1]
+def newest(names, keep, path):
+    groups = collections.defaultdict(list)
+    for name in names:
+        m = re.match(r'(.+)-[0-9a-z]+$', name)
+        if m:
+            groups[m.group(1)].append(name)
+    for versions in groups.values():
+        versions.sort(key=lambda n: os.path.getmtime(os.path.join(path, n)), reverse=True)
+        for old in versions[keep:]:
+            p = os.path.join(path, old)
+            shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
+deps = os.path.join(root, 'deps')
+newest([n for n in os.listdir(deps) if '.' not in n and os.access(os.path.join(deps, n), os.X_OK)
+        and os.path.isfile(os.path.join(deps, n))], 1, deps)
+inc = os.path.join(root, 'incremental')
+if os.path.isdir(inc):
+    newest(os.listdir(inc), 2, inc)
+PY
+}
+
 # ---- The node simulator and Prometheus beside the local cluster ---------------------------------
 
 target_dir() {

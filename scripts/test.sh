@@ -7,6 +7,7 @@ cd "$ROOT"
 
 ensure_toolchain
 ensure_chromium
+target_prune
 pg_start pg-test fast
 # sqlx::test creates (and drops) one database per test from this connection.
 export DATABASE_URL="$PG_URL_BASE/postgres"
