@@ -66,12 +66,17 @@ cleanup() {
   local_stack_stop "$TEST_CLUSTER"
   kill "$SERVER_PID" "$STANDIN_PID" 2>/dev/null || true
   # Bounded: the server drains for at most 20 s (SHUTDOWN_GRACE); a run must never hang here.
-  for _ in $(seq 1 250); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  # (An exited child stays a zombie until `wait`: look at its state, not just its pid.)
+  for _ in $(seq 1 250); do
+    state="$(awk '{print $3}' "/proc/$SERVER_PID/stat" 2>/dev/null || true)"
+    [ -z "$state" ] || [ "$state" = Z ] && break
+    sleep 0.1
+  done
   kill -9 "$SERVER_PID" "$STANDIN_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
   # A browser process Playwright left behind would keep the run's output open.
   pkill -9 -f "playwright_chromiumdev_profile" 2>/dev/null || true
-  "$(pg_bin)/dropdb" -h 127.0.0.1 -p "${PG_URL_BASE##*:}" -U enclii --if-exists "$E2E_DB" 2>/dev/null || true
+  timeout 30 "$(pg_bin)/dropdb" -h 127.0.0.1 -p "${PG_URL_BASE##*:}" -U enclii --if-exists --force "$E2E_DB" 2>/dev/null || true
 }
 trap cleanup EXIT
 for _ in $(seq 1 100); do
