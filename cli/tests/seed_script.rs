@@ -118,8 +118,8 @@ fn cluster_settings(cluster: &LocalCluster) -> switchyard_engine::Settings {
     // Short enough for `stuck` images to fail within a test, long enough for a busy control plane
     // (several tests at once) to report progress on a healthy rollout in time.
     s.cluster.progress_deadline_secs = 15;
-    // Build Jobs in a namespace of the test's own too (their names repeat across tests).
-    s.pipeline.namespace = format!("{}builds", s.cluster.namespace_prefix);
+    // Build namespaces of the test's own prefix too (project names repeat across tests).
+    s.pipeline.namespace_prefix = format!("{}builds-", s.cluster.namespace_prefix);
     s.cluster.lease_secs = 2;
     s.canary.prometheus_url = Some(cluster.prometheus_url.clone());
     s.canary.interval_ms = 100;

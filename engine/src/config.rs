@@ -127,12 +127,18 @@ pub struct DomainSettings {
 pub struct PipelineSettings {
     /// Run the build worker in this process.
     pub worker: bool,
-    /// The namespace build Jobs run in.
-    pub namespace: String,
+    /// Each project's builds run in a namespace of their own, `{namespace_prefix}{project}`
+    /// (`pipeline/job.rs::build_namespace`): builds run untrusted Dockerfile steps, so they share
+    /// neither a namespace nor credentials with another project's.
+    pub namespace_prefix: String,
     /// Images are pushed to `{registry}/{project}/{service}:{commit}`.
     pub registry: String,
-    /// A `kubernetes.io/dockerconfigjson` Secret in `namespace` with the registry's credentials.
-    pub registry_secret: String,
+    /// How builds authenticate to the registry: each build gets a credential of its own that
+    /// Switchyard's registry token service (`pipeline/registry.rs`) exchanges for a token that can
+    /// push only to that build's repository.
+    pub registry_token: RegistryTokenSettings,
+    /// The `hard` limits of each project's build namespace's ResourceQuota (none when empty).
+    pub quota: std::collections::BTreeMap<String, String>,
     pub buildkit_image: String,
     pub git_image: String,
     pub nixpacks_image: String,
@@ -164,9 +170,10 @@ impl Default for PipelineSettings {
     fn default() -> Self {
         Self {
             worker: true,
-            namespace: "enclii-builds".into(),
+            namespace_prefix: "enclii-builds-".into(),
             registry: "registry.enclii.local".into(),
-            registry_secret: "enclii-registry".into(),
+            registry_token: RegistryTokenSettings::default(),
+            quota: [("pods".to_owned(), "4".to_owned())].into(),
             buildkit_image: "moby/buildkit:v0.25.1-rootless".into(),
             git_image: "alpine/git:2.49.1".into(),
             nixpacks_image: "ghcr.io/railwayapp/nixpacks:1.39.0".into(),
@@ -179,6 +186,34 @@ impl Default for PipelineSettings {
             rejected_deliveries_unattributed: 1000,
             rejected_deliveries_per_minute: 30,
             egress_allow: Vec::new(),
+        }
+    }
+}
+
+/// Switchyard as the registry's token service (the Docker/OCI distribution token protocol): the
+/// registry is configured with `auth.token` whose `realm` is `{public_url}/registry/token`, whose
+/// `service` and `issuer` are these, and whose `jwks` file holds `{public_url}/registry/jwks.json`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RegistryTokenSettings {
+    /// An EC P-256 private key (PEM) that signs the tokens (ES256). Without it builds cannot be
+    /// given credentials and fail saying so.
+    pub signing_key: Option<SecretString>,
+    /// The registry's name in the tokens' audience (the registry's `auth.token.service`).
+    pub service: String,
+    /// The tokens' issuer (the registry's `auth.token.issuer`).
+    pub issuer: String,
+    /// How long a token lives; a build asks again when it expires.
+    pub ttl_secs: u64,
+}
+
+impl Default for RegistryTokenSettings {
+    fn default() -> Self {
+        Self {
+            signing_key: None,
+            service: "enclii-registry".into(),
+            issuer: "switchyard".into(),
+            ttl_secs: 300,
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct Engine {
     pub prometheus: Arc<std::sync::OnceLock<Arc<deploy::analysis::Prometheus>>>,
     /// The charts of the current minute (see [`platform::metrics::ChartCache`]).
     pub charts: Arc<platform::metrics::ChartCache>,
+    /// Signs builds' registry tokens, when `pipeline.registry_token.signing_key` is configured.
+    pub registry_tokens: Option<Arc<pipeline::registry::Issuer>>,
 }
 
 impl Engine {
@@ -67,8 +69,12 @@ impl Engine {
             )),
             None => None,
         };
+        let registry_tokens =
+            pipeline::registry::Issuer::from_settings(&settings.pipeline.registry_token)?
+                .map(Arc::new);
         Ok(Self {
             pool,
+            registry_tokens,
             settings: Arc::new(settings),
             oidc,
             login_limiter,

@@ -12,6 +12,7 @@ use common::{
 use serde_json::json;
 use sqlx::PgPool;
 use switchyard_engine::pipeline::github::sign;
+use switchyard_engine::pipeline::job::build_namespace;
 
 const P: &str = "enclii-platform";
 const API: &str = include_str!("../../spec/fixtures/dogfooding/switchyard-api.yaml");
@@ -462,7 +463,7 @@ async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: P
         .object(
             "batch/v1",
             "Job",
-            Some(&app.engine.settings.pipeline.namespace),
+            Some(&build_namespace(&app.engine.settings.pipeline, P)),
             &format!("build-switchyard-api-{build}"),
         )
         .await
@@ -472,7 +473,7 @@ async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: P
         .object(
             "networking.k8s.io/v1",
             "NetworkPolicy",
-            Some(&app.engine.settings.pipeline.namespace),
+            Some(&build_namespace(&app.engine.settings.pipeline, P)),
             "enclii-build-egress",
         )
         .await
@@ -596,10 +597,12 @@ async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: P
 /// them (403, exceeded quota), as it would in a namespace whose quota an operator set too low.
 const NO_JOBS: &str = "builds-paused";
 
-async fn refuse_jobs_in(cluster: &LocalCluster, namespace: &str) {
+async fn refuse_jobs_in(cluster: &LocalCluster, namespace: &str, project_id: uuid::Uuid) {
     use kube::api::{Patch, PatchParams};
     let params = PatchParams::apply("pipeline-test").force();
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {
+        "app.kubernetes.io/managed-by": "enclii", "enclii.dev/project-id": project_id.to_string()
+    }}});
     cluster
         .api("v1", "Namespace", None)
         .patch(namespace, &params, &Patch::Apply(&ns))
@@ -655,11 +658,7 @@ async fn a_build_that_fails_on_the_cluster_is_retried_with_backoff(pool: PgPool)
     settings.cluster.worker = true;
     settings.pipeline.retry_base_ms = 2000;
     let _cleanup = Cleanup(settings.cluster.namespace_prefix.clone());
-    let builds_ns = settings.pipeline.namespace.clone();
-    // The API server refuses the first attempt's Job: the build namespace's quota allows none.
-    // (Transient 5xx answers, retried within one attempt, are pinned in engine/tests/api_calls.rs:
-    // a real API server cannot be made to fail on cue.)
-    refuse_jobs_in(&cluster, &builds_ns).await;
+    let builds_ns = build_namespace(&settings.pipeline, P);
     let app = common::serve_app(
         switchyard_server::build_with_pool(settings, pool.clone())
             .await
@@ -667,6 +666,16 @@ async fn a_build_that_fails_on_the_cluster_is_retried_with_backoff(pool: PgPool)
     )
     .await;
     let (token, _) = setup(&app, &pool, &[API]).await;
+    // The API server refuses the first attempt's Job: the build namespace's quota allows none.
+    // (Transient 5xx answers, retried within one attempt, are pinned in engine/tests/api_calls.rs:
+    // a real API server cannot be made to fail on cue.) The namespace is made as the platform
+    // would, for this project: a namespace that is not the project's is never built in.
+    let project_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM projects WHERE slug = $1")
+        .bind(P)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    refuse_jobs_in(&cluster, &builds_ns, project_id).await;
     let (status, b) = app
         .call(
             "/api/builds/create",

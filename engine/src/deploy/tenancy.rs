@@ -196,20 +196,39 @@ pub async fn ensure(
     policy: &TenancySettings,
     gateway_namespace: Option<&str>,
 ) -> Result<(), Refusal> {
+    ensure_objects(
+        client,
+        t.namespace,
+        t.project_id,
+        &objects(t, policy, gateway_namespace),
+    )
+    .await
+}
+
+/// Applies a project's namespace and the platform's objects in it (`objects`, the namespace
+/// first), unless the namespace exists and is not this project's: environments' namespaces and
+/// builds' (`pipeline/job.rs::namespace_objects`) alike.
+#[tracing::instrument(skip(client, objects))]
+pub async fn ensure_objects(
+    client: &kube::Client,
+    namespace: &str,
+    project_id: Uuid,
+    objects: &[Manifest],
+) -> Result<(), Refusal> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let existing = apply::with_retries(
         "read the namespace",
         5,
         std::time::Duration::from_secs(10),
-        || namespaces.get_opt(t.namespace),
+        || namespaces.get_opt(namespace),
     )
     .await
     .map_err(Refusal::Cluster)?;
     if let Some(ns) = existing {
-        ownership(t.namespace, ns.metadata.labels.as_ref(), t.project_id)?;
+        ownership(namespace, ns.metadata.labels.as_ref(), project_id)?;
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    for m in objects(t, policy, gateway_namespace) {
+    for m in objects {
         let ar = apply::api_resource(&m.api_version, &m.kind);
         let api: Api<kube::api::DynamicObject> = match &m.namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),

@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
+use enclii_spec::render::Manifest;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, LogParams, PropagationPolicy};
 use kube::runtime::watcher;
-use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
@@ -153,7 +153,20 @@ async fn drive(engine: &Engine, clusters: &Clusters, id: i64, replica: &str) -> 
             .await;
         }
     };
+    if engine.registry_tokens.is_none() {
+        return finish(
+            pool,
+            id,
+            replica,
+            "failed",
+            "the platform cannot give builds registry credentials: pipeline.registry_token.signing_key is not configured",
+        )
+        .await;
+    }
     let image = job::image_ref(settings, &row.project, &row.service, &row.git_ref);
+    let namespace = job::build_namespace(settings, &row.project);
+    let job_name = job::job_name(&row.service, id);
+    let push_secret = job::push_secret_name(&job_name);
     let target = BuildTarget {
         id,
         project: &row.project,
@@ -161,15 +174,22 @@ async fn drive(engine: &Engine, clusters: &Clusters, id: i64, replica: &str) -> 
         repository: &row.git_repository,
         git_ref: &row.git_ref,
         image: &image,
+        namespace: &namespace,
+        push_secret: &push_secret,
     };
     let manifest = job::build_job(&file.service, &target, settings);
+    // A new credential for each attempt: the one a failed attempt's pod held dies with it.
+    let credential = super::registry::mint();
+    let secret = job::push_secret(settings, &target, &credential.password);
     let client = clusters.for_environment(&row.environment);
     let fenced = sqlx::query!(
-        "UPDATE builds SET job_name = $2, image_ref = $3 WHERE id = $1 AND lease_owner = $4 AND state = 'running'",
+        "UPDATE builds SET job_name = $2, image_ref = $3, push_credential_hash = $5
+         WHERE id = $1 AND lease_owner = $4 AND state = 'running'",
         id,
         manifest.name,
         image,
-        replica
+        replica,
+        credential.hash
     )
     .execute(pool)
     .await?;
@@ -177,7 +197,16 @@ async fn drive(engine: &Engine, clusters: &Clusters, id: i64, replica: &str) -> 
         // Another replica holds the build now.
         return Ok(());
     }
-    let ended = run_job(engine, &client, id, &manifest, &image).await;
+    let namespace_objects = job::namespace_objects(settings, &row.project, row.project_id);
+    let ended = run_job(
+        engine,
+        &client,
+        id,
+        (row.project_id, &namespace_objects),
+        &[secret, manifest],
+        &image,
+    )
+    .await;
     match ended {
         Ended::Succeeded(outcome) => {
             let Some(digest) = outcome.digest.clone() else {
@@ -286,30 +315,55 @@ async fn drive(engine: &Engine, clusters: &Clusters, id: i64, replica: &str) -> 
     }
 }
 
-/// Applies the Job and follows it to its end.
+/// Ensures the project's build namespace, applies the build's Secret and Job, follows the Job to
+/// its end, then deletes the Secret (its credential is dead by then anyway: the token service
+/// honours it only while the build runs).
 async fn run_job(
     engine: &Engine,
     client: &kube::Client,
     id: i64,
-    manifest: &enclii_spec::render::Manifest,
+    namespace: (uuid::Uuid, &[Manifest]),
+    build: &[Manifest; 2],
+    image: &str,
+) -> Ended {
+    let ended = follow_job(engine, client, id, namespace, build, image).await;
+    let secret = &build[0];
+    let secrets: Api<Secret> = Api::namespaced(
+        client.clone(),
+        secret.namespace.as_deref().unwrap_or_default(),
+    );
+    if let Err(e) = secrets.delete(&secret.name, &DeleteParams::default()).await {
+        tracing::debug!(build = id, error = %e, "the build's push Secret was not deleted");
+    }
+    ended
+}
+
+async fn follow_job(
+    engine: &Engine,
+    client: &kube::Client,
+    id: i64,
+    (project_id, namespace_objects): (uuid::Uuid, &[Manifest]),
+    build: &[Manifest; 2],
     image: &str,
 ) -> Ended {
     let settings = &engine.settings.pipeline;
-    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": settings.namespace,
-        "labels": {"app.kubernetes.io/managed-by": "enclii"}}});
-    let ns = enclii_spec::render::Manifest {
-        api_version: "v1".into(),
-        kind: "Namespace".into(),
-        name: settings.namespace.clone(),
-        namespace: None,
-        body: namespace,
-    };
-    // The namespace's egress policy with every build: the platform's settings may have changed.
-    let policy = super::job::network_policy(settings);
-    if let Err(e) = apply::apply_all(client, &[ns, policy, manifest.clone()]).await {
+    let manifest = &build[1];
+    let namespace = manifest.namespace.clone().unwrap_or_default();
+    // The namespace and its policies with every build: the platform's settings may have changed,
+    // and a namespace that is not this project's is never used.
+    match crate::deploy::tenancy::ensure_objects(client, &namespace, project_id, namespace_objects)
+        .await
+    {
+        Ok(()) => {}
+        Err(e @ crate::deploy::tenancy::Refusal::NotOurs { .. }) => {
+            return Ended::Failed(e.to_string());
+        }
+        Err(e) => return Ended::Infrastructure(e.to_string()),
+    }
+    if let Err(e) = apply::apply_all(client, build).await {
         return Ended::Infrastructure(e);
     }
-    let jobs: Api<Job> = Api::namespaced(client.clone(), &settings.namespace);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
     let mut events = watcher(
         jobs.clone(),
         watcher::Config::default().fields(&format!("metadata.name={}", manifest.name)),
@@ -358,11 +412,11 @@ async fn run_job(
                 .any(|c| c.type_ == kind && c.status == "True")
         };
         if done("Complete") {
-            let message = termination_message(client, &settings.namespace, &manifest.name).await;
+            let message = termination_message(client, &namespace, &manifest.name).await;
             return Ended::Succeeded(job::read_outcome(image, &message.unwrap_or_default()));
         }
         if done("Failed") {
-            let tail = log_tail(client, &settings.namespace, &manifest.name).await;
+            let tail = log_tail(client, &namespace, &manifest.name).await;
             let why = conditions
                 .iter()
                 .find(|c| c.type_ == "Failed")

@@ -21,12 +21,46 @@ pub struct BuildTarget<'a> {
     pub git_ref: &'a str,
     /// Where the image is pushed (`registry/project/service:tag`).
     pub image: &'a str,
+    /// The project's build namespace ([`build_namespace`]).
+    pub namespace: &'a str,
+    /// The Secret holding this build's own registry credential ([`push_secret_name`]).
+    pub push_secret: &'a str,
 }
 
 pub const LABEL_BUILD: &str = "enclii.dev/build";
 
 pub fn job_name(service: &str, id: i64) -> String {
     format!("build-{service}-{id}")
+}
+
+/// The namespace a project's builds run in: `{pipeline.namespace_prefix}{project}`. Never one
+/// of an environment's (`{cluster.namespace_prefix}{project}--{environment}`): project slugs hold
+/// no `--`, so a build namespace (with the default prefixes) has none and cannot be taken for one.
+pub fn build_namespace(settings: &PipelineSettings, project: &str) -> String {
+    format!("{}{project}", settings.namespace_prefix)
+}
+
+/// The Secret with one build's registry credential, deleted when the build ends.
+pub fn push_secret_name(job: &str) -> String {
+    format!("{job}-push")
+}
+
+/// The registry's host (what a Docker config's `auths` is keyed by) and the path under it that
+/// the platform's repositories start with (`pipeline.registry` may carry one:
+/// `ghcr.io/acme`).
+pub fn registry_parts(settings: &PipelineSettings) -> (&str, &str) {
+    let registry = settings.registry.trim_end_matches('/');
+    registry.split_once('/').unwrap_or((registry, ""))
+}
+
+/// The repository a build pushes to (`image` without the registry host and the tag or digest).
+pub fn repository_of(image: &str) -> &str {
+    let path = image.split_once('/').map_or(image, |(_, p)| p);
+    let path = path.split_once('@').map_or(path, |(p, _)| p);
+    match path.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => path,
+    }
 }
 
 /// `{registry}/{project}/{service}:{short ref}`
@@ -149,7 +183,7 @@ pub fn build_job(spec: &ServiceSpec, t: &BuildTarget, settings: &PipelineSetting
     let body = json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": { "name": name, "namespace": settings.namespace, "labels": labels },
+        "metadata": { "name": name, "namespace": t.namespace, "labels": labels },
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": settings.timeout_secs,
@@ -157,25 +191,32 @@ pub fn build_job(spec: &ServiceSpec, t: &BuildTarget, settings: &PipelineSetting
             "template": {
                 "metadata": {
                     "labels": labels,
-                    // Rootless BuildKit needs unconfined AppArmor and seccomp to create its namespaces.
-                    "annotations": { "container.apparmor.security.beta.kubernetes.io/buildkit": "unconfined" }
                 },
                 "spec": {
                     "restartPolicy": "Never",
                     // The build runs untrusted Dockerfile steps: no credentials to the cluster.
                     "automountServiceAccountToken": false,
+                    "enableServiceLinks": false,
+                    // A user namespace of its own: root inside the build (BuildKit's sandbox
+                    // needs it to set up each step's namespaces) is nobody on the node.
+                    "hostUsers": false,
                     "initContainers": init,
                     "containers": [{
                         "name": "buildkit",
                         "image": settings.buildkit_image,
                         "command": ["sh", "-c", script],
+                        // BuildKit's process sandbox stays on (no `--oci-worker-no-process-sandbox`):
+                        // each Dockerfile step runs in namespaces of its own, with its own /proc,
+                        // which needs an unmasked /proc and unconfined seccomp and AppArmor to
+                        // create (inside the pod's user namespace, so no privilege on the node).
                         "env": [
-                            { "name": "BUILDKITD_FLAGS", "value": "--oci-worker-no-process-sandbox" },
                             { "name": "DOCKER_CONFIG", "value": "/home/user/.docker" }
                         ],
                         "securityContext": {
                             "runAsUser": 1000, "runAsGroup": 1000,
-                            "seccompProfile": { "type": "Unconfined" }
+                            "procMount": "Unmasked",
+                            "seccompProfile": { "type": "Unconfined" },
+                            "appArmorProfile": { "type": "Unconfined" }
                         },
                         "terminationMessagePolicy": "File",
                         "volumeMounts": [
@@ -188,7 +229,7 @@ pub fn build_job(spec: &ServiceSpec, t: &BuildTarget, settings: &PipelineSetting
                         { "name": "workspace", "emptyDir": {} },
                         { "name": "buildkitd", "emptyDir": {} },
                         { "name": "registry", "secret": {
-                            "secretName": settings.registry_secret,
+                            "secretName": t.push_secret,
                             "items": [{ "key": ".dockerconfigjson", "path": "config.json" }]
                         } }
                     ]
@@ -200,9 +241,87 @@ pub fn build_job(spec: &ServiceSpec, t: &BuildTarget, settings: &PipelineSetting
         api_version: "batch/v1".into(),
         kind: "Job".into(),
         name,
-        namespace: Some(settings.namespace.clone()),
+        namespace: Some(t.namespace.to_owned()),
         body,
     }
+}
+
+/// The Docker config Secret of one build: its own credential for the registry's token service
+/// (`pipeline/registry.rs`), which grants it push to its own repository only.
+pub fn push_secret(settings: &PipelineSettings, t: &BuildTarget, password: &str) -> Manifest {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let (host, _) = registry_parts(settings);
+    let config = json!({ "auths": { host: {
+        "auth": b64(&format!("{}:{password}", super::registry::build_account(t.id)))
+    } } });
+    Manifest {
+        api_version: "v1".into(),
+        kind: "Secret".into(),
+        name: t.push_secret.to_owned(),
+        namespace: Some(t.namespace.to_owned()),
+        body: json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/dockerconfigjson",
+            "metadata": { "name": t.push_secret, "namespace": t.namespace, "labels": {
+                "app.kubernetes.io/managed-by": "enclii",
+                "enclii.dev/project": t.project,
+                LABEL_BUILD: t.id.to_string(),
+            } },
+            "data": { ".dockerconfigjson": b64(&config.to_string()) }
+        }),
+    }
+}
+
+/// A project's build namespace and the platform's objects in it, in apply order. Pure.
+///
+/// Pod Security is `privileged` here, unlike environments' namespaces: BuildKit's sandbox needs
+/// unconfined seccomp and AppArmor and an unmasked /proc (each pod in its own user namespace).
+/// Only Switchyard creates pods here (specs' objects go to environments' namespaces), and each
+/// is the Job of [`build_job`].
+pub fn namespace_objects(
+    settings: &PipelineSettings,
+    project: &str,
+    project_id: uuid::Uuid,
+) -> Vec<Manifest> {
+    use crate::deploy::tenancy::{LABEL_PROJECT_ID, QUOTA};
+    let namespace = build_namespace(settings, project);
+    let mut out = vec![Manifest {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        name: namespace.clone(),
+        namespace: None,
+        body: json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": { "name": namespace, "labels": {
+                "app.kubernetes.io/managed-by": "enclii",
+                "enclii.dev/project": project,
+                LABEL_PROJECT_ID: project_id.to_string(),
+                "enclii.dev/purpose": "builds",
+                "pod-security.kubernetes.io/enforce": "privileged",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            } }
+        }),
+    }];
+    out.push(network_policy(settings, &namespace));
+    if !settings.quota.is_empty() {
+        out.push(Manifest {
+            api_version: "v1".into(),
+            kind: "ResourceQuota".into(),
+            name: QUOTA.into(),
+            namespace: Some(namespace.clone()),
+            body: json!({
+                "apiVersion": "v1",
+                "kind": "ResourceQuota",
+                "metadata": { "name": QUOTA, "namespace": namespace,
+                              "labels": { "app.kubernetes.io/managed-by": "enclii" } },
+                "spec": { "hard": settings.quota }
+            }),
+        });
+    }
+    out
 }
 
 /// Address ranges no build may reach: the cluster's and the platform's own networks (pods,
@@ -217,10 +336,10 @@ pub const PRIVATE_RANGES: [&str; 7] = [
     "0.0.0.0/8",
 ];
 
-/// The NetworkPolicy of the build namespace: nothing reaches a build, and a build reaches only
+/// The NetworkPolicy of a build namespace: nothing reaches a build, and a build reaches only
 /// the cluster's DNS, the public internet and the addresses the platform lists
 /// (`pipeline.egress_allow`: an in-cluster registry or git server).
-pub fn network_policy(settings: &PipelineSettings) -> Manifest {
+pub fn network_policy(settings: &PipelineSettings, namespace: &str) -> Manifest {
     let mut egress = vec![
         json!({
             "to": [{ "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "kube-system" } } }],
@@ -244,11 +363,11 @@ pub fn network_policy(settings: &PipelineSettings) -> Manifest {
         api_version: "networking.k8s.io/v1".into(),
         kind: "NetworkPolicy".into(),
         name: name.clone(),
-        namespace: Some(settings.namespace.clone()),
+        namespace: Some(namespace.to_owned()),
         body: json!({
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": { "name": name, "namespace": settings.namespace,
+            "metadata": { "name": name, "namespace": namespace,
                           "labels": { "app.kubernetes.io/managed-by": "enclii" } },
             "spec": {
                 "podSelector": {},
@@ -325,6 +444,8 @@ mod tests {
                 repository: "https://github.com/madfam-io/enclii",
                 git_ref: "0123456789abcdef0123456789abcdef01234567",
                 image: &image,
+                namespace: "enclii-builds-enclii-platform",
+                push_secret: "build-switchyard-api-42-push",
             },
             &settings,
         )
@@ -391,9 +512,22 @@ mod tests {
         }
         assert_eq!(job.body["spec"]["backoffLimit"], 0);
         assert_eq!(job.body["spec"]["activeDeadlineSeconds"], 1800);
+        // Its own credential, no token to the cluster, BuildKit's sandbox on, its own user
+        // namespace.
         assert_eq!(
             spec["volumes"][2]["secret"]["secretName"],
-            "enclii-registry"
+            "build-switchyard-api-42-push"
+        );
+        assert_eq!(spec["automountServiceAccountToken"], false);
+        assert_eq!(spec["hostUsers"], false);
+        assert_eq!(
+            job.body["metadata"]["namespace"],
+            "enclii-builds-enclii-platform"
+        );
+        assert!(!job.body.to_string().contains("no-process-sandbox"));
+        assert_eq!(
+            spec["containers"][0]["securityContext"]["procMount"],
+            "Unmasked"
         );
         // Nixpacks plans first, then BuildKit builds the generated Dockerfile.
         let nix = job_for(
@@ -419,7 +553,7 @@ mod tests {
     #[test]
     fn builds_reach_no_private_address_unless_the_platform_lists_it() {
         let mut s = settings();
-        let policy = network_policy(&s);
+        let policy = network_policy(&s, "enclii-builds-acme");
         let spec = &policy.body["spec"];
         assert_eq!(spec["policyTypes"], json!(["Ingress", "Egress"]));
         assert_eq!(spec["ingress"], json!([]), "nothing reaches a build");
@@ -441,12 +575,70 @@ mod tests {
         }
         assert_eq!(spec["egress"].as_array().unwrap().len(), 2);
         s.egress_allow = vec!["10.96.0.50/32".into()];
-        let policy = network_policy(&s);
+        let policy = network_policy(&s, "enclii-builds-acme");
         assert_eq!(
             policy.body["spec"]["egress"][2]["to"][0]["ipBlock"]["cidr"],
             "10.96.0.50/32"
         );
         assert!(BUILD_POLICY.starts_with(enclii_spec::RESERVED_PREFIX));
+    }
+
+    #[test]
+    fn each_project_builds_in_its_own_namespace_with_its_own_credential() {
+        let s = settings();
+        let id = uuid::Uuid::from_u128(7);
+        let objects = namespace_objects(&s, "acme", id);
+        let ns = &objects[0].body;
+        assert_eq!(ns["metadata"]["name"], "enclii-builds-acme");
+        let labels = &ns["metadata"]["labels"];
+        assert_eq!(labels["enclii.dev/project-id"], id.to_string());
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "enclii");
+        assert_eq!(labels["pod-security.kubernetes.io/enforce"], "privileged");
+        assert_eq!(objects[1].kind, "NetworkPolicy");
+        assert_eq!(objects[1].namespace.as_deref(), Some("enclii-builds-acme"));
+        assert_eq!(objects[2].body["spec"]["hard"]["pods"], "4");
+        // No environment's namespace (`{project}--{env}`) is ever a build namespace.
+        assert!(!build_namespace(&s, "acme").contains("--"));
+
+        let target = BuildTarget {
+            id: 9,
+            project: "acme",
+            service: "api",
+            repository: "https://example.com/r",
+            git_ref: "main",
+            image: "registry.enclii.local/acme/api:main",
+            namespace: "enclii-builds-acme",
+            push_secret: "build-api-9-push",
+        };
+        let secret = push_secret(&s, &target, "s3cret");
+        assert_eq!(secret.body["type"], "kubernetes.io/dockerconfigjson");
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let config: Value = serde_json::from_slice(
+            &b64.decode(secret.body["data"][".dockerconfigjson"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        let auth = config["auths"]["registry.enclii.local"]["auth"]
+            .as_str()
+            .unwrap();
+        assert_eq!(b64.decode(auth).unwrap(), b"build-9:s3cret");
+    }
+
+    #[test]
+    fn repositories_are_read_from_image_references() {
+        for (image, repo) in [
+            ("registry.enclii.local/acme/api:main", "acme/api"),
+            ("localhost:5000/acme/api:abc", "acme/api"),
+            ("ghcr.io/org/acme/api@sha256:ab", "org/acme/api"),
+            ("registry.enclii.local/acme/api", "acme/api"),
+        ] {
+            assert_eq!(repository_of(image), repo, "{image}");
+        }
+        let mut s = settings();
+        assert_eq!(registry_parts(&s), ("registry.enclii.local", ""));
+        s.registry = "ghcr.io/org/".into();
+        assert_eq!(registry_parts(&s), ("ghcr.io", "org"));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod builder;
 pub mod github;
 pub mod job;
+pub mod registry;
 
 use enclii_api::{ApiError, BuildSummary, Delivery, DeliveryBuild, Page, Repository};
 use serde_json::json;
@@ -804,11 +805,14 @@ pub async fn build_logs(
         .into());
     };
     let client = engine.cluster(&row.environment)?;
-    Ok(
-        builder::logs(client, &engine.settings.pipeline.namespace, &job, follow)
-            .await
-            .map_err(|message| ApiError::Unavailable { message })?,
+    Ok(builder::logs(
+        client,
+        &job::build_namespace(&engine.settings.pipeline, &project.slug),
+        &job,
+        follow,
     )
+    .await
+    .map_err(|message| ApiError::Unavailable { message })?)
 }
 
 #[cfg(test)]

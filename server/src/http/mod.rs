@@ -8,6 +8,7 @@ pub mod health;
 pub mod landing_packs;
 pub mod logs;
 pub mod metrics;
+pub mod registry;
 pub mod split_preloads;
 pub mod static_files;
 pub mod streaming;
@@ -96,6 +97,7 @@ pub fn router(engine: Engine, leptos_options: LeptosOptions) -> Router {
             state.engine.settings.pipeline.webhook_max_bytes,
         )))
         .merge(metrics::routes())
+        .merge(registry::routes())
         .nest_service("/pkg", static_files::pkg(&state.leptos_options))
         .merge(packs.map(|p| p.routes()).unwrap_or_default())
         .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), app_shell)

@@ -37,8 +37,19 @@ pub fn settings() -> Settings {
     settings.secrets.key = Some(secrecy::SecretString::from(
         "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".to_owned(),
     ));
+    // A fixed test key too: builds' registry tokens are signed for real.
+    settings.pipeline.registry_token.signing_key =
+        Some(secrecy::SecretString::from(TEST_REGISTRY_KEY.to_owned()));
     settings
 }
+
+/// An EC P-256 key for tests only (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`).
+pub const TEST_REGISTRY_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgHAKKdbisgKTm0XVF
+TQqtU1HtFqzGMuxLmKa8RT9vVGahRANCAAR2Xsi+2o+FeoKB2pBqUZHSGV+XsUh4
+HQ04r/84C5gTVLPs2zV486wM95LAgYw/4ptz2JWwWhqq4kNcNaZ3d/qP
+-----END PRIVATE KEY-----
+";
 
 pub async fn spawn_app(pool: PgPool) -> TestApp {
     let app = switchyard_server::build_with_pool(settings(), pool)
@@ -141,8 +152,8 @@ pub fn cluster_settings(cluster: &LocalCluster) -> Settings {
     // Short enough for `stuck` images to fail within a test, long enough for a busy control plane
     // (several tests at once) to report progress on a healthy rollout in time.
     s.cluster.progress_deadline_secs = 15;
-    // Build Jobs in a namespace of the test's own too (their names repeat across tests).
-    s.pipeline.namespace = format!("{}builds", s.cluster.namespace_prefix);
+    // Build namespaces of the test's own prefix too (project names repeat across tests).
+    s.pipeline.namespace_prefix = format!("{}builds-", s.cluster.namespace_prefix);
     s.cluster.lease_secs = 2;
     s.canary.prometheus_url = Some(cluster.prometheus_url.clone());
     s.canary.interval_ms = 100;
