@@ -1,0 +1,260 @@
+//! Release commands, scheduled jobs and one-off runs on the local cluster (a real API server, Job
+//! and CronJob controllers; pods played by the node simulator, which runs a task's `echo`, `sleep`
+//! and `exit`: sandbox/src/task_job.rs).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Cleanup, LocalCluster, TestApp, cluster_settings, namespace, user};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
+use kube::Api;
+use serde_json::json;
+use sqlx::PgPool;
+
+const P: &str = "acme";
+
+/// A service with `extra` under `spec:` (a release command, jobs, a rollout).
+fn spec(extra: &str) -> String {
+    format!(
+        "apiVersion: enclii.dev/v1
+kind: Service
+metadata:
+  name: billing
+spec:
+  build:
+    type: dockerfile
+  runtime:
+    port: 8080
+    healthCheck: /health
+{extra}"
+    )
+}
+
+const ROLLING: &str = "  rollout:\n    strategy: rolling\n";
+
+async fn spawn(pool: &PgPool) -> (TestApp, LocalCluster, String, Cleanup, String) {
+    let cluster = LocalCluster::from_env().await;
+    let mut settings = cluster_settings(&cluster);
+    settings.cluster.worker = true;
+    settings.canary.window_secs = 6;
+    settings.canary.interval_ms = 1000;
+    settings.canary.inconclusive_limit = 20;
+    let cleanup = Cleanup(settings.cluster.namespace_prefix.clone());
+    let app = common::serve_app(
+        switchyard_server::build_with_pool(settings, pool.clone())
+            .await
+            .expect("build app"),
+    )
+    .await;
+    let ns = namespace(&app, P, "production");
+    let owner = user(pool, "owner", true).await;
+    let (status, body) = app
+        .call(
+            "/api/projects/create",
+            Some(&owner.token),
+            json!({"slug": P}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (app, cluster, ns, cleanup, owner.token)
+}
+
+async fn import(app: &TestApp, token: &str, spec: &str) {
+    let (status, body) = app
+        .call(
+            "/api/services/import",
+            Some(token),
+            json!({"spec": spec, "project": P}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn deploy(app: &TestApp, token: &str, image: &str) -> serde_json::Value {
+    let (status, d) = app
+        .call(
+            "/api/deployments/create",
+            Some(token),
+            json!({"project": P, "service": "billing", "environment": "production", "image": image}),
+        )
+        .await;
+    assert_eq!(status, 200, "{d}");
+    let id = d["id"].as_i64().unwrap();
+    for _ in 0..450 {
+        let (_, page) = app
+            .call("/api/deployments/list", Some(token), json!({"project": P}))
+            .await;
+        if let Some(d) = page["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|d| d["id"] == id))
+            .filter(|d| !matches!(d["state"].as_str(), Some("pending" | "in_progress")))
+        {
+            return d.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("deployment {id} did not finish within 90 s");
+}
+
+async fn steps(pool: &PgPool, id: i64) -> Vec<(String, String, String)> {
+    sqlx::query_as(
+        "SELECT kind, state, message FROM deployment_steps WHERE deployment_id = $1 ORDER BY seq",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+fn kinds(steps: &[(String, String, String)]) -> Vec<(&str, &str)> {
+    steps
+        .iter()
+        .map(|(k, s, _)| (k.as_str(), s.as_str()))
+        .collect()
+}
+
+/// The release the stable Deployment runs, as its annotation says.
+async fn stable_release(cluster: &LocalCluster, ns: &str) -> String {
+    let api: Api<Deployment> = Api::namespaced(cluster.admin.clone(), ns);
+    let d = api.get("billing").await.expect("the stable Deployment");
+    d.metadata
+        .annotations
+        .unwrap_or_default()
+        .get(enclii_spec::render::ANNOTATION_RELEASE)
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_release_command_that_succeeds_runs_before_the_canary_starts(pool: PgPool) {
+    let (app, _cluster, _ns, _cleanup, token) = spawn(&pool).await;
+    let release = "  release:\n    command: [sh, -c, \"echo migrating 0042; echo done\"]\n";
+    import(&app, &token, &spec(release)).await;
+    let first = deploy(&app, &token, "registry.local/acme/billing:1").await;
+    assert_eq!(first["state"], "succeeded", "{first}");
+    let first_steps = steps(&pool, first["id"].as_i64().unwrap()).await;
+    assert_eq!(kinds(&first_steps)[0], ("release", "succeeded"));
+    // The second deployment is a canary: the release command runs first, then the canary steps.
+    let rollout = "  rollout:\n    minRequests: 20\n    steps:\n      - weight: 50\n        pause: 300ms\n      - weight: 100\n";
+    import(&app, &token, &spec(&format!("{release}{rollout}"))).await;
+    let second = deploy(&app, &token, "registry.local/acme/billing:2").await;
+    let id = second["id"].as_i64().unwrap();
+    let s = steps(&pool, id).await;
+    assert_eq!(kinds(&s)[0], ("release", "succeeded"), "{s:?}");
+    assert!(
+        s[0].2
+            .contains("`sh -c echo migrating 0042; echo done` succeeded"),
+        "{s:?}"
+    );
+    assert_eq!(
+        kinds(&s)[1].0,
+        "canary",
+        "the canary starts after the release: {s:?}"
+    );
+    let evidence: serde_json::Value = sqlx::query_scalar(
+        "SELECT evidence FROM deployment_steps WHERE deployment_id = $1 AND kind = 'release'",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(evidence["exit_code"], 0);
+    assert_eq!(evidence["job"], format!("billing-release-{id}"));
+    assert!(
+        evidence["log_tail"]
+            .as_str()
+            .unwrap()
+            .contains("migrating 0042"),
+        "{evidence}"
+    );
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_release_command_that_fails_fails_the_deployment_and_stable_keeps_serving(pool: PgPool) {
+    let (app, cluster, ns, _cleanup, token) = spawn(&pool).await;
+    import(&app, &token, &spec(ROLLING)).await;
+    let first = deploy(&app, &token, "registry.local/acme/billing:1").await;
+    assert_eq!(first["state"], "succeeded", "{first}");
+    let serving = stable_release(&cluster, &ns).await;
+    let release = "  release:\n    command: [sh, -c, \"echo migrating 0042; echo 'error: relation invoices exists'; exit 3\"]\n";
+    import(&app, &token, &spec(&format!("{ROLLING}{release}"))).await;
+    let failed = deploy(&app, &token, "registry.local/acme/billing:2").await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    let reason = failed["state_reason"].as_str().unwrap();
+    assert!(reason.contains("failed with exit code 3"), "{reason}");
+    assert!(
+        reason.contains("error: relation invoices exists"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("the running release keeps serving"),
+        "{reason}"
+    );
+    let s = steps(&pool, failed["id"].as_i64().unwrap()).await;
+    assert_eq!(kinds(&s), [("release", "failed")], "nothing was applied");
+    assert_eq!(stable_release(&cluster, &ns).await, serving);
+    let api: Api<Deployment> = Api::namespaced(cluster.admin.clone(), &ns);
+    let ready = api
+        .get("billing")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .ready_replicas;
+    assert_eq!(ready, Some(1), "the stable pods still serve");
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_release_command_that_runs_past_its_timeout_fails_the_deployment(pool: PgPool) {
+    let (app, _cluster, _ns, _cleanup, token) = spawn(&pool).await;
+    let release = "  release:\n    command: [sh, -c, \"echo waiting for the lock; sleep 60\"]\n    timeoutSeconds: 2\n";
+    import(&app, &token, &spec(&format!("{ROLLING}{release}"))).await;
+    let started = std::time::Instant::now();
+    let failed = deploy(&app, &token, "registry.local/acme/billing:1").await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    let reason = failed["state_reason"].as_str().unwrap();
+    assert!(reason.contains("did not finish within 2s"), "{reason}");
+    assert!(reason.contains("waiting for the lock"), "{reason}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    let s = steps(&pool, failed["id"].as_i64().unwrap()).await;
+    assert_eq!(kinds(&s), [("release", "failed")]);
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn scheduled_jobs_are_applied_as_cron_jobs_and_pruned_when_removed(pool: PgPool) {
+    let (app, cluster, ns, _cleanup, token) = spawn(&pool).await;
+    let jobs = "  jobs:\n    - name: invoices\n      schedule: \"0 2 * * *\"\n      timezone: Europe/Berlin\n      command: [./billing, send-invoices]\n    - name: cleanup\n      schedule: \"*/15 * * * *\"\n      command: [./billing, cleanup]\n";
+    import(&app, &token, &spec(&format!("{ROLLING}{jobs}"))).await;
+    let d = deploy(&app, &token, "registry.local/acme/billing:1").await;
+    assert_eq!(d["state"], "succeeded", "{d}");
+    let api: Api<CronJob> = Api::namespaced(cluster.admin.clone(), &ns);
+    let invoices = api.get("billing-invoices").await.expect("applied");
+    let spec_of = invoices.spec.unwrap();
+    assert_eq!(spec_of.schedule, "0 2 * * *");
+    assert_eq!(spec_of.time_zone.as_deref(), Some("Europe/Berlin"));
+    api.get("billing-cleanup").await.expect("applied");
+    // The second job leaves the spec: the next release prunes its CronJob.
+    let one = "  jobs:\n    - name: invoices\n      schedule: \"0 3 * * *\"\n      command: [./billing, send-invoices]\n";
+    import(&app, &token, &spec(&format!("{ROLLING}{one}"))).await;
+    let d = deploy(&app, &token, "registry.local/acme/billing:2").await;
+    assert_eq!(d["state"], "succeeded", "{d}");
+    assert_eq!(
+        api.get("billing-invoices")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .schedule,
+        "0 3 * * *"
+    );
+    assert!(
+        api.get_opt("billing-cleanup").await.unwrap().is_none(),
+        "pruned"
+    );
+}
