@@ -207,6 +207,22 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             json!({"project": p}),
             Needs::Role("viewer"),
         ),
+        // Allowed, but this server has no cluster to run it on: 503 once authorization passed.
+        (
+            "/api/runs/create",
+            json!({"project": p, "service": "docs-site", "environment": "production", "command": ["./migrate", "status"]}),
+            Needs::RoleThen("developer", 503),
+        ),
+        (
+            "/api/runs/get",
+            json!({"project": p, "id": 999}),
+            Needs::RoleThen("viewer", 404),
+        ),
+        (
+            "/api/jobs/list",
+            json!({"project": p, "service": "docs-site"}),
+            Needs::Role("viewer"),
+        ),
         (
             "/api/repositories/connect",
             json!({"project": p, "url": "https://github.com/madfam-io/enclii"}),

@@ -258,3 +258,174 @@ async fn scheduled_jobs_are_applied_as_cron_jobs_and_pruned_when_removed(pool: P
         "pruned"
     );
 }
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_failed_run_and_a_missed_schedule_show_and_are_recorded_once(pool: PgPool) {
+    let (app, cluster, ns, _cleanup, token) = spawn(&pool).await;
+    let jobs = "  jobs:\n    - name: report\n      schedule: \"0 4 * * *\"\n      command: [sh, -c, \"echo building report; echo 'error: no such table'; exit 4\"]\n    - name: nightly\n      schedule: \"30 1 * * *\"\n      command: [./billing, nightly]\n";
+    import(&app, &token, &spec(&format!("{ROLLING}{jobs}"))).await;
+    let d = deploy(&app, &token, "registry.local/acme/billing:1").await;
+    assert_eq!(d["state"], "succeeded", "{d}");
+    let fresh = jobs_list(&app, &token).await;
+    assert_eq!(fresh.as_array().unwrap().len(), 2, "{fresh}");
+    assert_eq!(fresh[0]["name"], "report");
+    assert_eq!(fresh[0]["attention"], "", "{fresh}");
+    assert!(
+        fresh[0]["next_run"]
+            .as_str()
+            .unwrap()
+            .ends_with(" 04:00 UTC"),
+        "{fresh}"
+    );
+    assert!(fresh[0]["last_run"].is_null());
+
+    // A run of `report` fails (started from its CronJob's template, as the CronJob controller
+    // would at 04:00).
+    let crons: Api<CronJob> = Api::namespaced(cluster.admin.clone(), &ns);
+    let template = crons
+        .get("billing-report")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .job_template;
+    let run = k8s_openapi::api::batch::v1::Job {
+        metadata: kube::api::ObjectMeta {
+            name: Some("billing-report-manual".into()),
+            labels: template.metadata.and_then(|m| m.labels),
+            ..Default::default()
+        },
+        spec: template.spec,
+        ..Default::default()
+    };
+    Api::<k8s_openapi::api::batch::v1::Job>::namespaced(cluster.admin.clone(), &ns)
+        .create(&Default::default(), &run)
+        .await
+        .unwrap();
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..100 {
+        seen = jobs_list(&app, &token).await;
+        if seen[0]["last_run"]["result"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let report = &seen[0];
+    assert_eq!(
+        report["last_run"]["name"], "billing-report-manual",
+        "{seen}"
+    );
+    assert_eq!(report["last_failed"], true, "{seen}");
+    assert!(
+        report["last_run"]["log_tail"]
+            .as_str()
+            .unwrap()
+            .contains("error: no such table"),
+        "{seen}"
+    );
+    assert!(
+        report["attention"].as_str().unwrap().contains("failed"),
+        "{seen}"
+    );
+    assert_eq!(seen[1]["missed"], false, "deployed just now: {seen}");
+
+    // Deployed three days ago and never run: `nightly` missed its 01:30 twice.
+    sqlx::query("UPDATE deployments SET finished_at = finished_at - interval '3 days'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let later = jobs_list(&app, &token).await;
+    let nightly = &later[1];
+    assert_eq!(nightly["name"], "nightly");
+    assert_eq!(nightly["missed"], true, "{later}");
+    assert!(
+        nightly["attention"]
+            .as_str()
+            .unwrap()
+            .contains("no run succeeded within two intervals"),
+        "{later}"
+    );
+    jobs_list(&app, &token).await;
+    let events: Vec<(String, String)> =
+        sqlx::query_as("SELECT job_name, kind FROM job_events ORDER BY job_name, kind")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    // Recorded once each, however often the jobs are listed (`report` has missed too by now).
+    assert!(
+        events.contains(&("report".into(), "failed".into())),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&("nightly".into(), "missed".into())),
+        "{events:?}"
+    );
+    let mut unique = events.clone();
+    unique.dedup();
+    assert_eq!(unique, events);
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_one_off_run_streams_its_log_and_reports_its_exit_code(pool: PgPool) {
+    let (app, _cluster, _ns, _cleanup, token) = spawn(&pool).await;
+    import(&app, &token, &spec(ROLLING)).await;
+    let d = deploy(&app, &token, "registry.local/acme/billing:1").await;
+    assert_eq!(d["state"], "succeeded", "{d}");
+    let (status, run) = app
+        .call(
+            "/api/runs/create",
+            Some(&token),
+            json!({"project": P, "service": "billing", "environment": "production",
+                   "command": ["sh", "-c", "echo hello from the run; exit 7"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{run}");
+    let id = run["id"].as_i64().unwrap();
+    assert_eq!(run["state"], "running");
+    let log = app
+        .client
+        .get(app.url(&format!("/api/runs/{P}/{id}/logs?follow=true")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(log.contains("hello from the run"), "{log}");
+    let mut ended = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (_, r) = app
+            .call(
+                "/api/runs/get",
+                Some(&token),
+                json!({"project": P, "id": id}),
+            )
+            .await;
+        if r["state"] != "running" {
+            ended = r;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(ended["state"], "failed", "{ended}");
+    assert_eq!(ended["exit_code"], 7, "{ended}");
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = 'job.run'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(audited, 1);
+}
+
+async fn jobs_list(app: &TestApp, token: &str) -> serde_json::Value {
+    let (status, body) = app
+        .call(
+            "/api/jobs/list",
+            Some(token),
+            json!({"project": P, "service": "billing"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}

@@ -133,34 +133,8 @@ pub async fn follow(
         )
         .await?
         .ok_or_else(|| TaskError::Cluster(format!("Job/{name} was deleted before it ended")))?;
-        let conditions = job
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.clone())
-            .unwrap_or_default();
-        let holds = |kind: &str| {
-            conditions
-                .iter()
-                .find(|c| c.type_ == kind && c.status == "True")
-        };
-        if holds("Complete").is_some() {
-            let log_tail = log_tail(client, namespace, name).await.unwrap_or(tail);
-            return Ok(Outcome::Succeeded { log_tail });
-        }
-        if let Some(failed) = holds("Failed") {
-            let log_tail = log_tail(client, namespace, name).await.unwrap_or(tail);
-            if failed.reason.as_deref() == Some("DeadlineExceeded") {
-                return Ok(Outcome::TimedOut {
-                    after_secs: timeout_secs,
-                    log_tail,
-                });
-            }
-            let exit_code = exit_code(client, namespace, name).await;
-            return Ok(Outcome::Failed {
-                exit_code,
-                reason: failed.message.clone().unwrap_or_default(),
-                log_tail,
-            });
+        if let Some(outcome) = outcome(client, namespace, name, &job, timeout_secs, &tail).await {
+            return Ok(outcome);
         }
         if tokio::time::Instant::now() >= limit {
             delete(client, namespace, name).await;
@@ -177,6 +151,69 @@ pub async fn follow(
         polls += 1;
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// How the Job `name` ended, or `None` while it runs (or when it cannot be read).
+pub async fn ended(client: &kube::Client, namespace: &str, name: &str) -> Option<Outcome> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let job = jobs.get_opt(name).await.ok()??;
+    let deadline = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.active_deadline_seconds)
+        .unwrap_or_default();
+    outcome(
+        client,
+        namespace,
+        name,
+        &job,
+        deadline.clamp(0, i64::from(u32::MAX)) as u32,
+        "",
+    )
+    .await
+}
+
+/// The outcome the Job's conditions say it had, with its pod's exit code and log tail (`tail`
+/// when the pod is gone).
+async fn outcome(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    job: &Job,
+    timeout_secs: u32,
+    tail: &str,
+) -> Option<Outcome> {
+    let conditions = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let holds = |kind: &str| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == kind && c.status == "True")
+    };
+    if holds("Complete").is_some() {
+        let log_tail = log_tail(client, namespace, name)
+            .await
+            .unwrap_or_else(|| tail.to_owned());
+        return Some(Outcome::Succeeded { log_tail });
+    }
+    let failed = holds("Failed")?;
+    let log_tail = log_tail(client, namespace, name)
+        .await
+        .unwrap_or_else(|| tail.to_owned());
+    if failed.reason.as_deref() == Some("DeadlineExceeded") {
+        return Some(Outcome::TimedOut {
+            after_secs: timeout_secs,
+            log_tail,
+        });
+    }
+    Some(Outcome::Failed {
+        exit_code: exit_code(client, namespace, name).await,
+        reason: failed.message.clone().unwrap_or_default(),
+        log_tail,
+    })
 }
 
 /// Deletes the Job and its pods (a run stopped by hand, or one the wait gave up on).
