@@ -386,58 +386,63 @@ async fn enclii_run_prints_the_commands_log_and_exits_with_its_code(pool: PgPool
         "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: billing\nspec:\n  build:\n    type: dockerfile\n  runtime:\n    port: 8080\n  rollout:\n    strategy: rolling\n",
     )
     .unwrap();
-    let enclii = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_enclii"))
-            .args(args)
-            .env("ENCLII_SERVER", &shell.server)
-            .env("ENCLII_TOKEN", &shell.token)
-            .env("XDG_CONFIG_HOME", &shell.home)
-            .env("ENCLII_PROJECT", "acme")
-            .output()
-            .expect("run enclii")
-    };
-    ok(&enclii(&["project", "create", "acme"]));
-    ok(&enclii(&[
-        "service",
-        "create",
-        "--file",
-        spec.to_str().unwrap(),
-    ]));
-    ok(&enclii(&[
-        "deploy",
-        "--service",
-        "billing",
-        "--env",
-        "production",
-        "--image",
-        "registry.local/acme/billing:1",
-        "--wait",
-    ]));
-    let run = |command: &str| {
-        enclii(&[
-            "run",
+    // The CLI blocks; the server runs on this test's runtime: the script runs beside it.
+    tokio::task::spawn_blocking(move || {
+        let enclii = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_enclii"))
+                .args(args)
+                .env("ENCLII_SERVER", &shell.server)
+                .env("ENCLII_TOKEN", &shell.token)
+                .env("XDG_CONFIG_HOME", &shell.home)
+                .env("ENCLII_PROJECT", "acme")
+                .output()
+                .expect("run enclii")
+        };
+        ok(&enclii(&["project", "create", "acme"]));
+        ok(&enclii(&[
+            "service",
+            "create",
+            "--file",
+            spec.to_str().unwrap(),
+        ]));
+        ok(&enclii(&[
+            "deploy",
             "--service",
             "billing",
             "--env",
             "production",
-            "--",
-            "sh",
-            "-c",
-            command,
-        ])
-    };
-    let failed = run("echo checking invoices; echo 'error: 3 unpaid'; exit 7");
-    let stdout = String::from_utf8_lossy(&failed.stdout);
-    assert_eq!(
-        failed.status.code(),
-        Some(7),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&failed.stderr)
-    );
-    assert!(
-        stdout.contains("checking invoices\nerror: 3 unpaid"),
-        "{stdout}"
-    );
-    let fine = run("echo all paid");
-    assert!(String::from_utf8_lossy(&ok(&fine).into_bytes()).contains("all paid"));
+            "--image",
+            "registry.local/acme/billing:1",
+            "--wait",
+        ]));
+        let run = |command: &str| {
+            enclii(&[
+                "run",
+                "--service",
+                "billing",
+                "--env",
+                "production",
+                "--",
+                "sh",
+                "-c",
+                command,
+            ])
+        };
+        let failed = run("echo checking invoices; echo 'error: 3 unpaid'; exit 7");
+        let stdout = String::from_utf8_lossy(&failed.stdout);
+        assert_eq!(
+            failed.status.code(),
+            Some(7),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&failed.stderr)
+        );
+        assert!(
+            stdout.contains("checking invoices\nerror: 3 unpaid"),
+            "{stdout}"
+        );
+        let fine = run("echo all paid");
+        assert!(ok(&fine).contains("all paid"));
+    })
+    .await
+    .unwrap();
 }
