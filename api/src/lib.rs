@@ -496,7 +496,7 @@ impl DeploymentDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentStep {
     pub seq: i32,
-    /// `apply`, `canary`, `rollout`, `prune` or `withdraw`.
+    /// `release` (the spec's release command), `apply`, `canary`, `rollout`, `prune` or `withdraw`.
     pub kind: String,
     /// `running`, `succeeded` or `failed`.
     pub state: String,

@@ -55,10 +55,11 @@ impl TaskInputs {
             if let Some(text) = piece.strip_prefix("echo ") {
                 task.lines.push(unquote(text.trim()).to_owned());
             } else if let Some(n) = piece.strip_prefix("sleep ") {
-                if let Ok(secs) = n.trim().parse::<f64>() {
-                    if secs.is_finite() && secs >= 0.0 {
-                        task.runs_for = Some(Duration::from_secs_f64(secs.min(86_400.0)));
-                    }
+                if let Ok(secs) = n.trim().parse::<f64>()
+                    && secs.is_finite()
+                    && secs >= 0.0
+                {
+                    task.runs_for = Some(Duration::from_secs_f64(secs.min(86_400.0)));
                 }
             } else if let Some(n) = piece.strip_prefix("exit") {
                 task.exit_code = n.trim().parse().unwrap_or(0);

@@ -264,16 +264,16 @@ fn resources(f: &mut Findings, res: &Resources, at: &[Seg]) {
     for (group, list) in [("requests", &res.requests), ("limits", &res.limits)] {
         let Some(list) = list else { continue };
         for (key, q) in [("cpu", &list.cpu), ("memory", &list.memory)] {
-            if let Some(q) = q {
-                if parse_quantity(&q.0).is_none() {
-                    f.error(
-                        &under(&[group, key]),
-                        format!(
-                            "`{}` is not a Kubernetes quantity (such as 200m, 512Mi, 1Gi)",
-                            q.0
-                        ),
-                    );
-                }
+            if let Some(q) = q
+                && parse_quantity(&q.0).is_none()
+            {
+                f.error(
+                    &under(&[group, key]),
+                    format!(
+                        "`{}` is not a Kubernetes quantity (such as 200m, 512Mi, 1Gi)",
+                        q.0
+                    ),
+                );
             }
         }
     }
@@ -282,15 +282,14 @@ fn resources(f: &mut Findings, res: &Resources, at: &[Seg]) {
             ("cpu", &req.cpu, &lim.cpu),
             ("memory", &req.memory, &lim.memory),
         ] {
-            if let (Some(a), Some(b)) = (a, b) {
-                if let (Some(x), Some(y)) = (parse_quantity(&a.0), parse_quantity(&b.0)) {
-                    if x > y {
-                        f.error(
-                            &under(&["requests", key]),
-                            format!("requests.{key} {} is more than limits.{key} {}", a.0, b.0),
-                        );
-                    }
-                }
+            if let (Some(a), Some(b)) = (a, b)
+                && let (Some(x), Some(y)) = (parse_quantity(&a.0), parse_quantity(&b.0))
+                && x > y
+            {
+                f.error(
+                    &under(&["requests", key]),
+                    format!("requests.{key} {} is more than limits.{key} {}", a.0, b.0),
+                );
             }
         }
     }
@@ -344,10 +343,10 @@ fn jobs(f: &mut Findings, service: &str, jobs: &[ScheduledJob]) {
             f.error(&at("schedule"), format!("`spec.jobs[{i}].schedule`: {e}"));
         }
         command(f, &j.command, &at("command"));
-        if let Some(tz) = &j.timezone {
-            if let Err(why) = time_zone(tz) {
-                f.error(&at("timezone"), format!("`{tz}` {why}"));
-            }
+        if let Some(tz) = &j.timezone
+            && let Err(why) = time_zone(tz)
+        {
+            f.error(&at("timezone"), format!("`{tz}` {why}"));
         }
         if let Some(res) = &j.resources {
             resources(f, res, &at("resources"));

@@ -143,10 +143,10 @@ pub async fn follow(
                 log_tail: tail,
             });
         }
-        if polls % 4 == 3 {
-            if let Some(t) = log_tail(client, namespace, name).await {
-                tail = t;
-            }
+        if polls % 4 == 3
+            && let Some(t) = log_tail(client, namespace, name).await
+        {
+            tail = t;
         }
         polls += 1;
         tokio::time::sleep(Duration::from_millis(250)).await;

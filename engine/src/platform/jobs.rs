@@ -286,7 +286,7 @@ pub async fn run_logs(
     for _ in 0..120 {
         pod = task::pod(&client, &row.namespace, &row.job_name)
             .await
-            .filter(|p| started(p));
+            .filter(started);
         if pod.is_some() {
             break;
         }
