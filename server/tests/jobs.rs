@@ -35,9 +35,16 @@ spec:
 const ROLLING: &str = "  rollout:\n    strategy: rolling\n";
 
 async fn spawn(pool: &PgPool) -> (TestApp, LocalCluster, String, Cleanup, String) {
+    spawn_with_worker(pool, true).await
+}
+
+async fn spawn_with_worker(
+    pool: &PgPool,
+    worker: bool,
+) -> (TestApp, LocalCluster, String, Cleanup, String) {
     let cluster = LocalCluster::from_env().await;
     let mut settings = cluster_settings(&cluster);
-    settings.cluster.worker = true;
+    settings.cluster.worker = worker;
     settings.canary.window_secs = 6;
     settings.canary.interval_ms = 1000;
     settings.canary.inconclusive_limit = 20;
@@ -428,4 +435,98 @@ async fn jobs_list(app: &TestApp, token: &str) -> serde_json::Value {
         .await;
     assert_eq!(status, 200, "{body}");
     body
+}
+
+/// A replica that takes a deployment over finds the release Job its predecessor started (named by
+/// the deployment) and follows it: the command does not run a second time.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_driver_that_takes_over_follows_the_release_job_already_started(pool: PgPool) {
+    let (app, cluster, ns, _cleanup, token) = spawn_with_worker(&pool, false).await;
+    let release = "  release:\n    command: [sh, -c, \"echo run by whichever driver\"]\n";
+    import(&app, &token, &spec(&format!("{ROLLING}{release}"))).await;
+    let (status, d) = app
+        .call(
+            "/api/deployments/create",
+            Some(&token),
+            json!({"project": P, "service": "billing", "environment": "production", "image": "registry.local/acme/billing:1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{d}");
+    let id = d["id"].as_i64().unwrap();
+    // What the first driver had done before it went away: chosen the path, begun the release
+    // step, started the Job; then its lease ran out.
+    sqlx::query(
+        "UPDATE deployments SET state = 'in_progress', started_at = now(), lease_owner = 'gone',
+                lease_until = now() - interval '1 second',
+                traffic_split = 'one step: the spec asks for a rolling update' WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO deployment_steps (deployment_id, seq, kind, state) VALUES ($1, 1, 'release', 'running')",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    common::tenant_namespace(&cluster, &pool, P, &ns).await;
+    let started: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "metadata": { "name": format!("billing-release-{id}") },
+        "spec": { "backoffLimit": 0, "template": { "spec": {
+            "restartPolicy": "Never",
+            "containers": [{ "name": "billing", "image": "registry.local/acme/billing:1",
+                             "command": ["sh", "-c", "echo started by the first driver"] }] } } }
+    }))
+    .unwrap();
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(cluster.admin.clone(), &ns);
+    jobs.create(&Default::default(), &started).await.unwrap();
+
+    let taker = {
+        let mut settings = cluster_settings(&cluster);
+        settings.cluster.worker = true;
+        settings.cluster.namespace_prefix = app.engine.settings.cluster.namespace_prefix.clone();
+        common::serve_app(
+            switchyard_server::build_with_pool(settings, pool.clone())
+                .await
+                .expect("build app"),
+        )
+        .await
+    };
+    let mut done = serde_json::Value::Null;
+    for _ in 0..300 {
+        let (_, page) = taker
+            .call("/api/deployments/list", Some(&token), json!({"project": P}))
+            .await;
+        if let Some(d) = page["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|d| d["id"] == id))
+            .filter(|d| !matches!(d["state"].as_str(), Some("pending" | "in_progress")))
+        {
+            done = d.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let evidence: serde_json::Value = sqlx::query_scalar(
+        "SELECT evidence FROM deployment_steps WHERE deployment_id = $1 AND kind = 'release'",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let log = evidence["log_tail"].as_str().unwrap();
+    assert!(log.contains("started by the first driver"), "{evidence}");
+    assert!(!log.contains("run by whichever driver"), "{evidence}");
+    let listed = jobs.list(&Default::default()).await.unwrap().items;
+    assert_eq!(listed.len(), 1, "one release Job, never a second");
+    let steps = steps(&pool, id).await;
+    assert_eq!(kinds(&steps)[0], ("release", "succeeded"), "{steps:?}");
+    assert_eq!(
+        kinds(&steps).iter().filter(|(k, _)| *k == "release").count(),
+        1,
+        "the taker continued the release step: {steps:?}"
+    );
 }
