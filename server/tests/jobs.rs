@@ -341,6 +341,18 @@ async fn a_failed_run_and_a_missed_schedule_show_and_are_recorded_once(pool: PgP
         .execute(&pool)
         .await
         .unwrap();
+    // The replicas' scan records it without anyone listing the jobs.
+    let attention = switchyard_engine::platform::jobs::scan(&app.engine)
+        .await
+        .unwrap();
+    assert_eq!(attention, 2, "report failed (and missed), nightly missed");
+    let recorded: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM job_events WHERE job_name = 'nightly' AND kind = 'missed'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded, 1);
     let later = jobs_list(&app, &token).await;
     let nightly = &later[1];
     assert_eq!(nightly["name"], "nightly");
@@ -525,7 +537,10 @@ async fn a_driver_that_takes_over_follows_the_release_job_already_started(pool: 
     let steps = steps(&pool, id).await;
     assert_eq!(kinds(&steps)[0], ("release", "succeeded"), "{steps:?}");
     assert_eq!(
-        kinds(&steps).iter().filter(|(k, _)| *k == "release").count(),
+        kinds(&steps)
+            .iter()
+            .filter(|(k, _)| *k == "release")
+            .count(),
         1,
         "the taker continued the release step: {steps:?}"
     );

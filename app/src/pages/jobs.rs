@@ -122,7 +122,7 @@ fn JobList(list: Vec<ScheduledJobStatus>) -> impl IntoView {
                                         <span class="text-slate-600 dark:text-slate-400">
                                             {format!(
                                                 "{}{}",
-                                                run.started_at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default(),
+                                                run.started_at.map(|t| format!("{} UTC", crate::components::time::minute(&t))).unwrap_or_default(),
                                                 run.duration_secs.map(|d| format!(", {d:.1}s")).unwrap_or_default(),
                                             )}
                                         </span>

@@ -403,113 +403,172 @@ pub async fn list(
     };
     let mut out = Vec::new();
     for env in environments {
-        let Some(running) = running(engine, &project, service, &env).await? else {
-            continue;
-        };
-        if running.file.service.spec.jobs.is_empty() {
-            continue;
-        }
-        let client = engine.cluster(&env)?;
-        let jobs: Api<Job> = Api::namespaced(client.clone(), &running.namespace);
-        let listed = jobs
-            .list(&ListParams::default().labels(&format!("{LABEL_SERVICE}={service}")))
-            .await
-            .map_err(|e| ApiError::Unavailable {
-                message: format!("cannot list the jobs of {service}: {e}"),
-            })?;
-        let now = Utc::now();
-        for spec_job in &running.file.service.spec.jobs {
-            let Ok(schedule) = Schedule::parse(&spec_job.schedule) else {
-                continue;
-            };
-            let mut runs: Vec<&Job> = listed
-                .items
-                .iter()
-                .filter(|j| {
-                    j.metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(LABEL_JOB))
-                        .is_some_and(|n| *n == spec_job.name)
-                })
-                .collect();
-            runs.sort_by_key(|j| j.metadata.creation_timestamp.as_ref().map(|t| t.0));
-            let since = first_deployed(engine, &running, &spec_job.name)
-                .await?
-                .unwrap_or(now);
-            let last_success = runs
-                .iter()
-                .filter_map(|j| j.status.as_ref()?.completion_time.as_ref().map(|t| t.0))
-                .max()
-                .map(timestamp);
-            let last_run = match runs.last() {
-                Some(j) => Some(describe(&client, &running.namespace, j).await),
-                None => None,
-            };
-            let last_failed = last_run.as_ref().is_some_and(|r| r.result == "failed");
-            let utc = utc_zone(spec_job.timezone.as_deref());
-            let health = assess(
-                &schedule,
-                minute(since),
-                last_success.map(minute),
-                last_failed,
-                minute(now),
-                if utc { 0 } else { 14 * 60 },
-            );
-            let zone = spec_job.timezone.clone().unwrap_or_else(|| "UTC".into());
-            let next_run = utc
-                .then(|| schedule.next_after(minute(now)))
-                .flatten()
-                .map(|m| format!("{} {zone}", wall(m)));
-            let mut attention = Vec::new();
-            if let Some(run) = last_run.as_ref().filter(|_| last_failed) {
-                attention.push(format!("its last run ({}) failed", run.name));
-                record_event(
-                    engine,
-                    &running,
-                    &spec_job.name,
-                    "failed",
-                    &run.name,
-                    &format!(
-                        "run {} of `{}` failed: {}",
-                        run.name,
-                        spec_job.name,
-                        run.log_tail.lines().last().unwrap_or_default()
-                    ),
-                )
-                .await?;
-            }
-            if let Some(due) = health.missed_since {
-                let text = format!(
-                    "no run succeeded within two intervals (a run was due by {} {zone})",
-                    wall(due)
-                );
-                record_event(
-                    engine,
-                    &running,
-                    &spec_job.name,
-                    "missed",
-                    &wall(due),
-                    &text,
-                )
-                .await?;
-                attention.push(text);
-            }
-            out.push(ScheduledJobStatus {
-                environment: env.clone(),
-                name: spec_job.name.clone(),
-                schedule: spec_job.schedule.clone(),
-                timezone: zone,
-                command: spec_job.command.clone(),
-                last_run,
-                next_run,
-                last_failed,
-                missed: health.missed_since.is_some(),
-                attention: attention.join("; "),
-            });
-        }
+        out.extend(statuses(engine, &project, service, &env).await?);
     }
     Ok(out)
+}
+
+/// The scheduled jobs of the release `service` runs in `env`, judged, their findings recorded.
+async fn statuses(
+    engine: &Engine,
+    project: &super::ProjectRef,
+    service: &str,
+    env: &str,
+) -> crate::Result<Vec<ScheduledJobStatus>> {
+    let Some(running) = running(engine, project, service, env).await? else {
+        return Ok(Vec::new());
+    };
+    if running.file.service.spec.jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let client = engine.cluster(env)?;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &running.namespace);
+    let listed = jobs
+        .list(&ListParams::default().labels(&format!("{LABEL_SERVICE}={service}")))
+        .await
+        .map_err(|e| ApiError::Unavailable {
+            message: format!("cannot list the jobs of {service}: {e}"),
+        })?;
+    let now = Utc::now();
+    for spec_job in &running.file.service.spec.jobs {
+        let Ok(schedule) = Schedule::parse(&spec_job.schedule) else {
+            continue;
+        };
+        let mut runs: Vec<&Job> = listed
+            .items
+            .iter()
+            .filter(|j| {
+                j.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_JOB))
+                    .is_some_and(|n| *n == spec_job.name)
+            })
+            .collect();
+        runs.sort_by_key(|j| j.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        let since = first_deployed(engine, &running, &spec_job.name)
+            .await?
+            .unwrap_or(now);
+        let last_success = runs
+            .iter()
+            .filter_map(|j| j.status.as_ref()?.completion_time.as_ref().map(|t| t.0))
+            .max()
+            .map(timestamp);
+        let last_run = match runs.last() {
+            Some(j) => Some(describe(&client, &running.namespace, j).await),
+            None => None,
+        };
+        let last_failed = last_run.as_ref().is_some_and(|r| r.result == "failed");
+        let utc = utc_zone(spec_job.timezone.as_deref());
+        let health = assess(
+            &schedule,
+            minute(since),
+            last_success.map(minute),
+            last_failed,
+            minute(now),
+            if utc { 0 } else { 14 * 60 },
+        );
+        let zone = spec_job.timezone.clone().unwrap_or_else(|| "UTC".into());
+        let next_run = utc
+            .then(|| schedule.next_after(minute(now)))
+            .flatten()
+            .map(|m| format!("{} {zone}", wall(m)));
+        let mut attention = Vec::new();
+        if let Some(run) = last_run.as_ref().filter(|_| last_failed) {
+            attention.push(format!("its last run ({}) failed", run.name));
+            record_event(
+                engine,
+                &running,
+                &spec_job.name,
+                "failed",
+                &run.name,
+                &format!(
+                    "run {} of `{}` failed: {}",
+                    run.name,
+                    spec_job.name,
+                    run.log_tail.lines().last().unwrap_or_default()
+                ),
+            )
+            .await?;
+        }
+        if let Some(due) = health.missed_since {
+            let text = format!(
+                "no run succeeded within two intervals (a run was due by {} {zone})",
+                wall(due)
+            );
+            record_event(
+                engine,
+                &running,
+                &spec_job.name,
+                "missed",
+                &wall(due),
+                &text,
+            )
+            .await?;
+            attention.push(text);
+        }
+        out.push(ScheduledJobStatus {
+            environment: env.to_owned(),
+            name: spec_job.name.clone(),
+            schedule: spec_job.schedule.clone(),
+            timezone: zone,
+            command: spec_job.command.clone(),
+            last_run,
+            next_run,
+            last_failed,
+            missed: health.missed_since.is_some(),
+            attention: attention.join("; "),
+        });
+    }
+    Ok(out)
+}
+
+/// How often [`watch`] judges every scheduled job.
+pub const SCAN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Judges the scheduled jobs of every service that runs some, on every replica that drives
+/// deployments, so that a failed run or a missed schedule is recorded (for notifications) without
+/// anyone looking. Two replicas recording the same finding is one row (`job_events` is unique by
+/// run).
+pub async fn watch(engine: Engine) {
+    loop {
+        tokio::time::sleep(SCAN_EVERY).await;
+        if engine.pool.is_closed() {
+            return;
+        }
+        if let Err(e) = scan(&engine).await {
+            tracing::warn!(error = %e, "judging scheduled jobs failed; trying again later");
+        }
+    }
+}
+
+/// One pass of [`watch`]: returns how many jobs needing attention it saw.
+pub async fn scan(engine: &Engine) -> crate::Result<usize> {
+    let rows = sqlx::query!(
+        r#"SELECT DISTINCT p.id AS project_id, p.slug, s.name AS service, e.name AS environment
+           FROM deployments d JOIN services s ON s.id = d.service_id JOIN projects p ON p.id = s.project_id
+                JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
+                JOIN spec_revisions sr ON sr.service_id = r.service_id AND sr.revision = r.spec_revision
+           WHERE d.state = 'succeeded' AND jsonb_array_length(COALESCE(sr.spec -> 'spec' -> 'jobs', '[]'::jsonb)) > 0"#
+    )
+    .fetch_all(&engine.pool)
+    .await?;
+    let mut attention = 0;
+    for row in rows {
+        let project = super::ProjectRef {
+            id: row.project_id,
+            slug: row.slug,
+            role: None,
+        };
+        match statuses(engine, &project, &row.service, &row.environment).await {
+            Ok(list) => attention += list.iter().filter(|j| !j.attention.is_empty()).count(),
+            Err(e) => {
+                tracing::warn!(service = %row.service, environment = %row.environment, error = %e, "could not judge the scheduled jobs")
+            }
+        }
+    }
+    Ok(attention)
 }
 
 fn timestamp(t: k8s_openapi::jiff::Timestamp) -> DateTime<Utc> {
