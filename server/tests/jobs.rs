@@ -382,6 +382,31 @@ async fn a_failed_run_and_a_missed_schedule_show_and_are_recorded_once(pool: PgP
     let mut unique = events.clone();
     unique.dedup();
     assert_eq!(unique, events);
+
+    // The service page's Jobs tab, rendered on the server, says the same.
+    let owner: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let session = switchyard_engine::auth::sessions::create(&pool, owner, 1, None, None)
+        .await
+        .unwrap();
+    let page = app
+        .client
+        .get(app.url(&format!("/projects/{P}/services/billing/jobs")))
+        .header("cookie", format!("enclii_session={session}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("billing-report-manual"), "{page}");
+    assert!(page.contains("error: no such table"), "{page}");
+    assert!(
+        page.contains("no run succeeded within two intervals"),
+        "{page}"
+    );
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
