@@ -136,13 +136,47 @@ async fn stable_release(cluster: &LocalCluster, ns: &str) -> String {
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn a_release_command_that_succeeds_runs_before_the_canary_starts(pool: PgPool) {
-    let (app, _cluster, _ns, _cleanup, token) = spawn(&pool).await;
+    let (app, cluster, ns, _cleanup, token) = spawn(&pool).await;
     let release = "  release:\n    command: [sh, -c, \"echo migrating 0042; echo done\"]\n";
     import(&app, &token, &spec(release)).await;
+    for (name, value, secret) in [("MODE", "fast", false), ("DB_PASSWORD", "hunter2", true)] {
+        let (status, body) = app
+            .call(
+                "/api/env/set",
+                Some(&token),
+                json!({"project": P, "service": "billing", "environment": "production",
+                       "name": name, "value": value, "secret": secret}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
     let first = deploy(&app, &token, "registry.local/acme/billing:1").await;
     assert_eq!(first["state"], "succeeded", "{first}");
-    let first_steps = steps(&pool, first["id"].as_i64().unwrap()).await;
+    let first_id = first["id"].as_i64().unwrap();
+    let first_steps = steps(&pool, first_id).await;
     assert_eq!(kinds(&first_steps)[0], ("release", "succeeded"));
+    // The command ran from the release's image with the service's variables and secrets (the
+    // secret through the service's Secret, never in the Job).
+    let job = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(cluster.admin.clone(), &ns)
+        .get(&format!("billing-release-{first_id}"))
+        .await
+        .expect("the release Job");
+    let text = serde_json::to_string(&job).unwrap();
+    assert!(!text.contains("hunter2"));
+    let container = &job.spec.unwrap().template.spec.unwrap().containers[0];
+    assert_eq!(
+        container.image.as_deref(),
+        Some("registry.local/acme/billing:1")
+    );
+    let env = container.env.clone().unwrap_or_default();
+    let var = |n: &str| env.iter().find(|e| e.name == n).cloned().unwrap();
+    assert_eq!(var("MODE").value.as_deref(), Some("fast"));
+    let from = var("DB_PASSWORD")
+        .value_from
+        .unwrap()
+        .secret_key_ref
+        .unwrap();
+    assert!(from.name.starts_with("billing-env-"), "{from:?}");
     // The second deployment is a canary: the release command runs first, then the canary steps.
     let rollout = "  rollout:\n    minRequests: 20\n    steps:\n      - weight: 50\n        pause: 300ms\n      - weight: 100\n";
     import(&app, &token, &spec(&format!("{release}{rollout}"))).await;
