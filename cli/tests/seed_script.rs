@@ -373,7 +373,7 @@ async fn deploy_wait_shows_each_canary_step_and_analysis_and_exits_1_on_a_rollba
 }
 
 /// `enclii run` on the local cluster: the command's log on standard output, its exit code as the
-/// CLI's.
+/// CLI's; `enclii jobs list` shows the service's scheduled job.
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn enclii_run_prints_the_commands_log_and_exits_with_its_code(pool: PgPool) {
     let cluster = LocalCluster::from_env().await;
@@ -383,7 +383,7 @@ async fn enclii_run_prints_the_commands_log_and_exits_with_its_code(pool: PgPool
     let spec = shell.home.join("billing.yaml");
     std::fs::write(
         &spec,
-        "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: billing\nspec:\n  build:\n    type: dockerfile\n  runtime:\n    port: 8080\n  rollout:\n    strategy: rolling\n",
+        "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: billing\nspec:\n  build:\n    type: dockerfile\n  runtime:\n    port: 8080\n  rollout:\n    strategy: rolling\n  jobs:\n    - name: invoices\n      schedule: \"0 3 * * *\"\n      command: [./billing, invoices]\n",
     )
     .unwrap();
     // The CLI blocks; the server runs on this test's runtime: the script runs beside it.
@@ -442,6 +442,14 @@ async fn enclii_run_prints_the_commands_log_and_exits_with_its_code(pool: PgPool
         );
         let fine = run("echo all paid");
         assert!(ok(&fine).contains("all paid"));
+        let jobs = ok(&enclii(&["jobs", "list", "--service", "billing"]));
+        let row = jobs
+            .lines()
+            .find(|l| l.contains("invoices"))
+            .unwrap_or_else(|| panic!("{jobs}"));
+        for part in ["production", "0 3 * * * UTC", "never", " 03:00 UTC", "ok"] {
+            assert!(row.contains(part), "{part} in {row}");
+        }
     })
     .await
     .unwrap();
