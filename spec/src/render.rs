@@ -44,7 +44,8 @@ pub const ANNOTATION_RELEASE: &str = "enclii.dev/release";
 /// On the Jobs a service runs (its release command, its scheduled jobs, one-off runs) and their
 /// pods: which one. Task pods never carry `app`, so no Service of the service routes to them.
 pub const LABEL_JOB: &str = "enclii.dev/job";
-/// The `enclii.dev/job` value of release-command Jobs and of one-off runs.
+/// The `enclii.dev/job` value of release-command Jobs and of one-off runs (reserved:
+/// `rules::RESERVED_JOB_NAMES`).
 pub const JOB_RELEASE: &str = "release";
 pub const JOB_RUN: &str = "run";
 /// Finished release and one-off Jobs are deleted by the cluster after a day (their outcome is in

@@ -295,6 +295,10 @@ fn resources(f: &mut Findings, res: &Resources, at: &[Seg]) {
     }
 }
 
+/// The `enclii.dev/job` values of release-command Jobs and one-off runs: a scheduled job named so
+/// would count their runs as its own.
+pub const RESERVED_JOB_NAMES: [&str; 2] = ["release", "run"];
+
 /// Kubernetes CronJob names are at most 52 characters (their Jobs add an 11-character suffix).
 pub const MAX_CRONJOB_NAME: usize = 52;
 
@@ -326,6 +330,14 @@ fn jobs(f: &mut Findings, service: &str, jobs: &[ScheduledJob]) {
         };
         if let Err(why) = dns_label(&j.name) {
             f.error(&at("name"), format!("job name {why}"));
+        } else if RESERVED_JOB_NAMES.contains(&j.name.as_str()) {
+            f.error(
+                &at("name"),
+                format!(
+                    "`{}` names the platform's own jobs (release commands, one-off runs); choose another name",
+                    j.name
+                ),
+            );
         } else if service.len() + 1 + j.name.len() > MAX_CRONJOB_NAME {
             f.error(
                 &at("name"),

@@ -602,3 +602,15 @@ fn a_missing_required_field_is_reported_once() {
         ["f.yaml:1:1: missing required field `spec` at the top level"]
     );
 }
+
+#[test]
+fn the_platforms_own_job_names_are_reserved() {
+    let errs = errors(&with(
+        "  jobs:\n    - name: release\n      schedule: \"@daily\"\n      command: [./x]\n",
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("f.yaml:11:13: `release` names the platform's own jobs"),
+        "{errs:?}"
+    );
+}

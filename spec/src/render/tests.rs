@@ -523,3 +523,10 @@ fn task_names_fit_a_cron_job_whatever_the_service_is_called() {
     assert!(name.ends_with("-release-123456"));
     assert!(task_name("ab-cd", "x").starts_with("ab-cd-"));
 }
+
+#[test]
+fn the_platforms_job_labels_are_the_names_specs_may_not_take() {
+    for label in [JOB_RELEASE, JOB_RUN] {
+        assert!(crate::rules::RESERVED_JOB_NAMES.contains(&label), "{label}");
+    }
+}
