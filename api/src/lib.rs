@@ -364,7 +364,8 @@ pub struct ScheduledJobStatus {
     pub timezone: String,
     pub command: Vec<String>,
     pub last_run: Option<JobRun>,
-    /// The next scheduled time, written in the job's time zone (`2026-12-04 02:00 Europe/Berlin`).
+    /// The next scheduled time, written in the job's time zone (`2026-12-04 02:00 Europe/Berlin`);
+    /// `None` for a zone this server's time zone data does not know.
     pub next_run: Option<String>,
     pub last_failed: bool,
     pub missed: bool,

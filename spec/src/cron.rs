@@ -6,7 +6,7 @@
 //! server checks `timeZone` against its own when the CronJob is applied).
 //!
 //! Times are wall-clock minutes counted from 1970-01-01 00:00 in the schedule's own zone
-//! ([`Minute`]); the caller converts (UTC when the job names no zone).
+//! ([`Minute`]); the caller converts (the engine with `chrono-tz`, `platform/jobs.rs::Clock`).
 
 use std::fmt;
 

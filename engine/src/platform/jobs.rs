@@ -362,11 +362,43 @@ fn minute(t: DateTime<Utc>) -> Minute {
     t.timestamp().div_euclid(60)
 }
 
-fn utc_zone(tz: Option<&str>) -> bool {
-    matches!(
-        tz,
-        None | Some("UTC" | "Etc/UTC" | "Etc/GMT" | "GMT" | "Etc/Zulu" | "Zulu")
-    )
+/// A schedule's wall clock: its time zone's (`None` in the spec is UTC). A zone this server's
+/// time zone data does not know (the API server accepted it, so it is newer) is read as UTC, and
+/// its judgement waits out the largest offset there is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Clock {
+    Zone(chrono_tz::Tz),
+    Unknown,
+}
+
+impl Clock {
+    fn of(tz: Option<&str>) -> Self {
+        match tz {
+            None => Clock::Zone(chrono_tz::UTC),
+            Some(name) => name.parse().map(Clock::Zone).unwrap_or(Clock::Unknown),
+        }
+    }
+
+    fn known(self) -> bool {
+        matches!(self, Clock::Zone(_))
+    }
+
+    /// `t` as minutes of this clock's wall time.
+    fn wall(self, t: DateTime<Utc>) -> Minute {
+        match self {
+            Clock::Zone(tz) => t
+                .with_timezone(&tz)
+                .naive_local()
+                .and_utc()
+                .timestamp()
+                .div_euclid(60),
+            Clock::Unknown => minute(t),
+        }
+    }
+
+    fn slack(self) -> i64 {
+        if self.known() { 0 } else { 14 * 60 }
+    }
 }
 
 /// Writes a wall-clock minute as `YYYY-MM-DD HH:MM`.
@@ -460,18 +492,19 @@ async fn statuses(
             None => None,
         };
         let last_failed = last_run.as_ref().is_some_and(|r| r.result == "failed");
-        let utc = utc_zone(spec_job.timezone.as_deref());
+        let clock = Clock::of(spec_job.timezone.as_deref());
         let health = assess(
             &schedule,
-            minute(since),
-            last_success.map(minute),
+            clock.wall(since),
+            last_success.map(|t| clock.wall(t)),
             last_failed,
-            minute(now),
-            if utc { 0 } else { 14 * 60 },
+            clock.wall(now),
+            clock.slack(),
         );
         let zone = spec_job.timezone.clone().unwrap_or_else(|| "UTC".into());
-        let next_run = utc
-            .then(|| schedule.next_after(minute(now)))
+        let next_run = clock
+            .known()
+            .then(|| schedule.next_after(clock.wall(now)))
             .flatten()
             .map(|m| format!("{} {zone}", wall(m)));
         let mut attention = Vec::new();
@@ -717,6 +750,18 @@ mod tests {
     #[test]
     fn wall_times_read_as_dates() {
         assert_eq!(wall(at(2, 5)), "2026-12-03 02:05");
-        assert!(utc_zone(None) && utc_zone(Some("UTC")) && !utc_zone(Some("Europe/Berlin")));
+        // 2026-12-03 04:17 UTC is 05:17 in Berlin (winter) and 23:17 the day before in New York.
+        let t = DateTime::from_timestamp(at(4, 17) * 60, 0).unwrap();
+        assert_eq!(wall(Clock::of(None).wall(t)), "2026-12-03 04:17");
+        assert_eq!(
+            wall(Clock::of(Some("Europe/Berlin")).wall(t)),
+            "2026-12-03 05:17"
+        );
+        assert_eq!(
+            wall(Clock::of(Some("America/New_York")).wall(t)),
+            "2026-12-02 23:17"
+        );
+        assert!(!Clock::of(Some("Mars/Olympus_Mons")).known());
+        assert_eq!(Clock::of(Some("Mars/Olympus_Mons")).slack(), 14 * 60);
     }
 }
