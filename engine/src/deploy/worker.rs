@@ -307,7 +307,9 @@ impl Driver {
     /// applied: `false` when it failed (the deployment is finished, failed, with the command's
     /// exit code and log tail; the running release was never touched). A driver that takes over
     /// finds the step and the Job (named by the deployment) and follows it rather than start the
-    /// command again. A rollback restores a release that ran before and skips it.
+    /// command again. A rollback restores a release that ran before and skips it. An abort or a
+    /// newer deployment waits for the command to end: a migration stopped halfway is worse than
+    /// one that finishes (the canary loop honours them right after).
     async fn release_phase(&self, job: &Job) -> Flow<bool> {
         let Some(release) = job.file.service.spec.release.as_ref() else {
             return Ok(true);
