@@ -229,7 +229,7 @@ fn parse_field(part: &str, field: &Field) -> Result<u64, CronError> {
         let mut v = lo;
         while v <= hi {
             bits |= 1 << v;
-            v += step.unwrap_or(1);
+            v = v.saturating_add(step.unwrap_or(1));
         }
     }
     Ok(bits)
@@ -310,6 +310,24 @@ mod tests {
     }
 
     #[test]
+    fn huge_steps_and_odd_text_never_panic() {
+        let s = Schedule::parse("59/4294967295 23/4294967295 * * *").unwrap();
+        assert_eq!(s.next_after(0), Some(23 * 60 + 59));
+        for odd in [
+            "*/",
+            "/5",
+            "-",
+            ",",
+            "*,*",
+            "a-b",
+            "5/-1 * * * *",
+            "\u{0} * * * *",
+        ] {
+            let _ = Schedule::parse(odd);
+        }
+    }
+
+    #[test]
     fn intervals_are_the_gap_between_the_next_two_runs() {
         let now = at(2026, 12, 3, 4, 17);
         let interval = |s: &str| Schedule::parse(s).unwrap().interval_after(now).unwrap();
@@ -332,6 +350,9 @@ mod tests {
             ("@fortnightly", "not a schedule macro"),
             ("TZ=UTC 0 * * * *", "time zone"),
             ("", "has 0 fields"),
+            ("* * * * 8", "out of range"),
+            ("1-2-3 * * * *", "is not a range"),
+            ("99999999999 * * * *", "is not a value"),
         ] {
             let e = Schedule::parse(bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
