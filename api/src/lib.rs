@@ -70,6 +70,9 @@ pub mod paths {
     pub const DOMAINS_REMOVE: &str = "/api/domains/remove";
     pub const BUILDS_CREATE: &str = "/api/builds/create";
     pub const BUILDS_LIST: &str = "/api/builds/list";
+    pub const RUNS_CREATE: &str = "/api/runs/create";
+    pub const RUNS_GET: &str = "/api/runs/get";
+    pub const JOBS_LIST: &str = "/api/jobs/list";
     pub const BUILDS_CANCEL: &str = "/api/builds/cancel";
     pub const DELIVERIES_LIST: &str = "/api/deliveries/list";
     pub const REPOSITORIES_CONNECT: &str = "/api/repositories/connect";
@@ -318,6 +321,58 @@ pub struct BuildSummary {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// A one-off run of a command (`enclii run`) from a service's running release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub id: i64,
+    pub project: String,
+    pub service: String,
+    pub environment: String,
+    pub command: Vec<String>,
+    /// The Kubernetes Job that runs it.
+    pub job: String,
+    /// `running`, `succeeded`, `failed` or `timed_out`.
+    pub state: String,
+    pub exit_code: Option<i32>,
+    #[serde(with = "crate::timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[serde(default, with = "crate::timestamp::option")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One run of a scheduled job, as the cluster reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRun {
+    pub name: String,
+    /// `running`, `succeeded` or `failed`.
+    pub result: String,
+    #[serde(default, with = "crate::timestamp::option")]
+    pub started_at: Option<DateTime<Utc>>,
+    pub duration_secs: Option<f64>,
+    /// The last lines of its log (empty when the pod is gone).
+    pub log_tail: String,
+}
+
+/// A scheduled job of a service in one environment: its schedule, last run and next run, and
+/// whether it needs attention (its last run failed, or no run succeeded within two intervals).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduledJobStatus {
+    pub environment: String,
+    pub name: String,
+    pub schedule: String,
+    /// The schedule's time zone (`UTC` when the spec names none).
+    pub timezone: String,
+    pub command: Vec<String>,
+    pub last_run: Option<JobRun>,
+    /// The next scheduled time, written in the job's time zone (`2026-12-04 02:00 Europe/Berlin`);
+    /// `None` for a zone this server's time zone data does not know.
+    pub next_run: Option<String>,
+    pub last_failed: bool,
+    pub missed: bool,
+    /// What needs attention, in a sentence; empty when nothing does.
+    pub attention: String,
+}
+
 /// A GitHub webhook delivery and what came of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -442,7 +497,7 @@ impl DeploymentDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentStep {
     pub seq: i32,
-    /// `apply`, `canary`, `rollout`, `prune` or `withdraw`.
+    /// `release` (the spec's release command), `apply`, `canary`, `rollout`, `prune` or `withdraw`.
     pub kind: String,
     /// `running`, `succeeded` or `failed`.
     pub state: String,

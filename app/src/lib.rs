@@ -87,6 +87,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/projects/:project/services/:service") view={Lazy::<ServiceOverviewRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/projects/:project/services/:service/deployments") view={Lazy::<ServiceDeploymentsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/projects/:project/services/:service/builds") view={Lazy::<ServiceBuildsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project/services/:service/jobs") view={Lazy::<ServiceJobsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/projects/:project/services/:service/logs") view={Lazy::<ServiceLogsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/projects/:project/services/:service/environment") view={Lazy::<ServiceEnvironmentRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/projects/:project/services/:service/domains") view={Lazy::<ServiceDomainsRoute>::new()} ssr=SsrMode::Async />
@@ -187,6 +188,18 @@ impl LazyRoute for ServiceBuildsRoute {
     }
     fn view(_this: Self) -> AnyView {
         view! { <MarkHydrated /> <LandingPack /> <pages::service::ServiceFrame tab="builds"> <pages::service::BuildsTabRoute /> </pages::service::ServiceFrame> }.into_any()
+    }
+}
+
+pub struct ServiceJobsRoute;
+
+#[lazy_route]
+impl LazyRoute for ServiceJobsRoute {
+    fn data() -> Self {
+        ServiceJobsRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <LandingPack /> <pages::service::ServiceFrame tab="jobs"> <pages::service::JobsTabRoute /> </pages::service::ServiceFrame> }.into_any()
     }
 }
 

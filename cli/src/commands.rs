@@ -1164,3 +1164,128 @@ pub fn domains(ctx: &Context, command: DomainsCommand) -> Result<(), Failure> {
         }
     }
 }
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[arg(long, short = 's')]
+    service: String,
+    #[arg(long, short = 'e')]
+    env: String,
+    /// The command and its arguments (after `--`), run without a shell.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// Runs a command once from the service's running release, streams its log, and returns its exit
+/// code (the CLI's own failures keep their codes, see `main.rs`).
+pub fn run(ctx: &Context, args: RunArgs) -> Result<u8, Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    let run: enclii_api::RunSummary = client.call(
+        paths::RUNS_CREATE,
+        &json!({"project": project, "service": args.service, "environment": args.env, "command": args.command}),
+    )?;
+    eprintln!(
+        "run {} of {} in {}: {} (Job {})",
+        run.id,
+        run.service,
+        run.environment,
+        run.command.join(" "),
+        run.job
+    );
+    client.stream_to(
+        &format!("/api/runs/{project}/{}/logs?follow=true", run.id),
+        &mut std::io::stdout().lock(),
+    )?;
+    // The log ends when the container does; the Job's outcome follows a moment later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let now: enclii_api::RunSummary =
+            client.call(paths::RUNS_GET, &json!({"project": project, "id": run.id}))?;
+        if now.state != "running" {
+            let code = now.exit_code.unwrap_or(1);
+            if code != 0 {
+                eprintln!(
+                    "run {} {} (exit code {code})",
+                    run.id,
+                    now.state.replace('_', " ")
+                );
+            }
+            return Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(1));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Failure::new(
+                6,
+                format!(
+                    "run {} has not ended; follow it with `enclii jobs` or the dashboard",
+                    run.id
+                ),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+#[derive(Subcommand)]
+pub enum JobsCommand {
+    /// A service's scheduled jobs: schedule, last run, next run, and what needs attention.
+    List {
+        #[arg(long, short = 's')]
+        service: String,
+        #[arg(long, short = 'e')]
+        env: Option<String>,
+    },
+}
+
+pub fn jobs(ctx: &Context, command: JobsCommand) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    let JobsCommand::List { service, env } = command;
+    let list: Vec<enclii_api::ScheduledJobStatus> = client.call(
+        paths::JOBS_LIST,
+        &json!({"project": project, "service": service, "environment": env}),
+    )?;
+    match ctx.output {
+        Format::Json => output::json(&list),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|j| {
+                    let last = j
+                        .last_run
+                        .as_ref()
+                        .map(|r| {
+                            format!(
+                                "{} {}{}",
+                                r.result,
+                                r.started_at
+                                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                                    .unwrap_or_default(),
+                                r.duration_secs
+                                    .map(|d| format!(" ({d:.1}s)"))
+                                    .unwrap_or_default()
+                            )
+                        })
+                        .unwrap_or_else(|| "never".into());
+                    vec![
+                        j.environment.clone(),
+                        j.name.clone(),
+                        format!("{} {}", j.schedule, j.timezone),
+                        last,
+                        j.next_run.clone().unwrap_or_else(|| "-".into()),
+                        if j.attention.is_empty() {
+                            "ok".into()
+                        } else {
+                            j.attention.clone()
+                        },
+                    ]
+                })
+                .collect();
+            output::table(
+                &["ENV", "JOB", "SCHEDULE", "LAST RUN", "NEXT RUN", "STATUS"],
+                &rows,
+            );
+        }
+    }
+    Ok(())
+}

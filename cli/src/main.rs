@@ -2,7 +2,8 @@
 //!
 //! Exit codes scripts can rely on: 0 success; 1 the server or the spec refused the input; 2 usage
 //! errors; 3 a local file could not be read; 4 not signed in or not allowed; 5 not found; 6 the
-//! server could not be reached or failed.
+//! server could not be reached or failed. `enclii run` exits with its command's code once the
+//! command ran (124 when it ran out of time).
 
 use std::process::ExitCode;
 
@@ -90,6 +91,12 @@ enum Command {
     },
     /// A service's pod logs; `-f` keeps following.
     Logs(commands::LogsArgs),
+    /// Run a command once from the service's running release (`-- CMD ARGS…`), with its
+    /// variables and secrets; prints its log and exits with its exit code.
+    Run(commands::RunArgs),
+    /// Scheduled jobs: their last and next runs, failures and missed schedules.
+    #[command(subcommand)]
+    Jobs(commands::JobsCommand),
     /// Return a service to an earlier release.
     Rollback(commands::RollbackArgs),
     /// Environment variables and secrets of a service.
@@ -122,6 +129,11 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Spec(cmd) => return spec_cmd::run(cmd),
+        // The command's own exit code, or the CLI's when the run could not be followed.
+        Command::Run(args) => match commands::run(&ctx, args) {
+            Ok(code) => return ExitCode::from(code),
+            Err(failure) => Err(failure),
+        },
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "enclii", &mut std::io::stdout());
             return ExitCode::SUCCESS;
@@ -154,6 +166,7 @@ fn main() -> ExitCode {
         Command::Abort { id } => commands::control_deployment(&ctx, id, "abort"),
         Command::Rollback(args) => commands::rollback(&ctx, args),
         Command::Logs(args) => commands::logs(&ctx, args),
+        Command::Jobs(cmd) => commands::jobs(&ctx, cmd),
         Command::Status { service } => commands::status(&ctx, service),
         Command::Secrets(cmd) => commands::secrets(&ctx, cmd),
     };

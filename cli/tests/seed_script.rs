@@ -371,3 +371,86 @@ async fn deploy_wait_shows_each_canary_step_and_analysis_and_exits_1_on_a_rollba
         "{shown}"
     );
 }
+
+/// `enclii run` on the local cluster: the command's log on standard output, its exit code as the
+/// CLI's; `enclii jobs list` shows the service's scheduled job.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn enclii_run_prints_the_commands_log_and_exits_with_its_code(pool: PgPool) {
+    let cluster = LocalCluster::from_env().await;
+    let settings = cluster_settings(&cluster);
+    let _cleanup = Cleanup(settings.cluster.namespace_prefix.clone());
+    let shell = start_with(pool, settings).await;
+    let spec = shell.home.join("billing.yaml");
+    std::fs::write(
+        &spec,
+        "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: billing\nspec:\n  build:\n    type: dockerfile\n  runtime:\n    port: 8080\n  rollout:\n    strategy: rolling\n  jobs:\n    - name: invoices\n      schedule: \"0 3 * * *\"\n      command: [./billing, invoices]\n",
+    )
+    .unwrap();
+    // The CLI blocks; the server runs on this test's runtime: the script runs beside it.
+    tokio::task::spawn_blocking(move || {
+        let enclii = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_enclii"))
+                .args(args)
+                .env("ENCLII_SERVER", &shell.server)
+                .env("ENCLII_TOKEN", &shell.token)
+                .env("XDG_CONFIG_HOME", &shell.home)
+                .env("ENCLII_PROJECT", "acme")
+                .output()
+                .expect("run enclii")
+        };
+        ok(&enclii(&["project", "create", "acme"]));
+        ok(&enclii(&[
+            "service",
+            "create",
+            "--file",
+            spec.to_str().unwrap(),
+        ]));
+        ok(&enclii(&[
+            "deploy",
+            "--service",
+            "billing",
+            "--env",
+            "production",
+            "--image",
+            "registry.local/acme/billing:1",
+            "--wait",
+        ]));
+        let run = |command: &str| {
+            enclii(&[
+                "run",
+                "--service",
+                "billing",
+                "--env",
+                "production",
+                "--",
+                "sh",
+                "-c",
+                command,
+            ])
+        };
+        let failed = run("echo checking invoices; echo 'error: 3 unpaid'; exit 7");
+        let stdout = String::from_utf8_lossy(&failed.stdout);
+        assert_eq!(
+            failed.status.code(),
+            Some(7),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&failed.stderr)
+        );
+        assert!(
+            stdout.contains("checking invoices\nerror: 3 unpaid"),
+            "{stdout}"
+        );
+        let fine = run("echo all paid");
+        assert!(ok(&fine).contains("all paid"));
+        let jobs = ok(&enclii(&["jobs", "list", "--service", "billing"]));
+        let row = jobs
+            .lines()
+            .find(|l| l.contains("invoices"))
+            .unwrap_or_else(|| panic!("{jobs}"));
+        for part in ["production", "0 3 * * * UTC", "never", " 03:00 UTC", "ok"] {
+            assert!(row.contains(part), "{part} in {row}");
+        }
+    })
+    .await
+    .unwrap();
+}

@@ -5,7 +5,8 @@
 //! serve HTTP and Prometheus metrics ([`workload`], [`traffic`]), and serves their logs to the API
 //! server through each node's kubelet endpoint ([`kubelet_api`]); it also provisions the volumes
 //! pods claim ([`volumes`]). Images decide what a pod does ([`behaviour`]); the engine's build
-//! Jobs build nothing but report a digest ([`build_job`]).
+//! Jobs build nothing but report a digest ([`build_job`]); its other Jobs (release commands,
+//! scheduled jobs, one-off runs) play their command's `echo`, `sleep` and `exit` ([`task_job`]).
 //! For tests and the embedded default only, never the production path.
 //!
 //! `enclii-nodes run` runs it; `enclii-nodes setup` readies a fresh cluster for Switchyard
@@ -23,6 +24,7 @@ mod network;
 mod node;
 mod pods;
 mod scrape;
+mod task_job;
 mod traffic;
 mod volumes;
 mod workload;

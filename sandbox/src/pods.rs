@@ -15,6 +15,7 @@ use kube::api::DynamicObject;
 use crate::behaviour;
 use crate::build_job::BuildInputs;
 use crate::logs::{self, LogKind};
+use crate::task_job::TaskInputs;
 use crate::traffic::{self, Counters};
 
 /// A lock that survives a panicked holder: the data stays usable for the simulation.
@@ -153,6 +154,8 @@ pub struct PodRecord {
     /// Labelled `app.kubernetes.io/managed-by: enclii`: Prometheus scrapes its `http` port.
     pub managed_by_enclii: bool,
     pub build: Option<BuildInputs>,
+    /// A pod of any other Job: what its command does.
+    pub task: Option<TaskInputs>,
     /// None for a pod that had finished before the simulator (re)started.
     pub ip: Option<Ipv4Addr>,
     /// Whether `ip` is still allocated to the pod (released when it finishes or goes).
@@ -174,6 +177,7 @@ impl PodRecord {
         let name = meta.name.clone().unwrap_or_default();
         let spec = pod.spec.clone().unwrap_or_default();
         let build = BuildInputs::of(&spec);
+        let task = build.is_none().then(|| TaskInputs::of(&spec)).flatten();
         Self {
             namespace: meta.namespace.clone().unwrap_or_default(),
             service: labels
@@ -190,6 +194,7 @@ impl PodRecord {
             holds_ip: AtomicBool::new(ip.is_some()),
             ip,
             build,
+            task,
             state: Mutex::new(PodState {
                 went_ready: state.containers.iter().any(|c| c.ready),
                 start_time: state.start_time,
@@ -249,6 +254,13 @@ impl PodRecord {
             },
             (_, Slot::Init(_)) | (Some(_), _) => LogKind::Immediate {
                 lines: vec![format!("{name}: done")],
+            },
+            (None, Slot::Main(_)) if self.task.is_some() => LogKind::Immediate {
+                lines: self
+                    .task
+                    .as_ref()
+                    .map(|t| t.lines.clone())
+                    .unwrap_or_default(),
             },
             (None, Slot::Main(_)) => match behaviour::Behaviour::of(self.image(slot)) {
                 behaviour::Behaviour::CrashLoop => LogKind::Crash {

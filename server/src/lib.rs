@@ -86,6 +86,8 @@ async fn start_cluster(engine: &Engine) -> anyhow::Result<()> {
         clusters,
         replica,
     ));
+    // Scheduled jobs' failed runs and missed schedules, recorded without anyone looking.
+    tokio::spawn(switchyard_engine::platform::jobs::watch(engine.clone()));
     Ok(())
 }
 

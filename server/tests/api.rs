@@ -207,6 +207,22 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             json!({"project": p}),
             Needs::Role("viewer"),
         ),
+        // Allowed, but this server has no cluster to run it on: 503 once authorization passed.
+        (
+            "/api/runs/create",
+            json!({"project": p, "service": "docs-site", "environment": "production", "command": ["./migrate", "status"]}),
+            Needs::RoleThen("developer", 503),
+        ),
+        (
+            "/api/runs/get",
+            json!({"project": p, "id": 999}),
+            Needs::RoleThen("viewer", 404),
+        ),
+        (
+            "/api/jobs/list",
+            json!({"project": p, "service": "docs-site"}),
+            Needs::Role("viewer"),
+        ),
         (
             "/api/repositories/connect",
             json!({"project": p, "url": "https://github.com/madfam-io/enclii"}),
@@ -400,6 +416,20 @@ fn in_project(body: &serde_json::Value, slug: &str) -> serde_json::Value {
 }
 
 /// The newest deployment and build of project `slug`.
+/// A finished one-off run from `deployment`'s release, as `runs/create` records one (these tests
+/// have no cluster to start it on).
+async fn one_off_run(pool: &PgPool, deployment: i64) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO job_runs (service_id, environment_id, deployment_id, command, job_name, state, exit_code)
+         SELECT service_id, environment_id, id, '[\"./migrate\"]', 'docs-site-run-1', 'succeeded', 0
+         FROM deployments WHERE id = $1 RETURNING id",
+    )
+    .bind(deployment)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 async fn newest_deployment_and_build(pool: &PgPool, slug: &str) -> (i64, i64) {
     sqlx::query_as(
         "SELECT (SELECT max(d.id) FROM deployments d JOIN services s ON s.id = d.service_id
@@ -454,6 +484,7 @@ async fn no_endpoint_reaches_another_projects_object_by_its_id(pool: PgPool) {
             .await;
     }
     let (deployment, build) = newest_deployment_and_build(&pool, P).await;
+    let run = one_off_run(&pool, deployment).await;
     // A hostname only A claims (both claim the table's: a hostname may be pending in several
     // projects until one proves control of it).
     let hostname = "only-a.example.com";
@@ -483,6 +514,7 @@ async fn no_endpoint_reaches_another_projects_object_by_its_id(pool: PgPool) {
             *value = match key.as_str() {
                 "id" if path.starts_with("/api/deployments/") => json!(deployment),
                 "id" if path.starts_with("/api/builds/") => json!(build),
+                "id" if path.starts_with("/api/runs/") => json!(run),
                 "hostname" => json!(hostname),
                 k if k == "id" || k.ends_with("_id") => {
                     panic!("{path}: which of project A's objects does `{k}` name? Add it here")
@@ -507,6 +539,7 @@ async fn no_endpoint_reaches_another_projects_object_by_its_id(pool: PgPool) {
             "/api/domains/verify",
             "/api/domains/remove",
             "/api/builds/cancel",
+            "/api/runs/get",
         ]
     );
 
@@ -539,8 +572,19 @@ async fn no_endpoint_reaches_another_projects_object_by_its_id(pool: PgPool) {
 /// `{project}`), the request that opens it on project `p` given a deployment and a build of it,
 /// and what a caller allowed to view the project gets from this test server: 200, or 503 where
 /// the stream reads the cluster it does not have (after the caller and the ids were checked).
-fn stream_table(p: &str, deployment: i64, build: i64) -> Vec<(&'static str, String, u16)> {
+fn stream_table(
+    p: &str,
+    deployment: i64,
+    build: i64,
+    run: i64,
+) -> Vec<(&'static str, String, u16)> {
     vec![
+        // The run is project P's; this server has no cluster to read its log from.
+        (
+            "/api/runs/{project}/{id}/logs",
+            format!("/api/runs/{p}/{run}/logs?follow=true"),
+            503,
+        ),
         (
             "/api/logs/{project}/{service}/{environment}",
             format!("/api/logs/{p}/docs-site/production?follow=true"),
@@ -603,7 +647,8 @@ async fn every_streaming_route_checks_its_caller_and_refuses_another_projects_id
         assert_eq!(status, 200, "{body}");
     }
     let (deployment, build) = newest_deployment_and_build(&pool, P).await;
-    let table = stream_table(P, deployment, build);
+    let run = one_off_run(&pool, deployment).await;
+    let table = stream_table(P, deployment, build, run);
     let mut listed: Vec<String> = table
         .iter()
         .map(|(route, _, _)| route.to_string())
@@ -646,7 +691,7 @@ async fn every_streaming_route_checks_its_caller_and_refuses_another_projects_id
         }
     }
     // The owner of the other project, naming theirs and this one's ids.
-    for (route, path, _) in stream_table("other", deployment, build) {
+    for (route, path, _) in stream_table("other", deployment, build, run) {
         if !route.contains("{id}") {
             continue;
         }

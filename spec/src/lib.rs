@@ -4,6 +4,7 @@
 //! the extra Kubernetes objects that travel with it, or into every problem it has, each with its
 //! line and column. Nothing here does I/O.
 
+pub mod cron;
 pub mod diagnostic;
 pub mod model;
 #[cfg(feature = "render")]
@@ -121,40 +122,105 @@ pub fn parse(text: &str) -> Result<SpecFile, Vec<Diagnostic>> {
     }
 }
 
+/// The service document's problems of every phase at once, in file order: its structure against
+/// the schema, the values serde refuses, and the rules about meaning. A value that fails an
+/// earlier phase is left out (with the whole list it sits in, so that list positions stay true)
+/// and the rest is read and checked as far as it can be, so fixing one error does not reveal the
+/// next. `Some` only when the document was read whole (the caller still refuses it on any error).
 fn service_document(root: &Node, diagnostics: &mut Vec<Diagnostic>) -> Option<ServiceSpec> {
     let schema = schema();
     let mut checker = structure::Checker::new(schema);
     checker.check(root, schema, &mut Vec::new());
-    if !checker.errors.is_empty() {
-        diagnostics.extend(checker.errors);
-        return None;
+    let whole = checker.errors.is_empty();
+    diagnostics.extend(checker.errors);
+    let mut json = root.to_json();
+    let mut left_out: Vec<Vec<yaml::Seg>> = Vec::new();
+    for path in checker.invalid {
+        leave_out(&mut json, &path, &mut left_out);
     }
-    match serde_path_to_error::deserialize::<_, ServiceSpec>(root.to_json()) {
-        Ok(spec) => {
-            diagnostics.extend(rules::check(&spec, root));
-            Some(spec)
-        }
-        Err(e) => {
-            // The schema check passed, so this is a value format (a duration, say) serde refused:
-            // point at that value, or at its nearest ancestor present in the file.
-            let path: Vec<yaml::Seg> = e
-                .path()
-                .iter()
-                .filter_map(|s| match s {
-                    serde_path_to_error::Segment::Seq { index } => Some(yaml::Seg::Index(*index)),
-                    serde_path_to_error::Segment::Map { key } => Some(yaml::Seg::Key(key.clone())),
-                    _ => None,
-                })
-                .collect();
-            let pos = (0..=path.len())
-                .rev()
-                .find_map(|n| root.at(&path[..n]))
-                .map(|n| n.pos)
-                .unwrap_or(root.pos);
-            diagnostics.push(Diagnostic::error(pos, e.inner().to_string()));
-            None
+    // Bounded: each round leaves out one more part of the document.
+    for _ in 0..32 {
+        match serde_path_to_error::deserialize::<_, ServiceSpec>(&json) {
+            Ok(spec) => {
+                // A rule about a value left out, or about what holds it (`needs value or
+                // valueFrom`), restates an error already reported there.
+                let restated: Vec<Pos> = left_out
+                    .iter()
+                    .flat_map(|p| [root.at(p), p.split_last().and_then(|(_, up)| root.at(up))])
+                    .flatten()
+                    .map(|n| n.pos)
+                    .collect();
+                diagnostics.extend(
+                    rules::check(&spec, root)
+                        .into_iter()
+                        .filter(|d| !restated.contains(&d.pos)),
+                );
+                return whole.then_some(spec);
+            }
+            Err(e) => {
+                let path: Vec<yaml::Seg> = e
+                    .path()
+                    .iter()
+                    .filter_map(|s| match s {
+                        serde_path_to_error::Segment::Seq { index } => {
+                            Some(yaml::Seg::Index(*index))
+                        }
+                        serde_path_to_error::Segment::Map { key } => {
+                            Some(yaml::Seg::Key(key.clone()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                // A field missing because an earlier phase left out its value (or what holds it)
+                // was reported already.
+                let consequence = left_out
+                    .iter()
+                    .any(|l| l.starts_with(&path) || path.starts_with(l));
+                if !consequence {
+                    // A value format (a duration, say) serde refused: point at that value, or at
+                    // its nearest ancestor present in the file.
+                    let pos = (0..=path.len())
+                        .rev()
+                        .find_map(|n| root.at(&path[..n]))
+                        .map(|n| n.pos)
+                        .unwrap_or(root.pos);
+                    diagnostics.push(Diagnostic::error(pos, e.inner().to_string()));
+                }
+                if path.is_empty() {
+                    return None;
+                }
+                leave_out(&mut json, &path, &mut left_out);
+            }
         }
     }
+    None
+}
+
+/// Removes the value at `path` from `json`. A list item itself is never removed (the positions of
+/// the items after it would be wrong): its whole list is.
+fn leave_out(json: &mut serde_json::Value, path: &[yaml::Seg], left_out: &mut Vec<Vec<yaml::Seg>>) {
+    let mut path = path;
+    while let Some((yaml::Seg::Index(_), rest)) = path.split_last() {
+        path = rest;
+    }
+    let Some((yaml::Seg::Key(last), parent)) = path.split_last() else {
+        return;
+    };
+    let mut at = &mut *json;
+    for seg in parent {
+        let next = match seg {
+            yaml::Seg::Key(k) => at.get_mut(k.as_str()),
+            yaml::Seg::Index(i) => at.get_mut(*i),
+        };
+        match next {
+            Some(next) => at = next,
+            None => return,
+        }
+    }
+    if let Some(map) = at.as_object_mut() {
+        map.remove(last);
+    }
+    left_out.push(path.to_vec());
 }
 
 fn extra_object(root: &Node, diagnostics: &mut Vec<Diagnostic>) -> Option<ExtraObject> {

@@ -68,6 +68,73 @@ pub struct Spec {
     /// How new releases reach traffic. Absent: canary 10% → 50% → 100%, rollback above 2% errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// A command run once per deployment, before any traffic moves to the new release (database
+    /// migrations): if it fails or times out, the deployment fails and nothing of it serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<Release>,
+    /// Commands run on a schedule, from the same image and configuration as the service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<ScheduledJob>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Release {
+    /// The command and its arguments, run without a shell (write `[sh, -c, "…"]` for one).
+    pub command: Vec<String>,
+    /// Seconds the command may run before the deployment fails (default 600).
+    #[serde(default = "default_release_timeout")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub timeout_seconds: u32,
+}
+
+pub const DEFAULT_RELEASE_TIMEOUT_SECS: u32 = 600;
+
+fn default_release_timeout() -> u32 {
+    DEFAULT_RELEASE_TIMEOUT_SECS
+}
+
+/// A command run on a schedule (a Kubernetes CronJob).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScheduledJob {
+    /// A DNS label, unique in the service.
+    pub name: String,
+    /// Cron syntax: five fields (`*/15 * * * *`) or a macro (`@daily`).
+    pub schedule: String,
+    /// The command and its arguments, run without a shell.
+    pub command: Vec<String>,
+    /// An IANA time zone such as `Europe/Berlin` for the schedule (default UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// What to do when a run is due while the previous one still runs (default `Forbid`: skip it).
+    #[serde(default)]
+    pub concurrency_policy: ConcurrencyPolicy,
+    /// Seconds a run may take before it is stopped and counted as failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub timeout_seconds: Option<u32>,
+    /// The job's own requests and limits (default: the service's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ConcurrencyPolicy {
+    Allow,
+    #[default]
+    Forbid,
+    Replace,
+}
+
+impl ConcurrencyPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "Allow",
+            Self::Forbid => "Forbid",
+            Self::Replace => "Replace",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

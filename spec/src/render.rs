@@ -11,6 +11,7 @@ use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
     MetricTarget, ResourceMetricSource,
 };
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar as K8sEnvVar, EnvVarSource, HTTPGetAction,
     Namespace, PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
@@ -30,7 +31,7 @@ use k8s_openapi::{Metadata, Resource};
 use serde::Serialize;
 
 use crate::SpecFile;
-use crate::model::{Probe, ResourceList};
+use crate::model::{Probe, ResourceList, Resources};
 
 /// The label every object Enclii manages carries, with the owner labels below: pruning deletes the
 /// objects of a service that carry them and that the newest render no longer contains.
@@ -40,6 +41,16 @@ pub const LABEL_ENVIRONMENT: &str = "enclii.dev/environment";
 pub const LABEL_SERVICE: &str = "enclii.dev/service";
 pub const LABEL_TRACK: &str = "enclii.dev/track";
 pub const ANNOTATION_RELEASE: &str = "enclii.dev/release";
+/// On the Jobs a service runs (its release command, its scheduled jobs, one-off runs) and their
+/// pods: which one. Task pods never carry `app`, so no Service of the service routes to them.
+pub const LABEL_JOB: &str = "enclii.dev/job";
+/// The `enclii.dev/job` value of release-command Jobs and of one-off runs (reserved:
+/// `rules::RESERVED_JOB_NAMES`).
+pub const JOB_RELEASE: &str = "release";
+pub const JOB_RUN: &str = "run";
+/// Finished release and one-off Jobs are deleted by the cluster after a day (their outcome is in
+/// the database by then); scheduled runs keep the CronJob's history limits.
+pub const TASK_TTL_SECS: i32 = 86_400;
 /// Stable pods serve the running release; canary pods the release under analysis. The Service
 /// selects both, so their replica ratio splits the traffic; each Deployment selects only its own.
 pub const TRACK_STABLE: &str = "stable";
@@ -188,6 +199,9 @@ pub fn render(file: &SpecFile, t: &Target) -> Vec<Manifest> {
     if let Some(pdb) = disruption_budget(file, t) {
         out.push(manifest(pdb));
     }
+    for job in &spec.jobs {
+        out.push(manifest(cron_job(file, t, job)));
+    }
     for extra in &file.extra_objects {
         let mut body = extra.body.clone();
         body["metadata"]["namespace"] = t.namespace.into();
@@ -333,43 +347,7 @@ fn deployment_on(file: &SpecFile, t: &Target, track: &str) -> Deployment {
         (None, Some(path)) => Some(http_probe(path, rt.port, None, 30, 10)),
         (None, None) => None,
     };
-    let env: Vec<K8sEnvVar> = spec
-        .env
-        .iter()
-        .map(|e| K8sEnvVar {
-            name: e.name.clone(),
-            value: e.value.clone(),
-            value_from: e.value_from.as_ref().map(|f| EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: f.secret_key_ref.name.clone(),
-                    key: f.secret_key_ref.key.clone(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-        })
-        .collect();
-    let mounts: Vec<VolumeMount> = spec
-        .volumes
-        .iter()
-        .map(|v| VolumeMount {
-            name: v.name.clone(),
-            mount_path: v.mount_path.clone(),
-            ..Default::default()
-        })
-        .collect();
-    let volumes: Vec<K8sVolume> = spec
-        .volumes
-        .iter()
-        .map(|v| K8sVolume {
-            name: v.name.clone(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: format!("{name}-{}", v.name),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .collect();
+    let (env, mounts, volumes) = pod_config(file);
     let res = rt.resources.as_ref();
     let container = Container {
         name: name.to_owned(),
@@ -437,6 +415,214 @@ fn deployment_on(file: &SpecFile, t: &Target, track: &str) -> Deployment {
                     security_context: Some(pod_security()),
                     containers: vec![container],
                     volumes: (!volumes.is_empty()).then_some(volumes),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// What every pod of the service gets, serving or not: its variables, volumes and their mounts.
+fn pod_config(file: &SpecFile) -> (Vec<K8sEnvVar>, Vec<VolumeMount>, Vec<K8sVolume>) {
+    let spec = &file.service.spec;
+    let name = file.service.metadata.name.as_str();
+    let env: Vec<K8sEnvVar> = spec
+        .env
+        .iter()
+        .map(|e| K8sEnvVar {
+            name: e.name.clone(),
+            value: e.value.clone(),
+            value_from: e.value_from.as_ref().map(|f| EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: f.secret_key_ref.name.clone(),
+                    key: f.secret_key_ref.key.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        })
+        .collect();
+    let mounts: Vec<VolumeMount> = spec
+        .volumes
+        .iter()
+        .map(|v| VolumeMount {
+            name: v.name.clone(),
+            mount_path: v.mount_path.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let volumes: Vec<K8sVolume> = spec
+        .volumes
+        .iter()
+        .map(|v| K8sVolume {
+            name: v.name.clone(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: format!("{name}-{}", v.name),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    (env, mounts, volumes)
+}
+
+/// The name of a Job or CronJob of the service: `{service}-{what}`, the service's part shortened
+/// so that the whole stays within the 52 characters a CronJob may have (and a Job's pods' names
+/// and `job-name` label stay within 63).
+pub fn task_name(service: &str, what: &str) -> String {
+    let room = 52usize.saturating_sub(what.len() + 1).max(1);
+    let service: String = service.chars().take(room).collect();
+    format!("{}-{what}", service.trim_end_matches('-'))
+}
+
+/// The pod template of a task (a release command, a scheduled or one-off job): the service's
+/// image, variables, volumes and security, `command` instead of the image's entrypoint, no ports
+/// or probes, never restarted in place (a failed run is a failed Job).
+fn task_template(
+    file: &SpecFile,
+    t: &Target,
+    job: &str,
+    command: &[String],
+    resources_of: Option<&Resources>,
+) -> PodTemplateSpec {
+    let name = file.service.metadata.name.as_str();
+    let (env, mounts, volumes) = pod_config(file);
+    let res = resources_of.or(file.service.spec.runtime.resources.as_ref());
+    let container = Container {
+        name: name.to_owned(),
+        image: Some(t.image.to_owned()),
+        command: Some(command.to_vec()),
+        env: (!env.is_empty()).then_some(env),
+        resources: res.map(|r| ResourceRequirements {
+            requests: resources(&r.requests),
+            limits: resources(&r.limits),
+            ..Default::default()
+        }),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        security_context: Some(container_security()),
+        ..Default::default()
+    };
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(task_labels(t, name, job)),
+            annotations: Some(BTreeMap::from([(
+                ANNOTATION_RELEASE.to_owned(),
+                t.release.to_owned(),
+            )])),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            security_context: Some(pod_security()),
+            containers: vec![container],
+            volumes: (!volumes.is_empty()).then_some(volumes),
+            restart_policy: Some("Never".into()),
+            ..Default::default()
+        }),
+    }
+}
+
+fn task_labels(t: &Target, service: &str, job: &str) -> BTreeMap<String, String> {
+    let mut labels = owner_labels(t, service);
+    labels.insert(LABEL_JOB.to_owned(), job.to_owned());
+    labels
+}
+
+fn task_job(
+    file: &SpecFile,
+    t: &Target,
+    name: &str,
+    job: &str,
+    command: &[String],
+    timeout_secs: u32,
+) -> Manifest {
+    let service = file.service.metadata.name.as_str();
+    let mut metadata = meta(t, name, service);
+    metadata.labels = Some(task_labels(t, service, job));
+    metadata.annotations = Some(BTreeMap::from([(
+        ANNOTATION_RELEASE.to_owned(),
+        t.release.to_owned(),
+    )]));
+    manifest(Job {
+        metadata,
+        spec: Some(JobSpec {
+            // Run once: a release command that failed must not run again on its own (it may have
+            // half-migrated a database); the deployment fails instead.
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(i64::from(timeout_secs.max(1))),
+            ttl_seconds_after_finished: Some(TASK_TTL_SECS),
+            template: task_template(file, t, job, command, None),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// The Job that runs the spec's release command for one deployment (`None` without one). Named
+/// by the deployment, so that a driver that takes over finds the Job its predecessor started
+/// instead of running the command twice.
+pub fn release_job(file: &SpecFile, t: &Target, deployment: i64) -> Option<Manifest> {
+    let release = file.service.spec.release.as_ref()?;
+    let name = task_name(
+        &file.service.metadata.name,
+        &format!("release-{deployment}"),
+    );
+    Some(task_job(
+        file,
+        t,
+        &name,
+        JOB_RELEASE,
+        &release.command,
+        release.timeout_seconds,
+    ))
+}
+
+/// A one-off run of `command` (`enclii run`), named by its run's id.
+pub fn run_job(
+    file: &SpecFile,
+    t: &Target,
+    run: &str,
+    command: &[String],
+    timeout_secs: u32,
+) -> Manifest {
+    let name = task_name(&file.service.metadata.name, &format!("run-{run}"));
+    task_job(file, t, &name, JOB_RUN, command, timeout_secs)
+}
+
+/// A scheduled job as a CronJob: its runs are Jobs of the same pod template as a release
+/// command's, labelled with the job's name.
+fn cron_job(file: &SpecFile, t: &Target, job: &crate::model::ScheduledJob) -> CronJob {
+    let service = file.service.metadata.name.as_str();
+    let mut metadata = meta(t, &task_name(service, &job.name), service);
+    metadata.labels = Some(task_labels(t, service, &job.name));
+    metadata.annotations = Some(BTreeMap::from([(
+        ANNOTATION_RELEASE.to_owned(),
+        t.release.to_owned(),
+    )]));
+    CronJob {
+        metadata,
+        spec: Some(CronJobSpec {
+            schedule: job.schedule.clone(),
+            time_zone: job.timezone.clone(),
+            concurrency_policy: Some(job.concurrency_policy.as_str().to_owned()),
+            successful_jobs_history_limit: Some(3),
+            failed_jobs_history_limit: Some(3),
+            job_template: JobTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(task_labels(t, service, &job.name)),
+                    ..Default::default()
+                }),
+                spec: Some(JobSpec {
+                    backoff_limit: Some(0),
+                    active_deadline_seconds: job.timeout_seconds.map(i64::from),
+                    template: task_template(
+                        file,
+                        t,
+                        &job.name,
+                        &job.command,
+                        job.resources.as_ref(),
+                    ),
                     ..Default::default()
                 }),
             },

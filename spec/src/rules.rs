@@ -114,6 +114,10 @@ pub fn check(spec: &ServiceSpec, root: &Node) -> Vec<Diagnostic> {
     if let Some(r) = &spec.spec.rollout {
         rollout(&mut f, r);
     }
+    if let Some(r) = &spec.spec.release {
+        release(&mut f, r);
+    }
+    jobs(&mut f, &m.name, &spec.spec.jobs);
     f.out
 }
 
@@ -213,39 +217,7 @@ fn runtime(f: &mut Findings, r: &Runtime, autoscaling: Option<&Autoscaling>) {
         }
     }
     if let Some(res) = &r.resources {
-        for (group, list) in [("requests", &res.requests), ("limits", &res.limits)] {
-            let Some(list) = list else { continue };
-            for (key, q) in [("cpu", &list.cpu), ("memory", &list.memory)] {
-                if let Some(q) = q {
-                    if parse_quantity(&q.0).is_none() {
-                        f.error(
-                            p!("spec", "runtime", "resources", group, key),
-                            format!(
-                                "`{}` is not a Kubernetes quantity (such as 200m, 512Mi, 1Gi)",
-                                q.0
-                            ),
-                        );
-                    }
-                }
-            }
-        }
-        if let (Some(req), Some(lim)) = (&res.requests, &res.limits) {
-            for (key, a, b) in [
-                ("cpu", &req.cpu, &lim.cpu),
-                ("memory", &req.memory, &lim.memory),
-            ] {
-                if let (Some(a), Some(b)) = (a, b) {
-                    if let (Some(x), Some(y)) = (parse_quantity(&a.0), parse_quantity(&b.0)) {
-                        if x > y {
-                            f.error(
-                                p!("spec", "runtime", "resources", "requests", key),
-                                format!("requests.{key} {} is more than limits.{key} {}", a.0, b.0),
-                            );
-                        }
-                    }
-                }
-            }
-        }
+        resources(f, res, p!("spec", "runtime", "resources"));
     }
     if let Some(a) = autoscaling {
         let at = |k: &'static str| [Seg::from("spec"), Seg::from("autoscaling"), Seg::from(k)];
@@ -279,6 +251,137 @@ fn runtime(f: &mut Findings, r: &Runtime, autoscaling: Option<&Autoscaling>) {
         if a.enabled && (r.replicas < a.min_replicas || r.replicas > a.max_replicas) {
             f.warn(p!("spec", "runtime", "replicas"), format!("replicas {} is outside the autoscaling range {}–{}; the autoscaler will move it", r.replicas, a.min_replicas, a.max_replicas));
         }
+    }
+}
+
+fn resources(f: &mut Findings, res: &Resources, at: &[Seg]) {
+    let under = |more: &[&str]| -> Vec<Seg> {
+        at.iter()
+            .cloned()
+            .chain(more.iter().map(|k| Seg::from(*k)))
+            .collect()
+    };
+    for (group, list) in [("requests", &res.requests), ("limits", &res.limits)] {
+        let Some(list) = list else { continue };
+        for (key, q) in [("cpu", &list.cpu), ("memory", &list.memory)] {
+            if let Some(q) = q
+                && parse_quantity(&q.0).is_none()
+            {
+                f.error(
+                    &under(&[group, key]),
+                    format!(
+                        "`{}` is not a Kubernetes quantity (such as 200m, 512Mi, 1Gi)",
+                        q.0
+                    ),
+                );
+            }
+        }
+    }
+    if let (Some(req), Some(lim)) = (&res.requests, &res.limits) {
+        for (key, a, b) in [
+            ("cpu", &req.cpu, &lim.cpu),
+            ("memory", &req.memory, &lim.memory),
+        ] {
+            if let (Some(a), Some(b)) = (a, b)
+                && let (Some(x), Some(y)) = (parse_quantity(&a.0), parse_quantity(&b.0))
+                && x > y
+            {
+                f.error(
+                    &under(&["requests", key]),
+                    format!("requests.{key} {} is more than limits.{key} {}", a.0, b.0),
+                );
+            }
+        }
+    }
+}
+
+/// The `enclii.dev/job` values of release-command Jobs and one-off runs: a scheduled job named so
+/// would count their runs as its own.
+pub const RESERVED_JOB_NAMES: [&str; 2] = ["release", "run"];
+
+/// Kubernetes CronJob names are at most 52 characters (their Jobs add an 11-character suffix).
+pub const MAX_CRONJOB_NAME: usize = 52;
+
+fn release(f: &mut Findings, r: &Release) {
+    command(f, &r.command, p!("spec", "release", "command"));
+}
+
+fn command(f: &mut Findings, command: &[String], at: &[Seg]) {
+    if command.is_empty() {
+        f.error(
+            at,
+            "the command is empty; write the program and its arguments, such as [./migrate, up]",
+        );
+    } else if command[0].trim().is_empty() {
+        f.error(at, "the command's first word (the program) is empty");
+    }
+}
+
+fn jobs(f: &mut Findings, service: &str, jobs: &[ScheduledJob]) {
+    let mut names = HashSet::new();
+    for (i, j) in jobs.iter().enumerate() {
+        let at = |k: &'static str| {
+            [
+                Seg::from("spec"),
+                Seg::from("jobs"),
+                Seg::from(i),
+                Seg::from(k),
+            ]
+        };
+        if let Err(why) = dns_label(&j.name) {
+            f.error(&at("name"), format!("job name {why}"));
+        } else if RESERVED_JOB_NAMES.contains(&j.name.as_str()) {
+            f.error(
+                &at("name"),
+                format!(
+                    "`{}` names the platform's own jobs (release commands, one-off runs); choose another name",
+                    j.name
+                ),
+            );
+        } else if service.len() + 1 + j.name.len() > MAX_CRONJOB_NAME {
+            f.error(
+                &at("name"),
+                format!(
+                    "`{service}-{}` is {} characters; a job's name with its service's is at most {MAX_CRONJOB_NAME}",
+                    j.name,
+                    service.len() + 1 + j.name.len()
+                ),
+            );
+        }
+        if !names.insert(j.name.as_str()) {
+            f.error(&at("name"), format!("job `{}` is declared twice", j.name));
+        }
+        if let Err(e) = crate::cron::Schedule::parse(&j.schedule) {
+            f.error(&at("schedule"), format!("`spec.jobs[{i}].schedule`: {e}"));
+        }
+        command(f, &j.command, &at("command"));
+        if let Some(tz) = &j.timezone
+            && let Err(why) = time_zone(tz)
+        {
+            f.error(&at("timezone"), format!("`{tz}` {why}"));
+        }
+        if let Some(res) = &j.resources {
+            resources(f, res, &at("resources"));
+        }
+    }
+}
+
+/// The shape of an IANA zone name (`UTC`, `Europe/Berlin`, `America/Argentina/Buenos_Aires`,
+/// `Etc/GMT+5`). Whether the zone exists is the API server's to say: it checks `timeZone` against
+/// its own database when the CronJob is applied, before the deployment changes anything.
+pub fn time_zone(tz: &str) -> Result<(), String> {
+    let ok = !tz.is_empty()
+        && tz.len() <= 64
+        && tz.split('/').all(|part| {
+            part.starts_with(|c: char| c.is_ascii_alphabetic())
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err("is not a time zone name such as UTC or Europe/Berlin".into())
     }
 }
 

@@ -10,6 +10,9 @@ use crate::yaml::{Node, Seg, Value, display_path};
 pub struct Checker<'s> {
     root: &'s J,
     pub errors: Vec<Diagnostic>,
+    /// Where each error is: the value (or the unknown field) to leave out so that the rest of the
+    /// document can still be read and checked for its meaning.
+    pub invalid: Vec<Vec<Seg>>,
 }
 
 impl<'s> Checker<'s> {
@@ -17,6 +20,7 @@ impl<'s> Checker<'s> {
         Self {
             root,
             errors: Vec::new(),
+            invalid: Vec::new(),
         }
     }
 
@@ -116,6 +120,7 @@ impl<'s> Checker<'s> {
                             )),
                         }
                         self.errors.push(Diagnostic::error(key.pos, message));
+                        self.invalid.push(path.clone());
                     }
                     Some(extra @ J::Object(_)) => self.check(value, extra, path),
                     _ => {}
@@ -136,6 +141,9 @@ impl<'s> Checker<'s> {
                         node.pos,
                         format!("missing required field `{name}` {place}"),
                     ));
+                    let mut missing = path.clone();
+                    missing.push(Seg::Key(name.to_owned()));
+                    self.invalid.push(missing);
                 }
             }
         }
@@ -178,6 +186,7 @@ impl<'s> Checker<'s> {
                 best = Some(sub.errors);
             }
         }
+        self.invalid.push(path.to_vec());
         self.errors.extend(best.unwrap_or_default());
     }
 
@@ -225,6 +234,7 @@ impl<'s> Checker<'s> {
     }
 
     fn error(&mut self, node: &Node, path: &[Seg], message: String) {
+        self.invalid.push(path.to_vec());
         self.errors.push(Diagnostic::error(
             node.pos,
             format!("`{}` {message}", display_path(path)),

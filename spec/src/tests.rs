@@ -498,3 +498,119 @@ fn caching_headers_accept_only_a_grammar_nginx_cannot_misread() {
         "{e:?}"
     );
 }
+
+#[test]
+fn release_command_and_jobs_are_typed_with_their_defaults() {
+    let file = parse(&with(
+        "  release:\n    command: [./migrate, up]\n  jobs:\n    - name: nightly-report\n      schedule: \"0 2 * * *\"\n      command: [./report]\n      timezone: Europe/Berlin\n    - name: cleanup\n      schedule: \"@hourly\"\n      command: [sh, -c, ./cleanup]\n      concurrencyPolicy: Replace\n      timeoutSeconds: 120\n      resources:\n        limits:\n          memory: 256Mi\n",
+    ))
+    .unwrap();
+    let spec = &file.service.spec;
+    let release = spec.release.as_ref().unwrap();
+    assert_eq!(release.command, ["./migrate", "up"]);
+    assert_eq!(release.timeout_seconds, 600);
+    assert_eq!(spec.jobs.len(), 2);
+    assert_eq!(spec.jobs[0].name, "nightly-report");
+    assert_eq!(spec.jobs[0].timezone.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(spec.jobs[0].concurrency_policy, ConcurrencyPolicy::Forbid);
+    assert_eq!(spec.jobs[0].timeout_seconds, None);
+    assert_eq!(spec.jobs[1].concurrency_policy, ConcurrencyPolicy::Replace);
+    assert_eq!(spec.jobs[1].timeout_seconds, Some(120));
+}
+
+#[test]
+fn bad_jobs_are_refused_where_written() {
+    let text = with(
+        "  release:\n    command: []\n  jobs:\n    - name: Report\n      schedule: \"0 25 * * *\"\n      command: [./report]\n      timezone: \"not a zone\"\n    - name: twice\n      schedule: \"* * *\"\n      command: [./a]\n    - name: twice\n      schedule: \"@daily\"\n      command: [./b]\n      concurrencyPolicy: Sometimes\n",
+    );
+    let errs = errors(&text);
+    let want = [
+        "f.yaml:11:14: the command is empty",
+        "f.yaml:13:13: job name `Report` is not a DNS label",
+        "f.yaml:14:17: `spec.jobs[0].schedule`: `25` in the hour field is out of range (0–23)",
+        "f.yaml:16:17: `not a zone` is not a time zone name",
+        "f.yaml:18:17: `spec.jobs[1].schedule`: `* * *` has 3 fields",
+        "f.yaml:20:13: job `twice` is declared twice",
+        "f.yaml:23:26: `spec.jobs[2].concurrencyPolicy` must be one of Allow, Forbid, Replace",
+    ];
+    assert_eq!(errs.len(), want.len(), "{errs:#?}");
+    for (e, w) in errs.iter().zip(want) {
+        assert!(e.starts_with(w), "{e}\n  does not start with\n{w}");
+    }
+}
+
+#[test]
+fn a_structural_error_no_longer_hides_the_semantic_ones() {
+    // An unknown field, a wrong type, a bad duration and then an invalid name, a bad schedule and
+    // a duplicate variable: all six at once, in file order.
+    let text = "apiVersion: enclii.dev/v1
+kind: Service
+metadata:
+  name: Web_App
+  labls: {}
+spec:
+  build:
+    type: dockerfile
+  runtime:
+    port: 8080
+    replicas: many
+  env:
+    - name: A
+      value: x
+    - name: A
+      value: y
+  monitoring:
+    targets:
+      - name: t
+        url: https://x.io
+        interval: soon
+  jobs:
+    - name: report
+      schedule: \"61 * * * *\"
+      command: [./report]
+";
+    let errs = errors(text);
+    let lines: Vec<&str> = errs.iter().map(|e| e.split(": ").next().unwrap()).collect();
+    assert_eq!(
+        lines,
+        [
+            "f.yaml:4:9",
+            "f.yaml:5:3",
+            "f.yaml:11:15",
+            "f.yaml:15:13",
+            "f.yaml:21:19",
+            "f.yaml:24:17"
+        ],
+        "{errs:#?}"
+    );
+    assert!(errs[0].contains("`Web_App` is not a DNS label"), "{errs:?}");
+    assert!(errs[1].contains("unknown field `labls`"), "{errs:?}");
+    assert!(
+        errs[2].contains("`spec.runtime.replicas` must be"),
+        "{errs:?}"
+    );
+    assert!(errs[3].contains("`A` is set twice"), "{errs:?}");
+    assert!(errs[4].contains("`soon` is not a duration"), "{errs:?}");
+    assert!(errs[5].contains("minute field is out of range"), "{errs:?}");
+}
+
+#[test]
+fn a_missing_required_field_is_reported_once() {
+    let errs = errors("apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: x\n");
+    assert_eq!(
+        errs,
+        ["f.yaml:1:1: missing required field `spec` at the top level"]
+    );
+}
+
+#[test]
+fn the_platforms_own_job_names_are_reserved() {
+    let errs = errors(&with(
+        "  jobs:\n    - name: release\n      schedule: \"@daily\"\n      command: [./x]\n",
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("f.yaml:11:13: `release` names the platform's own jobs"),
+        "{errs:?}"
+    );
+}

@@ -110,3 +110,23 @@ proptest! {
         check(&text);
     }
 }
+
+proptest! {
+    /// Any schedule text is parsed or refused with a reason, never a panic; a parsed one's next
+    /// run is after the time asked about.
+    #[test]
+    fn any_schedule_parses_or_is_refused(
+        fields in proptest::collection::vec("[0-9*/,a-zA-Z?@-]{0,8}", 0..7),
+        after in -100_000_000i64..100_000_000i64,
+    ) {
+        let text = fields.join(" ");
+        match enclii_spec::cron::Schedule::parse(&text) {
+            Ok(s) => {
+                if let Some(next) = s.next_after(after) {
+                    prop_assert!(next > after);
+                }
+            }
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+}

@@ -130,6 +130,7 @@ fn Live(initial: DeploymentDetail) -> impl IntoView {
                             .map(|s| {
                                 let label = match (s.kind.as_str(), s.weight) {
                                     ("canary" | "rollout", Some(w)) => format!("{} {w}%", s.kind),
+                                    ("release", _) => "release command".to_owned(),
                                     _ => s.kind.clone(),
                                 };
                                 view! {

@@ -150,10 +150,11 @@ fn ServiceTable(services: Vec<ServiceSummary>) -> impl IntoView {
 }
 
 /// The service page's tabs: (path segment, label).
-const TABS: [(&str, &str); 8] = [
+const TABS: [(&str, &str); 9] = [
     ("overview", "Overview"),
     ("deployments", "Deployments"),
     ("builds", "Builds"),
+    ("jobs", "Jobs"),
     ("logs", "Logs"),
     ("environment", "Environment"),
     ("domains", "Domains"),
@@ -282,6 +283,11 @@ pub fn DeploymentsTabRoute() -> impl IntoView {
 #[component]
 pub fn BuildsTabRoute() -> impl IntoView {
     for_service(|project, service| view! { <BuildsTab project service /> })
+}
+
+#[component]
+pub fn JobsTabRoute() -> impl IntoView {
+    for_service(|project, service| view! { <super::jobs::JobsTab project service /> })
 }
 
 #[component]

@@ -12,7 +12,7 @@ use kube::core::ApiResource;
 pub const FIELD_MANAGER: &str = "enclii";
 
 /// Kinds Enclii may create, so pruning knows where to look. Namespaces are never pruned.
-pub const PRUNABLE: [(&str, &str); 11] = [
+pub const PRUNABLE: [(&str, &str); 12] = [
     ("v1", "PersistentVolumeClaim"),
     ("apps/v1", "Deployment"),
     ("v1", "Service"),
@@ -24,6 +24,8 @@ pub const PRUNABLE: [(&str, &str); 11] = [
     ("v1", "Secret"),
     ("v1", "ServiceAccount"),
     ("rbac.authorization.k8s.io/v1", "Role"),
+    // A scheduled job removed from the spec stops with the release that no longer has it.
+    ("batch/v1", "CronJob"),
 ];
 
 pub fn api_resource(api_version: &str, kind: &str) -> ApiResource {

@@ -40,8 +40,9 @@ pub fn secret_name(service: &str, checksum: &str) -> String {
     format!("{service}-env-{}", &checksum[..10.min(checksum.len())])
 }
 
-/// Adds `entries` to every Deployment in `manifests` (they override the spec's entries of the same
-/// name) and, when any is secret, a Secret applied before them.
+/// Adds `entries` to every pod template in `manifests` (Deployments, Jobs and CronJobs: a release
+/// command and a scheduled job run with the service's configuration; the entries override the
+/// spec's of the same name) and, when any is secret, a Secret applied before the first of them.
 pub fn inject(manifests: &mut Vec<Manifest>, service: &str, entries: &[EnvEntry]) {
     use secrecy::ExposeSecret;
     if entries.is_empty() {
@@ -92,11 +93,12 @@ pub fn inject(manifests: &mut Vec<Manifest>, service: &str, entries: &[EnvEntry]
         .collect();
     let mut first_deployment = None;
     for (i, m) in manifests.iter_mut().enumerate() {
-        if m.kind != "Deployment" {
-            continue;
-        }
+        let template = match m.kind.as_str() {
+            "Deployment" | "Job" => &mut m.body["spec"]["template"],
+            "CronJob" => &mut m.body["spec"]["jobTemplate"]["spec"]["template"],
+            _ => continue,
+        };
         first_deployment.get_or_insert(i);
-        let template = &mut m.body["spec"]["template"];
         template["metadata"]["annotations"][ANNOTATION_ENV_CHECKSUM] = sum.clone().into();
         let container = &mut template["spec"]["containers"][0];
         let mut list: Vec<Value> = container["env"].as_array().cloned().unwrap_or_default();
@@ -112,8 +114,10 @@ pub fn inject(manifests: &mut Vec<Manifest>, service: &str, entries: &[EnvEntry]
     let namespace = manifests[at].namespace.clone();
     let mut labels = labels;
     if let Some(l) = labels.as_object_mut() {
-        // The track belongs to the Deployment, not to the Secret both tracks read.
+        // The track belongs to the Deployment, not to the Secret both tracks read; so does a
+        // Job's name.
         l.remove(enclii_spec::render::LABEL_TRACK);
+        l.remove(enclii_spec::render::LABEL_JOB);
         l.insert(LABEL_SERVICE.into(), service.into());
     }
     let body = json!({

@@ -9,6 +9,7 @@ pub mod env;
 pub mod logs;
 pub mod rollout;
 pub mod status;
+pub mod task;
 pub mod tenancy;
 pub mod worker;
 

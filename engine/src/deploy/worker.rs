@@ -286,16 +286,92 @@ impl Driver {
             // (validation, admission, RBAC) fails it now, not halfway through its objects or after
             // its canary passed.
             let mut manifests = self.render(&job);
+            manifests.extend(render::release_job(&job.file, &self.target(&job), self.id));
             super::env::inject(&mut manifests, &job.service, &job.env);
             if let Err(reason) = apply::check_all(&job.client, &manifests).await {
                 let reason = format!("the cluster refuses this release: {reason}");
                 return self.finish("failed", &reason).await;
             }
         }
+        if !self.release_phase(&job).await? {
+            return Ok(());
+        }
         if enclii_api::is_canary_split(&path) {
             self.canary(&job, &plan).await
         } else {
             self.full_rollout(&job, None).await
+        }
+    }
+
+    /// Runs the spec's release command, once per deployment, before anything of the release is
+    /// applied: `false` when it failed (the deployment is finished, failed, with the command's
+    /// exit code and log tail; the running release was never touched). A driver that takes over
+    /// finds the step and the Job (named by the deployment) and follows it rather than start the
+    /// command again. A rollback restores a release that ran before and skips it. An abort or a
+    /// newer deployment waits for the command to end: a migration stopped halfway is worse than
+    /// one that finishes (the canary loop honours them right after).
+    async fn release_phase(&self, job: &Job) -> Flow<bool> {
+        let Some(release) = job.file.service.spec.release.as_ref() else {
+            return Ok(true);
+        };
+        if job.strategy == "rollback" {
+            return Ok(true);
+        }
+        let step = self.step("release", None).await?;
+        if step.state == "succeeded" {
+            return Ok(true);
+        }
+        let Some(manifest) = render::release_job(&job.file, &self.target(job), self.id) else {
+            return Ok(true);
+        };
+        let name = manifest.name.clone();
+        let mut manifests = vec![manifest];
+        super::env::inject(&mut manifests, &job.service, &job.env);
+        self.step_message(
+            step.seq,
+            &format!("running `{}` (Job {name})", release.command.join(" ")),
+        )
+        .await?;
+        let started = std::time::Instant::now();
+        let outcome = super::task::run(
+            &job.client,
+            &job.namespace,
+            &manifests,
+            release.timeout_seconds,
+        )
+        .await;
+        let took = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(super::task::Outcome::Succeeded { log_tail }) => {
+                self.step_end(
+                    step.seq,
+                    "succeeded",
+                    &format!("`{}` succeeded in {took:.1}s", release.command.join(" ")),
+                    json!({ "job": name, "exit_code": 0, "log_tail": log_tail }),
+                )
+                .await?;
+                Ok(true)
+            }
+            Ok(outcome) => {
+                let reason = super::task::release_failure(&release.command, &outcome);
+                self.step_end(
+                    step.seq,
+                    "failed",
+                    &reason,
+                    json!({ "job": name, "exit_code": outcome.exit_code(), "log_tail": outcome.log_tail() }),
+                )
+                .await?;
+                metrics::counter!("enclii_release_commands_failed_total").increment(1);
+                self.finish("failed", &reason).await?;
+                Ok(false)
+            }
+            Err(e) => {
+                let reason = format!("the release command could not be run: {e}");
+                self.step_end(step.seq, "failed", &reason, json!({ "job": name }))
+                    .await?;
+                self.finish("failed", &reason).await?;
+                Ok(false)
+            }
         }
     }
 

@@ -6,6 +6,7 @@ pub mod deployments;
 pub mod dns;
 pub mod domains;
 pub mod env;
+pub mod jobs;
 pub mod members;
 pub mod metrics;
 pub mod projects;

@@ -237,8 +237,11 @@ fn plan(ctx: &PodCtx, slot: Slot, behaviour: Behaviour) -> Plan {
         ),
         (None, Slot::Main(_)) => match behaviour {
             Behaviour::CrashLoop => Plan::Crash,
-            // A Job's container runs to completion.
-            _ if ctx.pod.restart_policy() != "Always" => complete(options.ready_delay, 0, None),
+            // A Job's container runs to completion, as its command says.
+            _ if ctx.pod.restart_policy() != "Always" => match &ctx.pod.task {
+                Some(t) => complete(t.runs_for.unwrap_or(options.ready_delay), t.exit_code, None),
+                None => complete(options.ready_delay, 0, None),
+            },
             Behaviour::Unhealthy => Plan::Serve { unhealthy: true },
             _ => Plan::Serve { unhealthy: false },
         },

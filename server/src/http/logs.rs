@@ -1,3 +1,4 @@
+//! `GET /api/runs/{project}/{id}/logs`: a one-off run's log, the same way.
 //! `GET /api/logs/{project}/{service}/{environment}?follow=true&tail=100`: a service's pod logs as a
 //! plain-text stream for `enclii logs -f`, or as server-sent events (`&format=sse`) for the
 //! dashboard. Not a server function (it streams),
@@ -17,7 +18,37 @@ use switchyard_engine::Engine;
 use super::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/logs/{project}/{service}/{environment}", get(logs))
+    Router::new()
+        .route("/api/logs/{project}/{service}/{environment}", get(logs))
+        .route("/api/runs/{project}/{id}/logs", get(run_logs))
+}
+
+/// `GET /api/runs/{project}/{id}/logs?follow=true`: a one-off run's log (`enclii run` follows it
+/// to the run's end).
+async fn run_logs(
+    State(engine): State<Engine>,
+    Path((project, id)): Path<(String, i64)>,
+    Query(q): Query<HashMap<String, String>>,
+    parts: Parts,
+) -> Response {
+    let caller = match super::streaming::caller(&engine, &parts).await {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    let follow = q.get("follow").is_some_and(|f| f == "true" || f == "1");
+    let sse = q.get("format").is_some_and(|f| f == "sse");
+    match switchyard_engine::platform::jobs::run_logs(
+        &engine,
+        caller.as_ref(),
+        &project,
+        id,
+        follow,
+    )
+    .await
+    {
+        Ok(lines) => super::streaming::lines(lines, sse),
+        Err(e) => super::streaming::fail(e.into_api()),
+    }
 }
 
 async fn logs(

@@ -389,3 +389,144 @@ fn a_hand_built_spec_with_hostile_headers_puts_none_of_them_in_the_edge_configur
         .to_owned();
     assert_eq!(snippet, "more_set_headers \"X-C: ok\";");
 }
+
+const JOBS: &str = include_str!("../../fixtures/examples/jobs.yaml");
+
+#[test]
+fn scheduled_jobs_render_as_cron_jobs_and_the_release_command_as_a_job_as_their_snapshot() {
+    let file = parse(JOBS).unwrap();
+    let image = format!("ghcr.io/acme/billing@{DIGEST}");
+    let target = Target {
+        project: "acme",
+        environment: "production",
+        namespace: "acme-production",
+        image: &image,
+        release: "release-7",
+        gateway: None,
+        progress_deadline_secs: DEFAULT_PROGRESS_DEADLINE_SECS,
+    };
+    let objects = render(&file, &target);
+    let crons: Vec<&Manifest> = objects.iter().filter(|m| m.kind == "CronJob").collect();
+    let names: Vec<&str> = crons.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["billing-invoices", "billing-cleanup"]);
+    let release = release_job(&file, &target, 42).unwrap();
+    assert_eq!(release.name, "billing-release-42");
+    let run = run_job(
+        &file,
+        &target,
+        "9",
+        &["./billing".into(), "console".into()],
+        3600,
+    );
+    assert_eq!(run.name, "billing-run-9");
+    let mut snapshot: Vec<serde_json::Value> = crons.iter().map(|m| m.body.clone()).collect();
+    snapshot.push(release.body.clone());
+    let json = serde_json::to_string_pretty(&snapshot).unwrap() + "\n";
+    let path = format!(
+        "{}/snapshots/jobs.json",
+        std::env::var("CARGO_MANIFEST_DIR").unwrap()
+    );
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &json).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap_or_default(),
+        json,
+        "review with `UPDATE_SNAPSHOTS=1 cargo test -p enclii-spec` and `git diff spec/snapshots`"
+    );
+
+    let invoices = &crons[0].body["spec"];
+    assert_eq!(invoices["schedule"], "0 2 * * *");
+    assert_eq!(invoices["timeZone"], "Europe/Berlin");
+    assert_eq!(invoices["concurrencyPolicy"], "Forbid");
+    let job = &invoices["jobTemplate"]["spec"];
+    assert_eq!(job["backoffLimit"], 0);
+    assert_eq!(job["activeDeadlineSeconds"], 1800);
+    let pod = &job["template"];
+    // Pruned with the service (owner labels), found by the job's name, and never behind the
+    // service's Services (no `app` label).
+    assert_eq!(
+        crons[0].body["metadata"]["labels"][LABEL_SERVICE],
+        "billing"
+    );
+    assert_eq!(
+        crons[0].body["metadata"]["labels"][MANAGED_BY.0],
+        MANAGED_BY.1
+    );
+    assert_eq!(pod["metadata"]["labels"][LABEL_JOB], "invoices");
+    assert!(pod["metadata"]["labels"].get("app").is_none());
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(c["image"], image.as_str());
+    assert_eq!(
+        c["command"],
+        serde_json::json!(["./billing", "send-invoices"])
+    );
+    assert_eq!(
+        c["env"][0]["valueFrom"]["secretKeyRef"]["name"],
+        "billing-db"
+    );
+    assert!(c.get("readinessProbe").is_none() && c.get("ports").is_none());
+    assert_eq!(pod["spec"]["restartPolicy"], "Never");
+    // The job's own resources replace the service's; without its own, it gets the service's.
+    assert_eq!(
+        crons[1].body["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["resources"],
+        serde_json::json!({ "limits": { "memory": "256Mi" } })
+    );
+    assert_eq!(c["resources"]["requests"]["cpu"], "100m");
+    let r = &release.body["spec"];
+    assert_eq!(r["activeDeadlineSeconds"], 300);
+    assert_eq!(r["backoffLimit"], 0);
+    assert_eq!(
+        r["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!(["./billing", "migrate", "up"])
+    );
+    assert_eq!(r["template"]["metadata"]["labels"][LABEL_JOB], JOB_RELEASE);
+}
+
+#[test]
+fn task_pods_meet_the_restricted_pod_security_standard() {
+    let file = parse(JOBS).unwrap();
+    let target = Target {
+        project: "acme",
+        environment: "production",
+        namespace: "acme-production",
+        image: "i",
+        release: "r",
+        gateway: None,
+        progress_deadline_secs: DEFAULT_PROGRESS_DEADLINE_SECS,
+    };
+    let mut pods: Vec<serde_json::Value> = render(&file, &target)
+        .into_iter()
+        .filter(|m| m.kind == "CronJob")
+        .map(|m| m.body["spec"]["jobTemplate"]["spec"]["template"]["spec"].clone())
+        .collect();
+    pods.push(release_job(&file, &target, 1).unwrap().body["spec"]["template"]["spec"].clone());
+    assert_eq!(pods.len(), 3);
+    for pod in pods {
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        let c = &pod["containers"][0]["securityContext"];
+        assert_eq!(c["allowPrivilegeEscalation"], false);
+        assert_eq!(c["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    }
+}
+
+#[test]
+fn task_names_fit_a_cron_job_whatever_the_service_is_called() {
+    assert_eq!(task_name("web", "release-12"), "web-release-12");
+    let long = "a".repeat(63);
+    let name = task_name(&long, "release-123456");
+    assert_eq!(name.len(), 52, "{name}");
+    assert!(name.ends_with("-release-123456"));
+    assert!(task_name("ab-cd", "x").starts_with("ab-cd-"));
+}
+
+#[test]
+fn the_platforms_job_labels_are_the_names_specs_may_not_take() {
+    for label in [JOB_RELEASE, JOB_RUN] {
+        assert!(crate::rules::RESERVED_JOB_NAMES.contains(&label), "{label}");
+    }
+}
