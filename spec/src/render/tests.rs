@@ -389,3 +389,26 @@ fn a_hand_built_spec_with_hostile_headers_puts_none_of_them_in_the_edge_configur
         .to_owned();
     assert_eq!(snippet, "more_set_headers \"X-C: ok\";");
 }
+
+#[test]
+fn pods_run_as_the_spec_service_account_or_the_namespace_default() {
+    let named = MINIMAL_WITH_ACCOUNT;
+    let objects = rendered(named);
+    let pod = &find(&objects, "Deployment").unwrap()["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "builder");
+    let objects = rendered(&named.replace("    serviceAccountName: builder\n", ""));
+    let pod = &find(&objects, "Deployment").unwrap()["spec"]["template"]["spec"];
+    assert!(pod.get("serviceAccountName").is_none(), "{pod}");
+}
+
+const MINIMAL_WITH_ACCOUNT: &str = "apiVersion: enclii.dev/v1
+kind: Service
+metadata:
+  name: web
+spec:
+  build:
+    type: dockerfile
+  runtime:
+    port: 8080
+    serviceAccountName: builder
+";
