@@ -501,12 +501,24 @@ fn caching_headers_accept_only_a_grammar_nginx_cannot_misread() {
 
 #[test]
 fn a_service_account_name_is_a_kubernetes_name() {
-    let ok = MINIMAL.replace("port: 8080", "port: 8080\n    serviceAccountName: switchyard");
+    let ok = MINIMAL.replace(
+        "port: 8080",
+        "port: 8080\n    serviceAccountName: switchyard",
+    );
     assert_eq!(
-        parse(&ok).unwrap().service.spec.runtime.service_account_name.as_deref(),
+        parse(&ok)
+            .unwrap()
+            .service
+            .spec
+            .runtime
+            .service_account_name
+            .as_deref(),
         Some("switchyard")
     );
-    let errs = errors(&MINIMAL.replace("port: 8080", "port: 8080\n    serviceAccountName: Not_A_Name"));
+    let errs = errors(&MINIMAL.replace(
+        "port: 8080",
+        "port: 8080\n    serviceAccountName: Not_A_Name",
+    ));
     assert!(
         errs[0].starts_with(
             "f.yaml:10:25: `spec.runtime.serviceAccountName` `Not_A_Name` is not a valid Kubernetes name"
