@@ -56,6 +56,23 @@ ensure_chromium() {
   [ -x /usr/bin/chromium ] || apt_install chromium
 }
 
+# The container image (scripts/image.sh): a static binary needs the musl target and, for the C in
+# `ring` and mimalloc, musl-gcc; Debian's buildah builds the Containerfile without a daemon (vfs
+# storage, no RUN steps so no runtime), umoci unpacks the result for its test, skopeo pushes it.
+MUSL_TARGET="x86_64-unknown-linux-musl"
+ensure_image_tools() {
+  if ! rustup target list --installed | grep -qx "$MUSL_TARGET"; then
+    say "adding the $MUSL_TARGET target"
+    rustup target add "$MUSL_TARGET"
+  fi
+  local missing=()
+  command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
+  command -v buildah >/dev/null 2>&1 || missing+=(buildah)
+  command -v umoci >/dev/null 2>&1 || missing+=(umoci)
+  command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+  [ "${#missing[@]}" = 0 ] || apt_install "${missing[@]}"
+}
+
 # PostgreSQL server binaries: on PATH, or where Debian's packages put them.
 pg_bin() {
   if command -v initdb >/dev/null 2>&1; then
@@ -445,9 +462,15 @@ gateway_api_crds() {
 # newest test executable and the two newest incremental caches of each crate.
 target_prune() {
   local dir
-  dir="$(target_dir)/debug"
-  [ -d "$dir/deps" ] || return 0
-  python3 - "$dir" <<'PY'
+  # The image's static build (scripts/image.sh --debug) keeps its own debug directory.
+  for dir in "$(target_dir)/debug" "$(target_dir)/$MUSL_TARGET/debug"; do
+    [ -d "$dir/deps" ] && target_prune_dir "$dir"
+  done
+  return 0
+}
+
+target_prune_dir() {
+  python3 - "$1" <<'PY'
 import collections, os, re, shutil, sys
 root = sys.argv[1]
 def newest(names, keep, path):

@@ -7,6 +7,7 @@ cd "$ROOT"
 
 ensure_toolchain
 ensure_chromium
+ensure_image_tools
 target_prune
 pg_start pg-test fast
 # sqlx::test creates (and drops) one database per test from this connection.
@@ -32,6 +33,12 @@ cargo test --workspace --exclude switchyard-frontend --no-fail-fast
 say "building the site for the end-to-end tests"
 cargo leptos build --split
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+
+# The image from the same (debug) site build plus a static server build; a release image would add
+# a second wasm and server build to every run. Started from its unpacked root filesystem.
+say "the container image (scripts/image.sh --debug, then scripts/test-image.sh)"
+IMAGE_REF="$("$ROOT/scripts/image.sh" --debug --tag switchyard:test)"
+"$ROOT/scripts/test-image.sh" "$IMAGE_REF"
 
 dev_secrets_key
 E2E_DB="e2e_$(date +%s)_$$"

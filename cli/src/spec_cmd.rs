@@ -101,7 +101,9 @@ fn render(path: &PathBuf, env: &str, image: Option<&str>, project: Option<&str>)
         eprintln!("{name}: the spec names no project; pass --project");
         return ExitCode::from(2);
     };
-    let namespace = format!("{project}-{env}");
+    // The namespace Switchyard gives the environment (engine/src/platform/projects.rs::
+    // namespace_for, without a platform prefix): `--` separates project and environment.
+    let namespace = format!("{project}--{env}");
     let placeholder = format!("registry.invalid/{}:unreleased", file.service.metadata.name);
     let target = enclii_spec::render::Target {
         project,

@@ -116,10 +116,61 @@ fn render_prints_the_same_objects_as_the_snapshots() {
         "Namespace, Deployment, Service, Ingress, HPA, PDB:\n{text}"
     );
     assert!(text.contains("kind: HorizontalPodAutoscaler"));
-    assert!(text.contains("namespace: enclii-platform-production"));
+    // The namespace Switchyard gives the environment: project `--` environment.
+    assert!(text.contains("namespace: enclii-platform--production"));
     assert!(
         text.contains("image: \"ghcr.io/madfam-io/docs-site@sha256:")
             || text.contains("image: ghcr.io/madfam-io/docs-site@sha256:"),
         "{text}"
     );
+}
+
+/// Switchyard's own spec (deploy/enclii/switchyard.yaml, what `switchyard bootstrap` installs).
+#[test]
+fn switchyards_own_spec_validates_and_renders_for_production() {
+    let spec = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap())
+        .join("../deploy/enclii/switchyard.yaml");
+    let out = enclii()
+        .args(["spec", "validate"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let image = "registry.example.com/enclii/switchyard:1";
+    let out = enclii()
+        .args(["spec", "render"])
+        .arg(&spec)
+        .args(["--env", "production", "--image", image])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        "kind: Namespace",
+        "name: enclii-platform--production",
+        "kind: Deployment",
+        "kind: HorizontalPodAutoscaler",
+        "minReplicas: 3",
+        "maxReplicas: 10",
+        "kind: PodDisruptionBudget",
+        "kind: ServiceAccount",
+        "serviceAccountName: switchyard",
+        "path: /health/live",
+        "path: /health/ready",
+        "name: ENCLII_HTTP__METRICS_TOKEN",
+        "name: enclii-secrets",
+        "kind: Ingress",
+        "app.enclii.io",
+        &format!("image: \"{image}\""),
+    ] {
+        assert!(yaml.contains(expected), "{expected} missing from:\n{yaml}");
+    }
 }

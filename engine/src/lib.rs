@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod bootstrap;
 pub mod config;
 pub mod crypto;
 pub mod db;

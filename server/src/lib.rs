@@ -1,6 +1,7 @@
 //! Wiring only: configuration in, a served router out. Behaviour lives in `switchyard-engine`
 //! (platform) and `switchyard-app` (pages and server functions).
 
+pub mod bootstrap;
 pub mod http;
 pub mod telemetry;
 

@@ -16,6 +16,12 @@ async fn main() -> anyhow::Result<()> {
     if std::env::args().nth(1).as_deref() == Some(landing_packs::COMPRESS_COMMAND) {
         return landing_packs::compress_stdio().context("compressing a landing pack");
     }
+    // The one manual deploy of the control plane (docs/self-hosting.md).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(switchyard_server::bootstrap::COMMAND) {
+        // Exits as the server does (below): dropping the runtime would wait for blocking tasks.
+        std::process::exit(switchyard_server::bootstrap::main(&args[1..]).await);
+    }
     if let Ok(exe) = std::env::current_exe() {
         landing_packs::compress_in_child_processes(exe);
     }

@@ -214,6 +214,10 @@ pub struct Runtime {
     pub readiness_probe: Option<Probe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness_probe: Option<Probe>,
+    /// The ServiceAccount the pods run as, in the service's namespace (declare it beside the spec
+    /// as a `ServiceAccount` document). Absent: the namespace's `default` account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
 }
 
 fn default_replicas() -> u32 {

@@ -412,6 +412,7 @@ fn deployment_on(file: &SpecFile, t: &Target, track: &str) -> Deployment {
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    service_account_name: rt.service_account_name.clone(),
                     security_context: Some(pod_security()),
                     containers: vec![container],
                     volumes: (!volumes.is_empty()).then_some(volumes),

@@ -192,6 +192,14 @@ fn runtime(f: &mut Findings, r: &Runtime, autoscaling: Option<&Autoscaling>) {
             ),
         );
     }
+    if let Some(account) = &r.service_account_name
+        && let Err(why) = dns_subdomain(account)
+    {
+        f.error(
+            p!("spec", "runtime", "serviceAccountName"),
+            format!("`spec.runtime.serviceAccountName` {why}"),
+        );
+    }
     if let Some(path) = &r.health_check {
         if !path.starts_with('/') {
             f.error(

@@ -614,3 +614,31 @@ fn the_platforms_own_job_names_are_reserved() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn a_service_account_name_is_a_kubernetes_name() {
+    let ok = MINIMAL.replace(
+        "port: 8080",
+        "port: 8080\n    serviceAccountName: switchyard",
+    );
+    assert_eq!(
+        parse(&ok)
+            .unwrap()
+            .service
+            .spec
+            .runtime
+            .service_account_name
+            .as_deref(),
+        Some("switchyard")
+    );
+    let errs = errors(&MINIMAL.replace(
+        "port: 8080",
+        "port: 8080\n    serviceAccountName: Not_A_Name",
+    ));
+    assert!(
+        errs[0].starts_with(
+            "f.yaml:10:25: `spec.runtime.serviceAccountName` `Not_A_Name` is not a valid Kubernetes name"
+        ),
+        "{errs:?}"
+    );
+}

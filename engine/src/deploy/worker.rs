@@ -35,12 +35,7 @@ pub const CHANNEL: &str = "enclii_deployments";
 /// Claims and drives deployments until the process stops. `prometheus_url` overrides the
 /// configured one (the in-process sandbox brings its own).
 pub async fn run(engine: Engine, clusters: super::Clusters, replica: String) {
-    let prometheus = engine
-        .settings
-        .canary
-        .prometheus_url
-        .as_deref()
-        .map(|u| std::sync::Arc::new(Prometheus::new(u)));
+    let prometheus = prometheus(&engine);
     let mut listener = match PgListener::connect_with(&engine.pool).await {
         Ok(mut l) => match l.listen(CHANNEL).await {
             Ok(()) => Some(l),
@@ -89,6 +84,59 @@ pub async fn run(engine: Engine, clusters: super::Clusters, replica: String) {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
+}
+
+fn prometheus(engine: &Engine) -> Option<std::sync::Arc<Prometheus>> {
+    engine
+        .settings
+        .canary
+        .prometheus_url
+        .as_deref()
+        .map(|u| std::sync::Arc::new(Prometheus::new(u)))
+}
+
+/// Drives the deployment `id` in this process when it is free to claim (pending with nothing else
+/// of its service in progress, or its driver's lease expired), under a lease like any replica's;
+/// returns whether it was claimed here. For `switchyard bootstrap`, which deploys the first
+/// Switchyard before any replica exists to claim it, and must not drive anyone else's work.
+pub async fn drive_one(
+    engine: Engine,
+    clusters: super::Clusters,
+    id: i64,
+    replica: &str,
+) -> sqlx::Result<bool> {
+    let lease = lease(&engine);
+    let token = crate::leases::claim_token(replica);
+    // The row lock makes a concurrent claimer wait, then see the state this one wrote.
+    let claimed = sqlx::query_scalar!(
+        r#"UPDATE deployments d SET state = 'in_progress', started_at = COALESCE(started_at, now()),
+                  lease_owner = $1, lease_until = now() + make_interval(secs => $2)
+           WHERE d.id = $3
+             AND ((d.state = 'pending' AND NOT EXISTS (
+                     SELECT 1 FROM deployments o
+                     WHERE o.service_id = d.service_id AND o.environment_id = d.environment_id
+                       AND o.state = 'in_progress'))
+                  OR (d.state = 'in_progress' AND d.lease_until < now()))
+           RETURNING d.id"#,
+        token,
+        lease.as_secs_f64(),
+        id
+    )
+    .fetch_optional(&engine.pool)
+    .await?;
+    if claimed.is_none() {
+        return Ok(false);
+    }
+    let driver = Driver {
+        prometheus: prometheus(&engine),
+        engine,
+        clusters,
+        id,
+        replica: token,
+        notice: std::sync::OnceLock::new(),
+    };
+    driver.run_with_lease().await;
+    Ok(true)
 }
 
 fn lease(engine: &Engine) -> Duration {

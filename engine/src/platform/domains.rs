@@ -253,6 +253,46 @@ pub async fn verify(
     Ok(to_api(engine, row))
 }
 
+/// Marks a domain the project added as verified without its TXT record (platform admin only):
+/// `switchyard bootstrap`'s operator, a cluster administrator holding the database, owns the
+/// platform's own hostnames, and the dashboard must be routed before anyone can sign in to verify
+/// anything. Audited; returns whether it changed anything.
+pub async fn vouch(
+    engine: &Engine,
+    caller: Option<&Caller>,
+    project: &str,
+    hostname: &str,
+) -> crate::Result<bool> {
+    if !caller.is_some_and(|c| c.platform_admin) {
+        return Err(ApiError::forbidden("only a platform admin may vouch for a domain").into());
+    }
+    let project = project_access(&engine.pool, caller, project, Action::ManageDomains).await?;
+    let mut tx = engine.pool.begin().await?;
+    let vouched = sqlx::query!(
+        "UPDATE domains d SET verified_at = now(), last_check_error = NULL
+         FROM services s
+         WHERE s.id = d.service_id AND s.project_id = $1 AND d.hostname = $2 AND d.verified_at IS NULL",
+        project.id,
+        hostname
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if vouched {
+        audit::record(
+            &mut *tx,
+            caller,
+            audit::Event::new("domain.vouch")
+                .target("domain", hostname)
+                .project(project.id),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(vouched)
+}
+
 /// A project's custom domains (viewer).
 pub async fn list(
     engine: &Engine,

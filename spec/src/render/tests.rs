@@ -530,3 +530,26 @@ fn the_platforms_job_labels_are_the_names_specs_may_not_take() {
         assert!(crate::rules::RESERVED_JOB_NAMES.contains(&label), "{label}");
     }
 }
+
+#[test]
+fn pods_run_as_the_spec_service_account_or_the_namespace_default() {
+    let named = MINIMAL_WITH_ACCOUNT;
+    let objects = rendered(named);
+    let pod = &find(&objects, "Deployment").unwrap()["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "builder");
+    let objects = rendered(&named.replace("    serviceAccountName: builder\n", ""));
+    let pod = &find(&objects, "Deployment").unwrap()["spec"]["template"]["spec"];
+    assert!(pod.get("serviceAccountName").is_none(), "{pod}");
+}
+
+const MINIMAL_WITH_ACCOUNT: &str = "apiVersion: enclii.dev/v1
+kind: Service
+metadata:
+  name: web
+spec:
+  build:
+    type: dockerfile
+  runtime:
+    port: 8080
+    serviceAccountName: builder
+";
