@@ -199,6 +199,35 @@ dev_secrets_key() {
   export ENCLII_SECRETS__KEY
 }
 
+# dev_registry_key: the EC P-256 key that signs builds' registry tokens (pipeline/registry.rs),
+# made once per checkout; exports ENCLII_PIPELINE__REGISTRY_TOKEN__SIGNING_KEY.
+dev_registry_key() {
+  local file="$STATE/registry-token.pem"
+  mkdir -p "$STATE"
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
+  [ -s "$file" ] || (umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$file" 2>/dev/null)
+  ENCLII_PIPELINE__REGISTRY_TOKEN__SIGNING_KEY="$(cat "$file")"
+  export ENCLII_PIPELINE__REGISTRY_TOKEN__SIGNING_KEY
+}
+
+# registry_build: the registry the token service's test pushes to (CNCF distribution, pinned),
+# built once from its Go module; exports ENCLII_TEST_REGISTRY_BIN.
+REGISTRY_VERSION="v3.1.2"
+registry_build() {
+  local dir="${ENCLII_CACHE:-$HOME/.cache/enclii}/registry/$REGISTRY_VERSION"
+  if [ ! -x "$dir/registry" ]; then
+    command -v go >/dev/null 2>&1 || apt_install golang-go
+    say "building the registry $REGISTRY_VERSION from its Go module (about a minute, once per machine)"
+    rm -rf "$dir.tmp"
+    mkdir -p "$dir.tmp"
+    GOBIN="$dir.tmp" go install -trimpath -ldflags "-s -w" \
+      "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION"
+    rm -rf "$dir"
+    mv "$dir.tmp" "$dir"
+  fi
+  export ENCLII_TEST_REGISTRY_BIN="$dir/registry"
+}
+
 # ---- The local Kubernetes control plane (scripts/cluster.sh) ------------------------------------
 
 K8S_VERSION="v1.37.2"

@@ -30,6 +30,7 @@ export ENCLII_HTTP__METRICS_TOKEN="$SWITCHYARD_METRICS_TOKEN"
 # Status targets here are on this machine (127.0.0.1); a shared platform keeps them refused.
 export ENCLII_STATUS__ALLOW_PRIVATE_TARGETS=true
 dev_secrets_key
+dev_registry_key
 standin_start 4444 "http://127.0.0.1:3000"
 trap 'kill "$STANDIN_PID" 2>/dev/null || true' EXIT
 

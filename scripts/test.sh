@@ -8,6 +8,7 @@ cd "$ROOT"
 ensure_toolchain
 ensure_chromium
 ensure_image_tools
+registry_build
 target_prune
 pg_start pg-test fast
 # sqlx::test creates (and drops) one database per test from this connection.
@@ -41,6 +42,7 @@ IMAGE_REF="$("$ROOT/scripts/image.sh" --debug --tag switchyard:test)"
 "$ROOT/scripts/test-image.sh" "$IMAGE_REF"
 
 dev_secrets_key
+dev_registry_key
 E2E_DB="e2e_$(date +%s)_$$"
 pg_create_db "$E2E_DB"
 PORT="$E2E_PORT"

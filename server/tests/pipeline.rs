@@ -495,6 +495,47 @@ async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: P
         job["spec"]["template"]["spec"]["automountServiceAccountToken"],
         false
     );
+    // As the API server stored it (a field of a disabled feature would be dropped): the build's
+    // own user namespace, BuildKit's sandbox with an unmasked /proc, its own push credential.
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["hostUsers"], false, "{pod}");
+    assert_eq!(
+        pod["containers"][0]["securityContext"]["procMount"],
+        "Unmasked"
+    );
+    assert!(!pod.to_string().contains("no-process-sandbox"));
+    assert_eq!(
+        pod["volumes"][2]["secret"]["secretName"],
+        format!("build-switchyard-api-{build}-push")
+    );
+    // The project's own build namespace, marked as this project's, and the credential gone with
+    // the build.
+    let ns_name = build_namespace(&app.engine.settings.pipeline, P);
+    let ns = cluster
+        .object("v1", "Namespace", None, &ns_name)
+        .await
+        .expect("the project's build namespace");
+    let project_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM projects WHERE slug = $1")
+        .bind(P)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        ns["metadata"]["labels"]["enclii.dev/project-id"],
+        project_id.to_string()
+    );
+    assert!(
+        cluster
+            .object(
+                "v1",
+                "Secret",
+                Some(&ns_name),
+                &format!("build-switchyard-api-{build}-push")
+            )
+            .await
+            .is_none(),
+        "the push Secret is deleted when the build ends"
+    );
     let script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
         .as_str()
         .unwrap();
@@ -868,4 +909,49 @@ async fn rejected_deliveries_are_clipped_bounded_and_rate_limited(pool: PgPool) 
     .await
     .unwrap();
     assert!(!all.contains(&secret));
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_build_never_runs_in_a_namespace_that_is_not_its_projects(pool: PgPool) {
+    let cluster = LocalCluster::from_env().await;
+    let mut settings = common::cluster_settings(&cluster);
+    settings.cluster.worker = true;
+    let _cleanup = Cleanup(settings.cluster.namespace_prefix.clone());
+    // Someone else's namespace already has the name this project's builds would use.
+    let squatted = build_namespace(&settings.pipeline, P);
+    use kube::api::{Patch, PatchParams};
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": squatted}});
+    cluster
+        .api("v1", "Namespace", None)
+        .patch(
+            &squatted,
+            &PatchParams::apply("squatter"),
+            &Patch::Apply(&ns),
+        )
+        .await
+        .expect("create the namespace");
+    let app = common::serve_app(
+        switchyard_server::build_with_pool(settings, pool.clone())
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (token, _) = setup(&app, &pool, &[API]).await;
+    let (status, b) = app
+        .call(
+            "/api/builds/create",
+            Some(&token),
+            json!({"project": P, "service": "switchyard-api", "environment": "production"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{b}");
+    let (state, reason) = wait_build(&pool, b["id"].as_i64().unwrap()).await;
+    let reason = reason.unwrap_or_default();
+    assert_eq!(state, "failed", "{reason}");
+    assert!(
+        reason.contains(&squatted) && reason.contains("not labelled as managed by Enclii"),
+        "{reason}"
+    );
+    let jobs = cluster.objects("batch/v1", "Job", Some(&squatted)).await;
+    assert!(jobs.is_empty(), "nothing was created in it");
 }
