@@ -30,10 +30,17 @@ mod ssr {
         })?;
         let parts = use_context::<http::request::Parts>().ok_or_else(ApiError::internal)?;
         let lookup = || async {
-            let client_addr = parts
+            // Behind the ingress, the client its forwarded header names (`http.trusted_proxies`),
+            // as sign-in limits see it: audit records name the client, not the proxy.
+            let peer = parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .map(|c| c.0.ip());
+            let client_addr = auth::rate::request_client(
+                peer,
+                &parts.headers,
+                &engine.settings.http.trusted_proxies,
+            );
             auth::from_headers(&engine, &parts.headers, client_addr)
                 .await
                 .map_err(switchyard_engine::Error::into_api)

@@ -23,6 +23,9 @@ use pages::{not_found::NotFound, overview::OverviewPage};
 /// The document around the app. Rendered on the server only; never hydrated.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let dark = components::theme::dark_from_request();
+    #[cfg(feature = "ssr")]
+    page_security_policy();
+    let nonce = leptos::nonce::use_nonce();
     view! {
         <!DOCTYPE html>
         <html lang="en" class:dark=dark>
@@ -32,7 +35,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
                 // Follow the system theme until the user picks one, before first paint.
-                <script>{components::theme::NO_FLASH_SCRIPT}</script>
+                <script nonce=nonce>{components::theme::NO_FLASH_SCRIPT}</script>
                 <HashedStylesheet options=options.clone() id="leptos" />
                 <AutoReload options=options.clone() />
                 <components::landing::Hydration />
@@ -44,6 +47,30 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// The page's Content-Security-Policy: inline scripts only with this response's nonce (leptos
+/// gives one to each page it renders and puts it on its own inline scripts; ours take it with
+/// `use_nonce`), so an injected `<script>` does not run. Other responses keep the server's
+/// default policy, which allows no inline script at all (`server/src/http/mod.rs`).
+#[cfg(feature = "ssr")]
+fn page_security_policy() {
+    if let (Some(nonce), Some(response)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) && let Ok(value) = http::HeaderValue::from_str(&page_csp(&nonce))
+    {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+/// Pure, for the test.
+pub fn page_csp(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+         object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+    )
 }
 
 /// The server's list of the wasm modules each lazy page needs (`server/src/http/split_preloads.rs`,

@@ -62,6 +62,16 @@ async fn start_with(pool: PgPool, mut settings: switchyard_engine::Settings) -> 
     settings.secrets.key = Some(secrecy::SecretString::from(
         "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".to_owned(),
     ));
+    // Builds' registry tokens are signed for real (the key of server/tests/common/mod.rs).
+    settings.pipeline.registry_token.signing_key = Some(secrecy::SecretString::from(
+        "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgHAKKdbisgKTm0XVF
+TQqtU1HtFqzGMuxLmKa8RT9vVGahRANCAAR2Xsi+2o+FeoKB2pBqUZHSGV+XsUh4
+HQ04r/84C5gTVLPs2zV486wM95LAgYw/4ptz2JWwWhqq4kNcNaZ3d/qP
+-----END PRIVATE KEY-----
+"
+        .to_owned(),
+    ));
     settings.database.migrate = false;
     let user = users::upsert(
         &pool,

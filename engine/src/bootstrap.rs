@@ -78,6 +78,10 @@ pub enum BootstrapError {
         namespace: String,
         missing: Vec<String>,
     },
+    #[error(
+        "the project `{0}` exists and was not created by bootstrap: a signed-in user may have made it, and bootstrap never hands the control plane to a project it did not create. Have a platform admin inspect it, remove or rename it, then run bootstrap again"
+    )]
+    ProjectNotOurs(String),
     #[error("migrating the database: {0}")]
     Migrate(#[source] db::DbError),
     #[error("{0}")]
@@ -171,9 +175,16 @@ pub async fn run(
     let caller = bootstrap_caller(engine).await?;
     let mut outcome = Outcome::default();
 
-    let project = match projects::get(&engine.pool, Some(&caller), PROJECT).await {
-        Ok(_) => None,
-        Err(_) => Some(
+    // Who made the project, if it exists: anyone who can sign in may create a project of any free
+    // name, and this one is given the cluster.
+    let creator = sqlx::query_scalar!("SELECT created_by FROM projects WHERE slug = $1", PROJECT)
+        .fetch_optional(&engine.pool)
+        .await
+        .map_err(crate::Error::from)?;
+    let project = match creator {
+        Some(Some(by)) if by == caller.user_id => None,
+        Some(_) => return Err(BootstrapError::ProjectNotOurs(PROJECT.to_owned())),
+        None => Some(
             projects::create(
                 &engine.pool,
                 &engine.settings.cluster.namespace_prefix,
@@ -672,7 +683,8 @@ mod tests {
                 "secrets-key",
                 "oidc-client-secret",
                 "metrics-token",
-                "prometheus-url"
+                "prometheus-url",
+                "registry-token-key"
             ]
         );
         assert_eq!(

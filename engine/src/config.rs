@@ -205,6 +205,11 @@ pub struct RegistryTokenSettings {
     pub issuer: String,
     /// How long a token lives; a build asks again when it expires.
     pub ttl_secs: u64,
+    /// The password of the account `enclii-nodes`, which may pull (never push) every image of the
+    /// platform's registry: for the nodes' kubelets (their registry credentials), so that
+    /// environments can run what builds pushed. Tenants cannot use it to read each other's
+    /// images: a deployment's image must be in its own project's path (`image_in_project`).
+    pub node_pull_password: Option<SecretString>,
 }
 
 impl Default for RegistryTokenSettings {
@@ -214,6 +219,7 @@ impl Default for RegistryTokenSettings {
             service: "enclii-registry".into(),
             issuer: "switchyard".into(),
             ttl_secs: 300,
+            node_pull_password: None,
         }
     }
 }

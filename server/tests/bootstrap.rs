@@ -14,12 +14,13 @@ use kube::api::{Api, PostParams};
 use sqlx::PgPool;
 
 const IMAGE: &str = "ghcr.io/madfam-io/switchyard:bootstrap-test";
-const SECRET_KEYS: [&str; 5] = [
+const SECRET_KEYS: [&str; 6] = [
     "database-url",
     "secrets-key",
     "oidc-client-secret",
     "metrics-token",
     "prometheus-url",
+    "registry-token-key",
 ];
 
 /// The URL of the test's own database (`#[sqlx::test]` made it beside `DATABASE_URL`'s).
@@ -248,6 +249,54 @@ async fn bootstrap_without_an_administrators_kubeconfig_names_what_it_may_not_do
                 None,
                 &format!("{prefix}enclii-platform--production")
             )
+            .await
+            .is_none()
+    );
+}
+
+/// Anyone who can sign in may create a project of a free name: bootstrap must never give the
+/// cluster to an `enclii-platform` it did not create (#18's threat model).
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn bootstrap_never_adopts_an_enclii_platform_project_a_tenant_created(pool: PgPool) {
+    let cluster = LocalCluster::from_env().await;
+    let prefix = LocalCluster::namespace_prefix();
+    let _cleanup = Cleanup(prefix.clone());
+    let tenant: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO users (issuer, subject, display_name) VALUES ('http://issuer.test', 'squatter', 'squatter') RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO projects (slug, description, created_by) VALUES ('enclii-platform', 'mine now', $1)")
+        .bind(tenant)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let admin = cluster.dir.join("admin.kubeconfig").display().to_string();
+    let out = bootstrap(&pool, &prefix, &admin);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("the project `enclii-platform` exists and was not created by bootstrap"),
+        "{stderr}"
+    );
+    // Nothing was imported into it and nothing on the cluster names it.
+    assert_eq!(count(&pool, "SELECT count(*) FROM services").await, 0);
+    let namespace = format!("{prefix}enclii-platform--production");
+    assert!(
+        cluster
+            .object(
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRoleBinding",
+                None,
+                &format!("enclii-switchyard-{namespace}")
+            )
+            .await
+            .is_none()
+    );
+    assert!(
+        cluster
+            .object("v1", "Namespace", None, &namespace)
             .await
             .is_none()
     );

@@ -72,13 +72,10 @@ async fn every_response_carries_a_request_id_and_security_headers(pool: PgPool) 
             .unwrap()
             .contains("frame-ancestors 'none'")
     );
-    // No development reload socket in what production serves.
-    assert!(
-        !headers["content-security-policy"]
-            .to_str()
-            .unwrap()
-            .contains("ws:")
-    );
+    // No development reload socket in what production serves, and no inline script runs.
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(!csp.contains("ws:"), "{csp}");
+    assert!(!script_src(csp).contains("'unsafe-inline'"), "{csp}");
     // Plain http on loopback: HSTS would be wrong here.
     assert!(headers.get("strict-transport-security").is_none());
 
@@ -90,6 +87,54 @@ async fn every_response_carries_a_request_id_and_security_headers(pool: PgPool) 
         .await
         .unwrap();
     assert_eq!(given.headers()["x-request-id"], "trace-me-123");
+}
+
+/// The `script-src` directive of a policy.
+fn script_src(csp: &str) -> &str {
+    csp.split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("script-src"))
+        .unwrap_or_default()
+}
+
+/// A page's inline scripts run only by the response's nonce (#18, finding 12): an injected
+/// `<script>` without it would not.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_pages_inline_scripts_run_only_by_this_responses_nonce(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let mut nonces = Vec::new();
+    for path in ["/", "/status", "/definitely/not/here"] {
+        let response = app.get(path).await;
+        let csp = response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let script = script_src(&csp);
+        assert!(!script.contains("'unsafe-inline'"), "{path}: {csp}");
+        let nonce = script
+            .split_whitespace()
+            .find_map(|s| s.strip_prefix("'nonce-")?.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("{path}: no nonce in {csp}"))
+            .to_owned();
+        assert!(nonce.len() >= 16, "{nonce}");
+        let html = response.text().await.unwrap();
+        let scripts: Vec<&str> = html.split("<script").skip(1).collect();
+        assert!(
+            !scripts.is_empty(),
+            "{path}: the page has its inline scripts"
+        );
+        for tag in scripts {
+            let open = &tag[..tag.find('>').unwrap()];
+            assert!(
+                open.contains(&format!("nonce=\"{nonce}\"")),
+                "{path}: a script without the response's nonce: <script{open}>"
+            );
+        }
+        nonces.push(nonce);
+    }
+    nonces.sort();
+    nonces.dedup();
+    assert_eq!(nonces.len(), 3, "a new nonce for every response");
 }
 
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]

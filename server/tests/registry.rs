@@ -154,6 +154,8 @@ async fn a_builds_credential_pushes_only_to_its_own_repository_and_dies_with_the
     let mut settings = common::settings();
     settings.pipeline.worker = false;
     settings.pipeline.registry = format!("127.0.0.1:{port}");
+    settings.pipeline.registry_token.node_pull_password =
+        Some(secrecy::SecretString::from("the-nodes-password".to_owned()));
     let app = common::serve_app(
         switchyard_server::build_with_pool(settings, pool.clone())
             .await
@@ -266,6 +268,26 @@ async fn a_builds_credential_pushes_only_to_its_own_repository_and_dies_with_the
         .get("/registry/token?service=enclii-registry&scope=repository:acme/switchyard-api:pull")
         .await;
     assert_eq!(anonymous.status(), 401);
+
+    // The nodes' kubelets pull what builds pushed, and push nothing.
+    let nodes = RegistryAuth::Basic(registry::NODE_ACCOUNT.into(), "the-nodes-password".into());
+    pull(&format!("{r}/acme/switchyard-api:t1"), &nodes)
+        .await
+        .expect("the nodes pull a built image");
+    pull(&format!("{r}/rival/switchyard-api:t1"), &nodes)
+        .await
+        .expect("of any project");
+    assert!(
+        push(&format!("{r}/acme/switchyard-api:t9"), &nodes)
+            .await
+            .is_err()
+    );
+    let wrong = RegistryAuth::Basic(registry::NODE_ACCOUNT.into(), "guess".into());
+    assert!(
+        pull(&format!("{r}/acme/switchyard-api:t1"), &wrong)
+            .await
+            .is_err()
+    );
 
     // The build ends: its credential with it.
     sqlx::query("UPDATE builds SET state = 'succeeded' WHERE id = $1")

@@ -516,6 +516,8 @@ fn task_template(
         }),
         spec: Some(PodSpec {
             security_context: Some(pod_security()),
+            // The service's own identity: a release command or a job acts as the service does.
+            service_account_name: file.service.spec.runtime.service_account_name.clone(),
             containers: vec![container],
             volumes: (!volumes.is_empty()).then_some(volumes),
             restart_policy: Some("Never".into()),

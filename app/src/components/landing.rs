@@ -49,7 +49,7 @@ pub fn Hydration() -> impl IntoView {
         );
         view! {
             <link rel="modulepreload" href=files.js crossorigin="anonymous" />
-            <script type="module">{script}</script>
+            <script type="module" nonce=leptos::nonce::use_nonce()>{script}</script>
         }
     })
 }

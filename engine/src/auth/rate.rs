@@ -53,6 +53,21 @@ impl<K: Hash + Eq> Limiter<K> {
 /// anything to their left is whatever the client sent). `forwarded_for` is every
 /// `X-Forwarded-For` header's value, in order. An entry that is not an address stops the walk at
 /// the nearest proxy: no trusted proxy of ours writes one, so it came from the client.
+/// The client of a request from `peer` (`None` when the server runs without connection info, as
+/// some tests do): [`client_addr`] over its `X-Forwarded-For` headers. What sign-in limits,
+/// audit records and stream limits key by, alike.
+pub fn request_client(
+    peer: Option<IpAddr>,
+    headers: &http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> Option<IpAddr> {
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    peer.map(|peer| client_addr(peer, forwarded, trusted))
+}
+
 pub fn client_addr<'a>(
     peer: IpAddr,
     forwarded_for: impl IntoIterator<Item = &'a str>,

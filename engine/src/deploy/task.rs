@@ -153,10 +153,18 @@ pub async fn follow(
     }
 }
 
-/// How the Job `name` ended, or `None` while it runs (or when it cannot be read).
+/// How the Job `name` ended, or `None` while it runs (or when it cannot be read). A Job that is
+/// gone (deleted by hand, or by the cluster a day after it ended, `TASK_TTL_SECS`) ended without
+/// a known exit code: its run must not stay "running" for ever.
 pub async fn ended(client: &kube::Client, namespace: &str, name: &str) -> Option<Outcome> {
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-    let job = jobs.get_opt(name).await.ok()??;
+    let Some(job) = jobs.get_opt(name).await.ok()? else {
+        return Some(Outcome::Failed {
+            exit_code: None,
+            reason: format!("its Job {name} no longer exists; how it ended is unknown"),
+            log_tail: String::new(),
+        });
+    };
     let deadline = job
         .spec
         .as_ref()

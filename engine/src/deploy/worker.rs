@@ -1158,7 +1158,15 @@ impl Driver {
         .await?;
         let Some(r) = r else { return Err(Stop::Lost) };
         metrics::counter!("enclii_rollouts_total", "strategy" => r.strategy, "state" => state.to_owned()).increment(1);
-        tracing::info!(deployment = self.id, state, reason, "deployment finished");
+        // The first line only: a release command's log tail follows it, and a tenant's output (a
+        // migration printing its connection string) has no place in the platform's logs.
+        let summary = reason.lines().next().unwrap_or_default();
+        tracing::info!(
+            deployment = self.id,
+            state,
+            reason = summary,
+            "deployment finished"
+        );
         // Wakes workers: a deployment of the same service may have been waiting for this one.
         let _ = sqlx::query!(
             "SELECT pg_notify('enclii_deployments', $1)",

@@ -364,6 +364,28 @@ async fn follow_job(
         return Ended::Infrastructure(e);
     }
     let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
+    // The sandbox's safety rests on the pod's own user namespace: a cluster without user
+    // namespace support drops `hostUsers: false` silently, and the build would run unconfined as
+    // root on the node. Read back what the API server kept; never run without it.
+    match jobs.get_opt(&manifest.name).await {
+        Ok(Some(stored)) => {
+            let host_users = stored
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .and_then(|p| p.host_users);
+            if host_users != Some(false) {
+                delete_job(&jobs, &manifest.name).await;
+                return Ended::Failed(
+                    "the cluster does not keep `hostUsers: false` on build pods (user namespaces are not supported there): builds do not run without a user namespace of their own; enable user namespaces on the nodes (Kubernetes 1.33+, a runtime that supports them)".into(),
+                );
+            }
+        }
+        Ok(None) => {
+            return Ended::Infrastructure("the build's Job vanished after it was applied".into());
+        }
+        Err(e) => return Ended::Infrastructure(format!("reading the build's Job back: {e}")),
+    }
     let mut events = watcher(
         jobs.clone(),
         watcher::Config::default().fields(&format!("metadata.name={}", manifest.name)),
@@ -478,7 +500,6 @@ pub async fn logs(
     job: &str,
     follow: bool,
 ) -> Result<impl futures::Stream<Item = String> + Send + 'static + use<>, String> {
-    use futures::AsyncBufReadExt;
     let pod = build_pod(&client, namespace, job)
         .await
         .ok_or_else(|| format!("the build's pod ({job}) is not running (yet, or any more)"))?;
@@ -492,9 +513,9 @@ pub async fn logs(
         .log_stream(pod.metadata.name.as_deref().unwrap_or_default(), &params)
         .await
         .map_err(|e| format!("cannot read the build's log: {e}"))?;
-    Ok(reader
-        .lines()
-        .filter_map(|l| async move { l.ok().map(|l| format!("{l}\n")) }))
+    // Bounded like the services' logs: a line without end costs neither memory nor the stream.
+    let max = crate::deploy::logs::MAX_LINE_BYTES - 1;
+    Ok(crate::deploy::logs::bounded_lines(reader, max).map(|l| format!("{l}\n")))
 }
 
 async fn finish(

@@ -277,7 +277,6 @@ pub async fn run_logs(
     id: i64,
     follow: bool,
 ) -> crate::Result<impl futures::Stream<Item = String> + Send + 'static + use<>> {
-    use futures::AsyncBufReadExt;
     use futures::StreamExt;
     let project = project_access(&engine.pool, caller, project, Action::ViewProject).await?;
     let row = run_row(engine, &project, id).await?;
@@ -309,9 +308,10 @@ pub async fn run_logs(
         .map_err(|e| ApiError::Unavailable {
             message: format!("cannot read the run's log: {e}"),
         })?;
-    Ok(reader
-        .lines()
-        .filter_map(|l| async move { l.ok().map(|l| format!("{l}\n")) })
+    // Bounded like the services' logs: a line without end costs neither memory nor the stream.
+    let max = crate::deploy::logs::MAX_LINE_BYTES - 1;
+    Ok(crate::deploy::logs::bounded_lines(reader, max)
+        .map(|l| format!("{l}\n"))
         .boxed())
 }
 
@@ -698,7 +698,8 @@ async fn record_event(
     if inserted.rows_affected() == 1 {
         metrics::counter!("enclii_scheduled_job_problems_total", "kind" => kind.to_owned())
             .increment(1);
-        tracing::info!(job, kind, detail, "a scheduled job needs attention");
+        // Not the detail: it quotes the tenant's log.
+        tracing::info!(job, kind, run = run_key, "a scheduled job needs attention");
     }
     Ok(())
 }

@@ -39,18 +39,12 @@ struct LoginQuery {
 /// The client's address, when the server was started with connection info (tests may not be):
 /// the peer, or the client a trusted proxy forwarded ([`rate::client_addr`]), so that clients
 /// behind an ingress do not share one sign-in limit.
-fn addr(engine: &Engine, parts: &Parts) -> Option<std::net::IpAddr> {
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
-    let forwarded = parts
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    Some(rate::client_addr(
-        peer,
-        forwarded,
-        &engine.settings.http.trusted_proxies,
-    ))
+pub(crate) fn addr(engine: &Engine, parts: &Parts) -> Option<std::net::IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    rate::request_client(peer, &parts.headers, &engine.settings.http.trusted_proxies)
 }
 
 fn too_many() -> Response {

@@ -145,9 +145,11 @@ fn with_security_headers(router: Router, hsts: bool) -> Router {
     let set = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
     };
-    // Leptos hydrates through an inline module script and wasm; everything else is same-origin
-    // (no development reload socket: the site is built and served, never watched).
-    const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
+    // Pages set their own policy, which admits their inline scripts by the response's nonce
+    // (`switchyard_app::page_csp`); nothing else the server sends runs an inline script.
+    // Everything is same-origin (no development reload socket: the site is built and served,
+    // never watched).
+    const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
         object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
     let router = router

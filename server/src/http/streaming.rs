@@ -15,13 +15,13 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::RawPathParamsRejection;
-use axum::extract::{ConnectInfo, RawPathParams, Request, State};
+use axum::extract::{RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
@@ -40,16 +40,13 @@ pub async fn caller(engine: &Engine, parts: &Parts) -> Result<Option<Caller>, Re
     if let Some(Admitted(caller)) = parts.extensions.get::<Admitted>() {
         return Ok(Some(caller.clone()));
     }
-    auth::from_headers(engine, &parts.headers, client_addr(parts))
+    auth::from_headers(engine, &parts.headers, client_addr(engine, parts))
         .await
         .map_err(|e| fail(e.into_api()))
 }
 
-fn client_addr(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+fn client_addr(engine: &Engine, parts: &Parts) -> Option<IpAddr> {
+    super::auth::addr(engine, parts)
 }
 
 pub fn fail(e: ApiError) -> Response {
@@ -178,7 +175,7 @@ async fn admit(
     let watch = Watch {
         engine: streams.engine.clone(),
         credential: credential(&parts.headers),
-        client_addr: client_addr(&parts),
+        client_addr: client_addr(&streams.engine, &parts),
         project,
         user: caller.user_id.to_string(),
         _slot: slot,
