@@ -487,7 +487,10 @@ async fn statuses(
             .filter_map(|j| j.status.as_ref()?.completion_time.as_ref().map(|t| t.0))
             .max()
             .map(timestamp);
-        let last_run = match runs.last() {
+        // A frequent job usually has a run going when it is looked at: its last run, for the
+        // verdict, is the newest that ended (the running one is shown only when none has).
+        let newest_ended = runs.iter().rev().find(|j| ended_as(j).is_some());
+        let last_run = match newest_ended.or(runs.last()) {
             Some(j) => Some(describe(&client, &running.namespace, j).await),
             None => None,
         };
@@ -522,6 +525,23 @@ async fn statuses(
                     spec_job.name,
                     run.log_tail.lines().last().unwrap_or_default()
                 ),
+            )
+            .await?;
+        }
+        // Every other failed run the cluster still lists is recorded too (once each: the event's
+        // key is the run), so a failure followed by a success before anyone looked is not lost.
+        for j in runs.iter().filter(|j| ended_as(j) == Some(false)) {
+            let name = j.metadata.name.clone().unwrap_or_default();
+            if last_run.as_ref().is_some_and(|r| r.name == name) {
+                continue;
+            }
+            record_event(
+                engine,
+                &running,
+                &spec_job.name,
+                "failed",
+                &name,
+                &format!("run {name} of `{}` failed", spec_job.name),
             )
             .await?;
         }
@@ -628,6 +648,23 @@ async fn first_deployed(
     Ok(at.or(running.finished_at))
 }
 
+/// How a Job ended: `Some(true)` complete, `Some(false)` failed, `None` still running.
+fn ended_as(job: &Job) -> Option<bool> {
+    let conditions = job.status.as_ref()?.conditions.as_ref()?;
+    let holds = |kind: &str| {
+        conditions
+            .iter()
+            .any(|c| c.type_ == kind && c.status == "True")
+    };
+    if holds("Complete") {
+        Some(true)
+    } else if holds("Failed") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 async fn describe(client: &kube::Client, namespace: &str, job: &Job) -> JobRun {
     let name = job.metadata.name.clone().unwrap_or_default();
     let status = job.status.clone().unwrap_or_default();
@@ -707,6 +744,22 @@ async fn record_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_has_ended_by_its_jobs_conditions() {
+        let job = |conditions: serde_json::Value| -> Job {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "j"},
+                "status": {"conditions": conditions}
+            }))
+            .unwrap()
+        };
+        let cond = |t: &str, s: &str| serde_json::json!([{"type": t, "status": s}]);
+        assert_eq!(ended_as(&job(cond("Complete", "True"))), Some(true));
+        assert_eq!(ended_as(&job(cond("Failed", "True"))), Some(false));
+        assert_eq!(ended_as(&job(cond("Failed", "False"))), None);
+        assert_eq!(ended_as(&job(serde_json::json!([]))), None);
+    }
 
     fn at(h: i64, m: i64) -> Minute {
         enclii_spec::cron::days_from_civil(2026, 12, 3) * 1440 + h * 60 + m
