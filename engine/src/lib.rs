@@ -43,6 +43,10 @@ pub struct Engine {
     pub prometheus: Arc<std::sync::OnceLock<Arc<deploy::analysis::Prometheus>>>,
     /// The charts of the current minute (see [`platform::metrics::ChartCache`]).
     pub charts: Arc<platform::metrics::ChartCache>,
+    /// Turns true when this replica is told to stop: its workers stop claiming and its drivers
+    /// hand their leases over (`leases::hold`). Every worker and driver holds a receiver while it
+    /// runs, so the sender closing means all of them have stopped.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Engine {
@@ -79,11 +83,24 @@ impl Engine {
             deployment_events: events::channel(),
             prometheus: Arc::new(std::sync::OnceLock::new()),
             charts: Arc::default(),
+            stopping: Arc::new(tokio::sync::watch::channel(false).0),
         })
     }
 }
 
 impl Engine {
+    /// Tells this replica's workers to stop claiming and its drivers to hand their work over.
+    pub fn stop_work(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once every worker and driver of this replica has stopped (after [`stop_work`]).
+    ///
+    /// [`stop_work`]: Engine::stop_work
+    pub async fn work_stopped(&self) {
+        self.stopping.closed().await;
+    }
+
     /// The cluster an environment deploys to; unavailable until the server has connected.
     pub fn cluster(
         &self,
