@@ -17,6 +17,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 const DOCS: &str = include_str!("../../spec/fixtures/dogfooding/docs-site.yaml");
+const SWITCHYARD: &str = include_str!("../../deploy/enclii/switchyard.yaml");
 const P: &str = "enclii-platform";
 const SVC: &str = "docs-site";
 const LEASE_SECS: u64 = 30;
@@ -47,7 +48,11 @@ impl Replica {
     /// `builds`: the build worker runs too.
     fn start(url: &str, cluster: &LocalCluster, prefix: &str, name: &str, builds: bool) -> Self {
         let port = free_port();
-        let log = std::env::temp_dir().join(format!("handover-{}-{name}.log", std::process::id()));
+        // The tests of this binary run at once and name their replicas alike: a log each.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log =
+            std::env::temp_dir().join(format!("handover-{}-{n}-{name}.log", std::process::id()));
         let file = std::fs::File::create(&log).expect("a log file");
         let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .env("ENCLII_LISTEN", format!("127.0.0.1:{port}"))
@@ -140,8 +145,8 @@ impl Replica {
 
 /// The docs-site spec with canary steps of 10% and 50% held `pause` each, judged on at least 20
 /// requests in the window (canary.rs says why these numbers).
-fn spec(pause: &str) -> String {
-    with_canary_pause(DOCS, pause).replacen(
+fn spec(source: &str, pause: &str) -> String {
+    with_canary_pause(source, pause).replacen(
         "\n  rollout:\n",
         "\n  rollout:\n    minRequests: 20\n",
         1,
@@ -149,6 +154,10 @@ fn spec(pause: &str) -> String {
 }
 
 async fn setup(replica: &Replica, pool: &PgPool) -> String {
+    setup_with(replica, pool, DOCS).await
+}
+
+async fn setup_with(replica: &Replica, pool: &PgPool, source: &str) -> String {
     let owner = user(pool, "owner", true).await;
     replica
         .call("/api/projects/create", &owner.token, json!({"slug": P}))
@@ -157,18 +166,22 @@ async fn setup(replica: &Replica, pool: &PgPool) -> String {
         .call(
             "/api/services/import",
             &owner.token,
-            json!({"spec": spec("4s")}),
+            json!({"spec": spec(source, "4s")}),
         )
         .await;
     owner.token
 }
 
 async fn request(replica: &Replica, token: &str, image: &str) -> i64 {
+    request_of(replica, token, SVC, image).await
+}
+
+async fn request_of(replica: &Replica, token: &str, service: &str, image: &str) -> i64 {
     let d = replica
         .call(
             "/api/deployments/create",
             token,
-            json!({"project": P, "service": SVC, "environment": "production", "image": image}),
+            json!({"project": P, "service": service, "environment": "production", "image": image}),
         )
         .await;
     d["id"].as_i64().expect("a deployment id")
@@ -546,15 +559,15 @@ async fn postgresql_restarted_mid_canary_the_replica_is_not_ready_meanwhile_and_
     )
     .await;
     assert_eq!(r.state, "succeeded");
-    // The outage did reach both drivers: they failed on the database and resumed.
+    // The outage did reach the canary's driver (an analysis a second): it failed on the
+    // database and resumed. (The build's driver meets it only if its Job ends while the database
+    // is away; either way it must finish once, on its first attempt, as asserted above.)
     let log = a.log();
-    for work in ["deployment", "build"] {
-        assert!(
-            log.lines()
-                .any(|l| l.contains("the database failed this work") && l.contains(work)),
-            "the {work} driver never met the outage:\n{log}"
-        );
-    }
+    assert!(
+        log.lines()
+            .any(|l| l.contains("the database failed this work") && l.contains("deployment")),
+        "the deployment driver never met the outage:\n{log}"
+    );
 }
 
 /// The test's own database on the server `DATABASE_URL` names (`#[sqlx::test]` made it).
@@ -652,4 +665,131 @@ async fn sigterm_hands_the_canary_over_and_the_other_replica_finishes_it_long_be
         "one claim each, one after the other: {claims:?}"
     );
     let _ = other.child.kill();
+}
+
+async fn steps(pool: &PgPool, id: i64) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT kind || coalesce('@' || weight, '') || ':' || state FROM deployment_steps WHERE deployment_id = $1 ORDER BY seq",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default()
+}
+
+/// SIGTERM, as Kubernetes stops a pod it replaces; waits for the process to exit.
+async fn terminate(replica: &mut Replica) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &replica.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let status = loop {
+        if let Some(s) = replica.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "a stopped replica did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}\n{}", replica.log());
+}
+
+/// Self-upgrade, as the local stack can show it: Switchyard's own spec (deploy/enclii/switchyard.yaml)
+/// in `enclii-platform`, its replicas real Switchyard processes (the pods are simulated, so the
+/// processes stand beside them). A new image goes through the normal canary; its canary pod joins
+/// as a replica; at promotion the rolling update replaces the old replicas one at a time (SIGTERM),
+/// among them whichever drives the upgrade; the new replica finishes it, once.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_new_switchyard_image_goes_through_its_canary_and_finishes_once_while_its_drivers_are_replaced(
+    pool: PgPool,
+) {
+    const SELF: &str = "switchyard";
+    let cluster = LocalCluster::from_env().await;
+    let prefix = LocalCluster::namespace_prefix();
+    let _cleanup = Cleanup(prefix.clone());
+    let url = database_url(&pool);
+    let client = reqwest::Client::new();
+    let mut old = vec![
+        Replica::start(&url, &cluster, &prefix, "old-1", false),
+        Replica::start(&url, &cluster, &prefix, "old-2", false),
+    ];
+    for r in &mut old {
+        r.wait_ready(&client).await;
+    }
+    let token = setup_with(&old[0], &pool, SWITCHYARD).await;
+    let first = request_of(&old[0], &token, SELF, "ghcr.io/madfam-io/switchyard:1").await;
+    let r = wait_for(&pool, first, "finished", Duration::from_secs(60), |r| {
+        r.state != "pending" && r.state != "in_progress"
+    })
+    .await;
+    assert_eq!(r.state, "succeeded", "{:?}", steps(&pool, first).await);
+
+    let id = request_of(&old[1], &token, SELF, "ghcr.io/madfam-io/switchyard:2").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while analyses_at(&pool, id, 10).await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the canary never analysed at 10%"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The canary pod runs the new release: a replica of the new version joins.
+    let mut new = Replica::start(&url, &cluster, &prefix, "new", false);
+    new.wait_ready(&client).await;
+
+    // Promotion: the stable Deployment's rolling update starts replacing the old pods.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = steps(&pool, id).await;
+        if line
+            .iter()
+            .any(|s| s.starts_with("apply:") || s.starts_with("rollout@100:"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never promoted: {line:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The driver first if it is an old replica, then the other, one at a time.
+    let owner = row(&pool, id).await.unwrap().lease_owner;
+    assert!(
+        old.iter()
+            .any(|r| owner.as_deref().is_some_and(|o| r.owns(o))),
+        "an old replica drives the promotion: {owner:?}"
+    );
+    old.sort_by_key(|r| !owner.as_deref().is_some_and(|o| r.owns(o)));
+    for r in &mut old {
+        terminate(r).await;
+    }
+    let r = wait_for(&pool, id, "finished", Duration::from_secs(60), |r| {
+        r.state != "pending" && r.state != "in_progress"
+    })
+    .await;
+    assert_eq!(
+        r.state,
+        "succeeded",
+        "{:?}\n{}",
+        steps(&pool, id).await,
+        new.log()
+    );
+    one_run_of_each_step(&pool, id).await;
+    let image = cluster
+        .object(
+            "apps/v1",
+            "Deployment",
+            Some(&format!("{prefix}{P}--production")),
+            SELF,
+        )
+        .await
+        .expect("Switchyard's Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .map(str::to_owned);
+    assert_eq!(image.as_deref(), Some("ghcr.io/madfam-io/switchyard:2"));
+    assert!(
+        new.log().contains("deployment finished"),
+        "the new replica finished the upgrade:\n{}",
+        new.log()
+    );
+    let _ = new.child.kill();
 }
