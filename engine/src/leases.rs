@@ -51,7 +51,7 @@ pub struct Lease {
 }
 
 /// How holding a lease ended.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Held {
     /// The work ran to its end (or found it was no longer its own).
     Finished,
@@ -62,6 +62,22 @@ pub enum Held {
     Expired,
     /// This replica is stopping: the lease was released so that another replica resumes at once.
     HandedOver,
+    /// The database refused the work itself (not an outage): left to the lease's expiry, as
+    /// before, so a build's attempts still count and give up.
+    Failed(sqlx::Error),
+}
+
+/// Errors of a database that is away or restarting, which the same work survives when retried:
+/// the connection failed or was closed, the pool found none in time, or the server is shutting
+/// down or starting (SQLSTATE classes 08 and 57P).
+pub fn is_outage(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
 }
 
 /// Runs `work` under `lease` until it finishes. `work` returns `Err` when the database failed it;
@@ -104,7 +120,8 @@ where
         let mut backoff = Duration::from_millis(200);
         loop {
             match work().await {
-                Ok(()) => return,
+                Ok(()) => return Held::Finished,
+                Err(error) if !is_outage(&error) => return Held::Failed(error),
                 Err(error) => {
                     tracing::warn!(work = %lease.work, id = lease.id, %error, "the database failed this work; resuming it while the lease is ours");
                     tokio::time::sleep(backoff).await;
@@ -120,7 +137,7 @@ where
         }
     };
     tokio::select! {
-        () = run => Held::Finished,
+        held = run => held,
         held = renew => held,
         () = stop => {
             // The work was dropped at an await, as a killed process' would be; it resumes from
@@ -197,6 +214,19 @@ async fn release(pool: &PgPool, lease: &Lease) -> sqlx::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_an_outage_a_refused_query_is_not() {
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(is_outage(&io));
+        assert!(is_outage(&sqlx::Error::PoolTimedOut));
+        assert!(!is_outage(&sqlx::Error::RowNotFound));
+        assert!(
+            !is_outage(&sqlx::Error::PoolClosed),
+            "closed by this process: it is stopping"
+        );
+        assert!(!is_outage(&sqlx::Error::ColumnNotFound("x".into())));
+    }
 
     #[test]
     fn every_claim_of_a_replica_gets_its_own_token() {

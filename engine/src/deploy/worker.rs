@@ -262,6 +262,9 @@ impl Driver {
                 deployment = id,
                 "this replica is stopping; handed the deployment over"
             ),
+            crate::leases::Held::Failed(e) => {
+                tracing::error!(deployment = id, error = %e, "driving a deployment failed on the database; it will be resumed when its lease expires")
+            }
         }
     }
 

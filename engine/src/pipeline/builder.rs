@@ -128,6 +128,11 @@ async fn drive_with_lease(engine: Engine, clusters: Clusters, id: i64, replica: 
                 "this replica is stopping; handed the build over"
             )
         }
+        crate::leases::Held::Failed(e) => tracing::error!(
+            build = id,
+            error = %e,
+            "driving a build failed on the database; it will be resumed when its lease expires"
+        ),
     }
 }
 
