@@ -464,7 +464,8 @@ async fn postgresql_restarted_mid_canary_the_replica_is_not_ready_meanwhile_and_
         let status = a.ready(&client).await;
         if status == Some(503) {
             assert!(
-                asked.elapsed() < Duration::from_secs(1),
+                // The server gives up at 800 ms; the rest is room for a loaded test machine.
+                asked.elapsed() < Duration::from_millis(1500),
                 "a readiness answer took {:?}",
                 asked.elapsed()
             );
