@@ -43,9 +43,9 @@ pub struct Engine {
     pub prometheus: Arc<std::sync::OnceLock<Arc<deploy::analysis::Prometheus>>>,
     /// The charts of the current minute (see [`platform::metrics::ChartCache`]).
     pub charts: Arc<platform::metrics::ChartCache>,
-    /// Turns true when this replica is told to stop: its workers stop claiming and its drivers
-    /// hand their leases over (`leases::hold`). Every worker and driver holds a receiver while it
-    /// runs, so the sender closing means all of them have stopped.
+    /// Turns true when this replica is told to stop: its workers stop claiming, its drivers hand
+    /// their leases over (`leases::hold`) and its HTTP streams end. Every worker, driver and stream
+    /// holds a receiver while it runs, so the sender closing means all of them have stopped.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
@@ -94,7 +94,8 @@ impl Engine {
         self.stopping.send_replace(true);
     }
 
-    /// Resolves once every worker and driver of this replica has stopped (after [`stop_work`]).
+    /// Resolves once every worker, driver and stream of this replica has stopped (after
+    /// [`stop_work`]).
     ///
     /// [`stop_work`]: Engine::stop_work
     pub async fn work_stopped(&self) {

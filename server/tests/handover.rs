@@ -617,6 +617,15 @@ async fn sigterm_hands_the_canary_over_and_the_other_replica_finishes_it_long_be
     let (mut driving, mut other) = if a.owns(&owner) { (a, b) } else { (b, a) };
     assert!(driving.owns(&owner), "{owner}");
 
+    // A live stream of the deployment open on the replica that drives it, as a dashboard keeps.
+    let mut stream = client
+        .get(driving.url(&format!("/api/events/deployments/{P}/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(stream.chunk().await.unwrap().is_some(), "the stream sends");
     let terminated = Instant::now();
     let sent = Command::new("kill")
         .args(["-TERM", &driving.child.id().to_string()])
@@ -647,6 +656,11 @@ async fn sigterm_hands_the_canary_over_and_the_other_replica_finishes_it_long_be
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "{status}\n{}", driving.log());
+    // The stream ended rather than held the shutdown for its 20 s grace.
+    let exited = terminated.elapsed();
+    eprintln!("exited {exited:?} after SIGTERM");
+    assert!(exited < Duration::from_secs(5), "exited after {exited:?}");
+    while let Ok(Some(_)) = stream.chunk().await {}
     assert!(
         driving.log().contains("handed the deployment over"),
         "{}",
