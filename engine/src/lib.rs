@@ -45,6 +45,10 @@ pub struct Engine {
     pub charts: Arc<platform::metrics::ChartCache>,
     /// Signs builds' registry tokens, when `pipeline.registry_token.signing_key` is configured.
     pub registry_tokens: Option<Arc<pipeline::registry::Issuer>>,
+    /// Turns true when this replica is told to stop: its workers stop claiming, its drivers hand
+    /// their leases over (`leases::hold`) and its HTTP streams end. Every worker, driver and stream
+    /// holds a receiver while it runs, so the sender closing means all of them have stopped.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Engine {
@@ -85,11 +89,25 @@ impl Engine {
             deployment_events: events::channel(),
             prometheus: Arc::new(std::sync::OnceLock::new()),
             charts: Arc::default(),
+            stopping: Arc::new(tokio::sync::watch::channel(false).0),
         })
     }
 }
 
 impl Engine {
+    /// Tells this replica's workers to stop claiming and its drivers to hand their work over.
+    pub fn stop_work(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once every worker, driver and stream of this replica has stopped (after
+    /// [`stop_work`]).
+    ///
+    /// [`stop_work`]: Engine::stop_work
+    pub async fn work_stopped(&self) {
+        self.stopping.closed().await;
+    }
+
     /// The cluster an environment deploys to; unavailable until the server has connected.
     pub fn cluster(
         &self,

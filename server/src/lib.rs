@@ -119,8 +119,13 @@ pub async fn serve(
     // held by a stuck browser) would otherwise keep the process up until the orchestrator kills
     // it, and a rolling upgrade would wait for it.
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let engine = app.engine.clone();
     let shutdown = async move {
         shutdown.await;
+        // First the work this replica drives: its workers stop claiming and its drivers release
+        // their leases, so another replica resumes each deployment and build at once rather than
+        // after the lease expires (`switchyard_engine::leases`). HTTP drains meanwhile.
+        engine.stop_work();
         let _ = stopping_tx.send(());
     };
     let server = axum::serve(listener, service).with_graceful_shutdown(shutdown);
@@ -138,6 +143,14 @@ pub async fn serve(
             "connections still open after the shutdown grace period; closing them"
         ),
     }
+    // Releasing a lease is one statement; a driver that cannot reach the database within this
+    // keeps its lease until it expires, and the next claim resumes it then.
+    if tokio::time::timeout(HANDOVER_GRACE, app.engine.work_stopped())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some work did not hand over in time; its leases expire instead");
+    }
     // Connections held by background work (LISTEN) are dropped with the process.
     if tokio::time::timeout(Duration::from_secs(5), app.engine.pool.close())
         .await
@@ -152,6 +165,9 @@ pub async fn serve(
 /// How long in-flight requests and streams may finish after SIGTERM: within Kubernetes' default
 /// termination grace period (30 s), so the process exits on its own before it is killed.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// How long the workers and drivers may take to hand their leases over after SIGTERM.
+pub const HANDOVER_GRACE: Duration = Duration::from_secs(5);
 
 /// Resolves on SIGINT or SIGTERM; in-flight requests then finish before the process exits.
 pub async fn shutdown_signal() {

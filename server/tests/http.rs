@@ -197,7 +197,7 @@ async fn metrics_count_requests_by_route_pattern_and_show_the_pool(pool: PgPool)
         .find(|l| l.starts_with("http_requests_total{") && l.contains("route=\"/health/live\""))
         .unwrap_or_else(|| panic!("no counter for /health/live in:\n{text}"));
     assert!(
-        live.contains("status=\"200\"") && live.contains("method=\"GET\""),
+        live.contains("code=\"200\"") && live.contains("method=\"GET\""),
         "{live}"
     );
     assert!(

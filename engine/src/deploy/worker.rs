@@ -44,9 +44,14 @@ pub async fn run(engine: Engine, clusters: super::Clusters, replica: String) {
         Err(_) => None,
     };
     let lease = lease(&engine);
+    let mut stopping = engine.stopping.subscribe();
     loop {
         if engine.pool.is_closed() {
             tracing::info!("the database pool closed; the deployment worker stops");
+            return;
+        }
+        if *stopping.borrow() {
+            tracing::info!("this replica is stopping; the deployment worker claims no more");
             return;
         }
         // A token per claim, not the replica's name: see `crate::leases`.
@@ -74,9 +79,14 @@ pub async fn run(engine: Engine, clusters: super::Clusters, replica: String) {
         // A new deployment notifies at once; the timeout also catches expired leases and
         // deployments that were waiting for another one of the same service to finish.
         let wait = lease.min(Duration::from_secs(2));
-        let woke = match listener.as_mut() {
-            Some(l) => tokio::time::timeout(wait, l.recv()).await,
-            None => Ok(Err(sqlx::Error::PoolClosed)),
+        let woke = tokio::select! {
+            woke = async {
+                match listener.as_mut() {
+                    Some(l) => tokio::time::timeout(wait, l.recv()).await,
+                    None => Ok(Err(sqlx::Error::PoolClosed)),
+                }
+            } => woke,
+            _ = stopping.changed() => continue,
         };
         if let Ok(Err(_)) = woke {
             // No listener (or it broke): fall back to polling, never to a busy loop.
@@ -223,31 +233,38 @@ impl Driver {
     }
 
     async fn run_with_lease(self) {
-        let lease = lease(&self.engine);
-        let renew = async {
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                let kept = sqlx::query!(
-                    "UPDATE deployments SET lease_until = now() + make_interval(secs => $3) WHERE id = $1 AND lease_owner = $2 AND state = 'in_progress'",
-                    self.id,
-                    self.replica,
-                    lease.as_secs_f64()
-                )
-                .execute(self.pool())
-                .await;
-                if !matches!(kept, Ok(r) if r.rows_affected() == 1) {
-                    return;
-                }
-            }
+        let lease = crate::leases::Lease {
+            work: crate::leases::Work::Deployment,
+            id: self.id,
+            token: self.replica.clone(),
+            duration: lease(&self.engine),
         };
+        let stopping = self.engine.stopping.subscribe();
+        let held = crate::leases::hold(self.pool(), &lease, stopping, || async {
+            match self.drive().await {
+                Ok(()) | Err(Stop::Lost) => Ok(()),
+                Err(Stop::Db(e)) => Err(e),
+            }
+        })
+        .await;
         let id = self.id;
-        tokio::select! {
-            result = self.drive() => match result {
-                Ok(()) => {}
-                Err(Stop::Lost) => tracing::info!(deployment = id, "no longer this replica's deployment; stopped driving it"),
-                Err(Stop::Db(e)) => tracing::error!(deployment = id, error = %e, "driving a deployment failed on the database; it will be resumed"),
-            },
-            _ = renew => tracing::warn!(deployment = id, "lost the lease; another replica drives this deployment now"),
+        match held {
+            crate::leases::Held::Finished => {}
+            crate::leases::Held::Lost => tracing::warn!(
+                deployment = id,
+                "lost the lease; another replica drives this deployment now"
+            ),
+            crate::leases::Held::Expired => tracing::warn!(
+                deployment = id,
+                "stopped driving: the lease could not be kept; whoever claims it next resumes it"
+            ),
+            crate::leases::Held::HandedOver => tracing::info!(
+                deployment = id,
+                "this replica is stopping; handed the deployment over"
+            ),
+            crate::leases::Held::Failed(e) => {
+                tracing::error!(deployment = id, error = %e, "driving a deployment failed on the database; it will be resumed when its lease expires")
+            }
         }
     }
 

@@ -24,8 +24,9 @@ pub async fn run(engine: Engine, clusters: Clusters, replica: String) {
         Ok(mut l) => l.listen(super::CHANNEL).await.ok().map(|_| l),
         Err(_) => None,
     };
+    let mut stopping = engine.stopping.subscribe();
     loop {
-        if engine.pool.is_closed() {
+        if engine.pool.is_closed() || *stopping.borrow() {
             return;
         }
         // A token per claim, not the replica's name: see `crate::leases`.
@@ -43,9 +44,14 @@ pub async fn run(engine: Engine, clusters: Clusters, replica: String) {
                 continue;
             }
         }
-        let woke = match listener.as_mut() {
-            Some(l) => tokio::time::timeout(Duration::from_secs(2), l.recv()).await,
-            None => Ok(Err(sqlx::Error::PoolClosed)),
+        let woke = tokio::select! {
+            woke = async {
+                match listener.as_mut() {
+                    Some(l) => tokio::time::timeout(Duration::from_secs(2), l.recv()).await,
+                    None => Ok(Err(sqlx::Error::PoolClosed)),
+                }
+            } => woke,
+            _ = stopping.changed() => continue,
         };
         if let Ok(Err(_)) = woke {
             listener = None;
@@ -89,30 +95,44 @@ async fn claim(engine: &Engine, replica: &str) -> sqlx::Result<Option<i64>> {
 }
 
 async fn drive_with_lease(engine: Engine, clusters: Clusters, id: i64, replica: String) {
-    let lease = lease(&engine);
-    let renew = async {
-        loop {
-            tokio::time::sleep(lease / 3).await;
-            let kept = sqlx::query!(
-                "UPDATE builds SET lease_until = now() + make_interval(secs => $3) WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
-                id,
-                replica,
-                lease.as_secs_f64()
-            )
-            .execute(&engine.pool)
-            .await;
-            if !matches!(kept, Ok(r) if r.rows_affected() == 1) {
-                return;
-            }
-        }
+    let lease = crate::leases::Lease {
+        work: crate::leases::Work::Build,
+        id,
+        token: replica,
+        duration: lease(&engine),
     };
-    tokio::select! {
-        result = drive(&engine, &clusters, id, &replica) => {
-            if let Err(e) = result {
-                tracing::error!(build = id, error = %e, "driving a build failed on the database; it will be resumed");
+    let stopping = engine.stopping.subscribe();
+    let held = crate::leases::hold(&engine.pool, &lease, stopping, || async {
+        match drive(&engine, &clusters, id, &lease.token).await {
+            Ok(()) => Ok(()),
+            Err(crate::Error::Db(e)) => Err(e),
+            Err(e) => {
+                tracing::error!(build = id, error = %e, "driving a build failed");
+                Ok(())
             }
         }
-        _ = renew => tracing::warn!(build = id, "lost the build's lease; another replica has it"),
+    })
+    .await;
+    match held {
+        crate::leases::Held::Finished => {}
+        crate::leases::Held::Lost => {
+            tracing::warn!(build = id, "lost the build's lease; another replica has it")
+        }
+        crate::leases::Held::Expired => tracing::warn!(
+            build = id,
+            "stopped driving the build: the lease could not be kept; whoever claims it next resumes it"
+        ),
+        crate::leases::Held::HandedOver => {
+            tracing::info!(
+                build = id,
+                "this replica is stopping; handed the build over"
+            )
+        }
+        crate::leases::Held::Failed(e) => tracing::error!(
+            build = id,
+            error = %e,
+            "driving a build failed on the database; it will be resumed when its lease expires"
+        ),
     }
 }
 

@@ -23,9 +23,17 @@ async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Within a kubelet probe's default timeout (1 s), with room for the response.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+
 /// Ready to serve: the database answers.
 async fn ready(State(engine): State<Engine>) -> (StatusCode, Json<Value>) {
-    let database = db::ping(&engine.pool).await;
+    // Bounded: while PostgreSQL is away the pool keeps dialling until its acquire timeout, and a
+    // probe must hear "not ready" before its own timeout rather than nothing.
+    let database = match tokio::time::timeout(READY_TIMEOUT, db::ping(&engine.pool)).await {
+        Ok(result) => result,
+        Err(_) => Err(sqlx::Error::PoolTimedOut),
+    };
     if let Err(error) = &database {
         tracing::warn!(%error, "readiness: database check failed");
     }

@@ -120,7 +120,9 @@ pub async fn track(req: Request, next: Next) -> Response {
     let method = req.method().to_string();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
+    // `code`, as the canary's default queries read it (`code=~"5.."`): an upgrade of Switchyard
+    // itself is judged on its own 5xx rate like any service's.
+    let labels = [("method", method), ("route", route), ("code", status)];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());

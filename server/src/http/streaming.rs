@@ -10,7 +10,9 @@
 //! again and asks `platform::project_access` afresh. A fresh `Caller` each time: the request's own
 //! remembers its project answer (`auth::ProjectMemo`) for as long as it lives, which for a stream
 //! is hours. When the answer is no, a server-sent event stream ends with an `end` event saying why
-//! (the browser does not reconnect), a plain-text one just ends. The guard works on the response
+//! (the browser does not reconnect), a plain-text one just ends. When the replica is told to stop
+//! (`Engine::stop_work`), every stream ends at once without that event, and the browser reconnects
+//! to another replica. The guard works on the response
 //! body, under the handler, so that no streaming handler can forget it.
 
 use std::collections::HashMap;
@@ -265,12 +267,20 @@ fn watched(
     let period = watch.period();
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let state = Some((body.into_data_stream(), watch, ticks));
+    let stopping = watch.engine.stopping.subscribe();
+    let state = Some((body.into_data_stream(), watch, ticks, stopping));
     futures::stream::unfold(state, move |state| async move {
-        let (mut chunks, watch, mut ticks) = state?;
+        let (mut chunks, watch, mut ticks, mut stopping) = state?;
         loop {
             tokio::select! {
                 biased;
+                // This replica is stopping: end now, without an `end` event, so that the browser
+                // reconnects (to a replica that stays) rather than hold the shutdown for its grace.
+                () = async {
+                    if stopping.wait_for(|s| *s).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                } => return None,
                 _ = ticks.tick() => match watch.still_allowed().await {
                     Ok(()) => {}
                     Err(Ended::Revoked(why)) => {
@@ -284,7 +294,7 @@ fn watched(
                         return None;
                     }
                 },
-                chunk = chunks.next() => return chunk.map(|c| (c, Some((chunks, watch, ticks)))),
+                chunk = chunks.next() => return chunk.map(|c| (c, Some((chunks, watch, ticks, stopping)))),
             }
         }
     })
