@@ -68,7 +68,14 @@ impl Replica {
             .env("ENCLII_CLUSTER__ROLLOUT_TIMEOUT_SECS", "60")
             .env("ENCLII_CLUSTER__PROGRESS_DEADLINE_SECS", "15")
             .env("ENCLII_PIPELINE__WORKER", builds.to_string())
-            .env("ENCLII_PIPELINE__NAMESPACE", format!("{prefix}builds"))
+            .env(
+                "ENCLII_PIPELINE__NAMESPACE_PREFIX",
+                format!("{prefix}builds-"),
+            )
+            .env(
+                "ENCLII_PIPELINE__REGISTRY_TOKEN__SIGNING_KEY",
+                common::TEST_REGISTRY_KEY,
+            )
             .env("ENCLII_CANARY__PROMETHEUS_URL", &cluster.prometheus_url)
             .env("ENCLII_CANARY__WINDOW_SECS", "6")
             .env("ENCLII_CANARY__INTERVAL_MS", "1000")
