@@ -31,15 +31,16 @@ say "unit and integration tests"
 # with it (hydration markers), so the site build below compiles the server again with it.
 cargo test --workspace --exclude switchyard-frontend --no-fail-fast
 
-say "building the site for the end-to-end tests"
-cargo leptos build --split
-TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-
-# The image from the same (debug) site build plus a static server build; a release image would add
-# a second wasm and server build to every run. Started from its unpacked root filesystem.
+# The image first (a debug build: a release image would add a second wasm and server build to every
+# run), started from its unpacked root filesystem. Its cargo-leptos build (musl server) rewrites
+# target/site, so the end-to-end build comes after it: the server's hash.txt must name that site.
 say "the container image (scripts/image.sh --debug, then scripts/test-image.sh)"
 IMAGE_REF="$("$ROOT/scripts/image.sh" --debug --tag switchyard:test)"
 "$ROOT/scripts/test-image.sh" "$IMAGE_REF"
+
+say "building the site for the end-to-end tests"
+cargo leptos build --split
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 
 dev_secrets_key
 dev_registry_key
