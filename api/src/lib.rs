@@ -1074,6 +1074,29 @@ mod tests {
     }
 
     #[test]
+    fn deployment_states_read_back_and_say_whether_they_ended() {
+        use DeploymentState::*;
+        for state in [
+            AwaitingApproval,
+            Pending,
+            InProgress,
+            Succeeded,
+            Failed,
+            RolledBack,
+            Aborted,
+            Superseded,
+            Rejected,
+        ] {
+            assert_eq!(DeploymentState::parse(state.as_str()), Some(state));
+            let wire = serde_json::to_value(state).unwrap();
+            assert_eq!(wire, state.as_str());
+        }
+        assert!(!AwaitingApproval.is_terminal() && Rejected.is_terminal());
+        assert_eq!(AwaitingApproval.to_string(), "awaiting approval");
+        assert_eq!(InProgress.to_string(), "in progress");
+    }
+
+    #[test]
     fn roles_are_ordered_by_what_they_allow() {
         assert!(
             Role::Viewer < Role::Developer

@@ -394,6 +394,8 @@ fn follow_deployment(
     // What was printed for each step, so that only changes are shown.
     let mut shown: std::collections::BTreeMap<i32, String> = Default::default();
     let mut analyses = 0;
+    // What holds it (approvals, a freeze), said once each time it changes.
+    let mut waiting_for = None;
     loop {
         let now: DeploymentDetail = client.call(
             paths::DEPLOYMENT_GET,
@@ -413,6 +415,16 @@ fn follow_deployment(
             analyses = now.analyses.len();
         }
         let summary = &now.deployment;
+        let held = matches!(
+            summary.state,
+            enclii_api::DeploymentState::AwaitingApproval | enclii_api::DeploymentState::Pending
+        )
+        .then(|| summary.state_reason.clone())
+        .flatten();
+        if ctx.output == Format::Table && held.is_some() && held != waiting_for {
+            println!("  {}", held.as_deref().unwrap_or_default());
+        }
+        waiting_for = held;
         if summary.state.is_terminal() {
             if ctx.output == Format::Json {
                 output::json(&now);
@@ -975,7 +987,7 @@ pub enum FreezeCommand {
 }
 
 /// `64h`, `90m`, `2d`, `1h30m` in minutes.
-fn duration_minutes(text: &str) -> Result<i64, Failure> {
+pub(crate) fn duration_minutes(text: &str) -> Result<i64, Failure> {
     let bad = || {
         Failure::new(
             2,
@@ -1597,4 +1609,25 @@ pub fn jobs(ctx: &Context, command: JobsCommand) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_minutes() {
+        for (text, minutes) in [("64h", 3840), ("90m", 90), ("2d", 2880), ("1h30m", 90)] {
+            assert_eq!(duration_minutes(text).ok(), Some(minutes), "{text}");
+        }
+        for bad in ["", "64", "h", "1x", "0m", "1.5h"] {
+            assert!(duration_minutes(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        crate::Cli::command().debug_assert();
+    }
 }

@@ -216,8 +216,7 @@ fn Gates(live: RwSignal<DeploymentDetail>) -> impl IntoView {
         move || live.with(|d| d.deployment.state == enclii_api::DeploymentState::AwaitingApproval);
     let held = move || {
         live.with(|d| {
-            d.deployment.state == enclii_api::DeploymentState::Pending
-                && d.held_until.is_some_and(|t| t > chrono::Utc::now())
+            d.deployment.state == enclii_api::DeploymentState::Pending && d.held_until.is_some()
         })
     };
     view! {

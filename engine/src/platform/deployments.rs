@@ -782,7 +782,8 @@ pub async fn get(
             environment: r.promoted_from_environment.unwrap_or_default(),
         }),
         approval,
-        held_until: r.held_until,
+        // Only while it holds: afterwards the claim takes it (the column keeps the history).
+        held_until: r.held_until.filter(|t| *t > chrono::Utc::now()),
         forced: match (r.forced_by, r.force_reason) {
             (Some(by), Some(why)) => Some(format!("{by}: {why}")),
             _ => None,
