@@ -286,13 +286,7 @@ async fn insert(
         };
         (
             DeploymentState::Pending,
-            held.map(|f| {
-                format!(
-                    "held by a freeze window until {}: {}",
-                    f.until.format("%Y-%m-%d %H:%M:%S UTC"),
-                    f.reason
-                )
-            }),
+            held.as_ref().map(super::freezes::held_reason),
         )
     };
     // Wakes a worker at once (delivered at commit; workers also poll, so a lost one only delays).

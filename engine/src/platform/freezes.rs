@@ -334,6 +334,15 @@ pub(crate) async fn active(
     Ok(frozen_at(&windows, Utc::now()))
 }
 
+/// What a held deployment's `state_reason` says.
+pub(crate) fn held_reason(f: &ActiveFreeze) -> String {
+    format!(
+        "held by a freeze window until {}: {}",
+        f.until.format("%Y-%m-%d %H:%M:%S UTC"),
+        f.reason
+    )
+}
+
 /// Holds the pending deployment `id` while its environment is frozen (or releases it when no
 /// longer): the one place a deployment's hold is decided. Rollbacks and forced deployments are
 /// never held.
@@ -350,11 +359,7 @@ pub(crate) async fn hold(
                  WHERE id = $1 AND state = 'pending' AND strategy <> 'rollback' AND forced_by IS NULL",
                 id,
                 f.until,
-                format!(
-                    "held by a freeze window until {}: {}",
-                    f.until.format("%Y-%m-%d %H:%M:%S UTC"),
-                    f.reason
-                )
+                held_reason(f)
             )
             .execute(&mut *tx)
             .await?;
