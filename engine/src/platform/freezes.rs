@@ -424,6 +424,11 @@ pub async fn add(
     if reason.len() > 500 {
         return Err(ApiError::invalid("a freeze's reason is at most 500 characters").into());
     }
+    if w.cron.is_some_and(|c| c.len() > 200) || w.timezone.len() > 64 {
+        return Err(
+            ApiError::invalid("the schedule or the time zone is too long to be one").into(),
+        );
+    }
     let when = match (w.cron, w.duration_minutes, w.from, w.until) {
         (Some(cron), Some(d), None, None) => recurring(cron, d, w.timezone, now),
         (None, None, Some(from), Some(until)) => {
@@ -586,9 +591,9 @@ pub async fn force(
         .into());
     };
     let reason = reason.trim();
-    if reason.is_empty() {
+    if reason.is_empty() || reason.len() > 1000 {
         return Err(ApiError::invalid(
-            "give a reason for forcing the deployment through the freeze: it goes into the audit log",
+            "give a reason (up to 1,000 characters) for forcing the deployment through the freeze: it goes into the audit log",
         )
         .into());
     }
