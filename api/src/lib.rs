@@ -6,7 +6,13 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub mod notifications;
 pub mod timestamp;
+
+pub use notifications::{
+    DeliveryState, Destination, DestinationCreated, DestinationKind, EventKind, NewDestination,
+    NotificationDelivery,
+};
 
 /// A problem in a spec at a place in the file (the wire form of `enclii_spec::Diagnostic`; this
 /// crate stays free of the parser so that the dashboard's wasm does not carry it).

@@ -56,6 +56,13 @@ pub async fn build_with_pool(settings: Settings, pool: sqlx::PgPool) -> anyhow::
             switchyard_engine::deploy::analysis::Prometheus::new(&url),
         ));
     }
+    if engine.settings.notifications.worker {
+        let replica = format!("{}-{}", hostname(), std::process::id());
+        tokio::spawn(switchyard_engine::notify::deliver::run(
+            engine.clone(),
+            replica,
+        ));
+    }
     if engine.settings.status.prober {
         tokio::spawn(switchyard_engine::monitor::run(engine.clone()));
     }

@@ -114,7 +114,12 @@ async fn record_rejected(engine: &Engine, r: Record<'_>) -> sqlx::Result<()> {
     )
     .execute(&mut *tx)
     .await?;
+    let (delivery, repository, reason) = (r.delivery, r.repository.unwrap_or_default(), r.reason);
     record(&mut *tx, r).await?;
+    if let Some(project) = project {
+        crate::notify::facts::webhook_rejected(&mut tx, project, delivery, repository, reason)
+            .await?;
+    }
     sqlx::query!(
         "DELETE FROM webhook_deliveries WHERE delivery_id IN (
              SELECT delivery_id FROM webhook_deliveries
