@@ -93,6 +93,11 @@ pub mod paths {
     pub const ENV_SET: &str = "/api/env/set";
     pub const ENV_LIST: &str = "/api/env/list";
     pub const ENV_UNSET: &str = "/api/env/unset";
+    pub const NOTIFICATIONS_LIST: &str = "/api/notifications/list";
+    pub const NOTIFICATIONS_ADD: &str = "/api/notifications/add";
+    pub const NOTIFICATIONS_REMOVE: &str = "/api/notifications/remove";
+    pub const NOTIFICATIONS_TEST: &str = "/api/notifications/test";
+    pub const NOTIFICATIONS_LOG: &str = "/api/notifications/log";
     pub const ENV_REVEAL: &str = "/api/env/reveal";
     pub const MEMBERS_LIST: &str = "/api/members/list";
     pub const MEMBERS_SET: &str = "/api/members/set";

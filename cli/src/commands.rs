@@ -22,7 +22,7 @@ pub struct Context {
 const DEFAULT_SERVER: &str = "http://127.0.0.1:3000";
 
 impl Context {
-    fn client(&self) -> Result<Client, Failure> {
+    pub(crate) fn client(&self) -> Result<Client, Failure> {
         let cfg = config::load();
         let server = self
             .server
@@ -37,7 +37,7 @@ impl Context {
     }
 
     /// The project to act on: `--project`, then the configured one, then the caller's only project.
-    fn project(&self, client: &Client) -> Result<String, Failure> {
+    pub(crate) fn project(&self, client: &Client) -> Result<String, Failure> {
         if let Some(p) = self.project.clone().or(config::load().project) {
             return Ok(p);
         }

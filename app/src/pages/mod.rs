@@ -9,6 +9,7 @@ pub mod environment;
 pub mod jobs;
 pub mod members;
 pub mod not_found;
+pub mod notifications;
 pub mod overview;
 pub mod projects;
 pub mod service;

@@ -92,6 +92,12 @@ pub fn ProjectPage() -> impl IntoView {
                 "Manage who may deploy, reveal secrets and administer this project →"
             </a>
         </section>
+        <section aria-label="Notifications" class="mt-8">
+            <h2 class="mb-2 text-base font-semibold">"Notifications"</h2>
+            <a class="text-sm font-medium text-indigo-700 hover:underline dark:text-indigo-300" href=move || format!("/projects/{}/notifications", project())>
+                "Send deployments, rollbacks, failed builds and outages to Slack, Discord, a webhook or email →"
+            </a>
+        </section>
         <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading deliveries…"</p> }>
             <section aria-label="Webhook deliveries" class="mt-8">
                 <h2 class="mb-2 text-base font-semibold">"Webhook deliveries"</h2>
