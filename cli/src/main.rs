@@ -97,6 +97,9 @@ enum Command {
     /// Scheduled jobs: their last and next runs, failures and missed schedules.
     #[command(subcommand)]
     Jobs(commands::JobsCommand),
+    /// Pull request previews: list, wake a sleeping one, delete one.
+    #[command(subcommand)]
+    Previews(commands::PreviewsCommand),
     /// Return a service to an earlier release.
     Rollback(commands::RollbackArgs),
     /// Environment variables and secrets of a service.
@@ -167,6 +170,7 @@ fn main() -> ExitCode {
         Command::Rollback(args) => commands::rollback(&ctx, args),
         Command::Logs(args) => commands::logs(&ctx, args),
         Command::Jobs(cmd) => commands::jobs(&ctx, cmd),
+        Command::Previews(cmd) => commands::previews(&ctx, cmd),
         Command::Status { service } => commands::status(&ctx, service),
         Command::Secrets(cmd) => commands::secrets(&ctx, cmd),
     };

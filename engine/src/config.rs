@@ -48,6 +48,30 @@ pub struct Settings {
     pub status: StatusSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
+    #[serde(default)]
+    pub previews: PreviewSettings,
+}
+
+/// Preview environments' background scan (`previews::watch`): sleep, TTL and deletion.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PreviewSettings {
+    /// How often each replica looks for previews to sleep or delete (a closed pull request's
+    /// preview is deleted at once by the replica that received the webhook, when it can).
+    pub scan_secs: u64,
+    /// A preview's requests over the window (PromQL with `{namespace}`, `{window}`): none in
+    /// `sleepAfterMinutes` (and no deploy or wake) is idle.
+    pub request_count_query: String,
+}
+
+impl Default for PreviewSettings {
+    fn default() -> Self {
+        Self {
+            scan_secs: 30,
+            request_count_query:
+                r#"sum(increase(http_requests_total{namespace="{namespace}"}[{window}]))"#.into(),
+        }
+    }
 }
 
 /// The public status page's prober.

@@ -17,6 +17,7 @@ pub mod leases;
 pub mod monitor;
 pub mod pipeline;
 pub mod platform;
+pub mod previews;
 
 pub use config::Settings;
 

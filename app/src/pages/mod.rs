@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod members;
 pub mod not_found;
 pub mod overview;
+pub mod previews;
 pub mod projects;
 pub mod service;
 pub mod services;
