@@ -143,13 +143,13 @@ fn previews(f: &mut Findings, p: &Previews) {
             );
         }
     }
-    if let (Some(ttl), Some(sleep)) = (p.ttl_hours, p.sleep_after_minutes) {
-        if u64::from(sleep) >= u64::from(ttl) * 60 {
-            f.warn(
-                p!("spec", "previews", "sleepAfterMinutes"),
-                format!("a preview is deleted after {ttl}h (ttlHours) before it would sleep after {sleep} minutes"),
-            );
-        }
+    if let (Some(ttl), Some(sleep)) = (p.ttl_hours, p.sleep_after_minutes)
+        && u64::from(sleep) >= u64::from(ttl) * 60
+    {
+        f.warn(
+            p!("spec", "previews", "sleepAfterMinutes"),
+            format!("a preview is deleted after {ttl}h (ttlHours) before it would sleep after {sleep} minutes"),
+        );
     }
     if !p.enabled && (p.label.is_some() || p.ttl_hours.is_some() || p.sleep_after_minutes.is_some())
     {

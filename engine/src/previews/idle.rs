@@ -88,10 +88,10 @@ pub fn decide(f: &Facts) -> Verdict {
         PreviewState::Deleting => return Verdict::Delete(Cause::Requested),
         PreviewState::Awake | PreviewState::Sleeping => {}
     }
-    if let Some(ttl) = f.ttl_hours.filter(|h| *h > 0) {
-        if idle >= chrono::Duration::hours(i64::from(ttl)) {
-            return Verdict::Delete(Cause::Expired { ttl_hours: ttl });
-        }
+    if let Some(ttl) = f.ttl_hours.filter(|h| *h > 0)
+        && idle >= chrono::Duration::hours(i64::from(ttl))
+    {
+        return Verdict::Delete(Cause::Expired { ttl_hours: ttl });
     }
     if f.state != PreviewState::Awake {
         return Verdict::Keep;

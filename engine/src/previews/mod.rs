@@ -251,13 +251,13 @@ async fn for_project(
     )
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(l) = &live {
-        if l.repository != url {
-            return Ok(format!(
-                "{slug}: {env_name} previews pull request #{n} of {}, not of this repository",
-                l.repository
-            ));
-        }
+    if let Some(l) = &live
+        && l.repository != url
+    {
+        return Ok(format!(
+            "{slug}: {env_name} previews pull request #{n} of {}, not of this repository",
+            l.repository
+        ));
     }
     let rows = sqlx::query!(
         r#"SELECT s.id, s.name, s.current_revision, sr.spec -> 'spec' -> 'previews' AS previews
@@ -943,10 +943,10 @@ pub async fn delete(
     )
     .await?;
     tx.commit().await?;
-    if engine.kube.get().is_some() {
-        if let Err(e) = finish_deleting(engine, id).await {
-            tracing::warn!(preview = id, error = %e, "deleting a preview failed; the scan retries");
-        }
+    if engine.kube.get().is_some()
+        && let Err(e) = finish_deleting(engine, id).await
+    {
+        tracing::warn!(preview = id, error = %e, "deleting a preview failed; the scan retries");
     }
     get(engine, &project, id).await
 }
@@ -1050,12 +1050,12 @@ pub(crate) async fn is_preview(
     db: impl sqlx::PgExecutor<'_>,
     environment: Uuid,
 ) -> sqlx::Result<bool> {
-    Ok(sqlx::query_scalar!(
+    sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM previews WHERE environment_id = $1) AS "x!""#,
         environment
     )
     .fetch_one(db)
-    .await?)
+    .await
 }
 
 /// The spec of a release as a preview deploys it: one replica, no autoscaler, and only the
