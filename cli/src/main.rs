@@ -102,6 +102,9 @@ enum Command {
     /// deliveries went.
     #[command(subcommand)]
     Notifications(notifications_cmd::NotificationsCommand),
+    /// Pull request previews: list, wake a sleeping one, delete one.
+    #[command(subcommand)]
+    Previews(commands::PreviewsCommand),
     /// Return a service to an earlier release.
     Rollback(commands::RollbackArgs),
     /// Environment variables and secrets of a service.
@@ -173,6 +176,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => commands::logs(&ctx, args),
         Command::Jobs(cmd) => commands::jobs(&ctx, cmd),
         Command::Notifications(cmd) => notifications_cmd::run(&ctx, cmd),
+        Command::Previews(cmd) => commands::previews(&ctx, cmd),
         Command::Status { service } => commands::status(&ctx, service),
         Command::Secrets(cmd) => commands::secrets(&ctx, cmd),
     };

@@ -50,6 +50,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     #[serde(default)]
     pub notifications: NotificationSettings,
+    #[serde(default)]
+    pub previews: PreviewSettings,
 }
 
 /// Notifications' delivery (`notify::deliver`): retries, the per-destination rate limit, the SMTP
@@ -130,6 +132,28 @@ pub enum SmtpSecurity {
     Tls,
     /// Plain text: a relay on the same host or a test server only.
     None,
+}
+
+/// Preview environments' background scan (`previews::watch`): sleep, TTL and deletion.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PreviewSettings {
+    /// How often each replica looks for previews to sleep or delete (a closed pull request's
+    /// preview is deleted at once by the replica that received the webhook, when it can).
+    pub scan_secs: u64,
+    /// A preview's requests over the window (PromQL with `{namespace}`, `{window}`): none in
+    /// `sleepAfterMinutes` (and no deploy or wake) is idle.
+    pub request_count_query: String,
+}
+
+impl Default for PreviewSettings {
+    fn default() -> Self {
+        Self {
+            scan_secs: 30,
+            request_count_query:
+                r#"sum(increase(http_requests_total{namespace="{namespace}"}[{window}]))"#.into(),
+        }
+    }
 }
 
 /// The public status page's prober.

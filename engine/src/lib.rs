@@ -19,6 +19,7 @@ pub mod monitor;
 pub mod notify;
 pub mod pipeline;
 pub mod platform;
+pub mod previews;
 
 pub use config::Settings;
 

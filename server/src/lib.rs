@@ -96,6 +96,8 @@ async fn start_cluster(engine: &Engine) -> anyhow::Result<()> {
     ));
     // Scheduled jobs' failed runs and missed schedules, recorded without anyone looking.
     tokio::spawn(switchyard_engine::platform::jobs::watch(engine.clone()));
+    // Previews: idle ones slept, expired and closed ones deleted (safe on every replica).
+    tokio::spawn(switchyard_engine::previews::watch(engine.clone()));
     Ok(())
 }
 

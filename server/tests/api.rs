@@ -250,6 +250,22 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             Needs::Role("viewer"),
         ),
         (
+            "/api/previews/list",
+            json!({"project": p}),
+            Needs::Role("viewer"),
+        ),
+        // No pull request #999 has a preview here: 404 once authorization passed.
+        (
+            "/api/previews/wake",
+            json!({"project": p, "pr": 999}),
+            Needs::RoleThen("developer", 404),
+        ),
+        (
+            "/api/previews/delete",
+            json!({"project": p, "pr": 999}),
+            Needs::RoleThen("developer", 404),
+        ),
+        (
             "/api/repositories/connect",
             json!({"project": p, "url": "https://github.com/madfam-io/enclii"}),
             Needs::Role("admin"),

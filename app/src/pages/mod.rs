@@ -11,6 +11,7 @@ pub mod members;
 pub mod not_found;
 pub mod notifications;
 pub mod overview;
+pub mod previews;
 pub mod projects;
 pub mod service;
 pub mod services;

@@ -84,6 +84,7 @@ pub fn ProjectPage() -> impl IntoView {
                 }}
             </section>
         </Suspense>
+        <super::previews::PreviewsPanel project=project() />
         // Members have their own page (`members.rs`): their forms and actions were the largest part
         // of this page's wasm, which every landing here downloaded to look at the services.
         <section aria-label="Members" class="mt-8">

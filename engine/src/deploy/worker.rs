@@ -500,7 +500,31 @@ impl Driver {
         )
         .fetch_one(self.pool())
         .await?;
+        let preview = crate::previews::is_preview(self.pool(), row.environment_id).await?;
         let file = match enclii_spec::parse(&row.source) {
+            Ok(mut f) if preview => {
+                // A pull request's copy: the platform's hostname only, one replica.
+                let generated = self
+                    .engine
+                    .settings
+                    .domains
+                    .generated_suffix
+                    .as_deref()
+                    .map(|suffix| {
+                        crate::platform::domains::generated_hostname(
+                            &row.service,
+                            &row.namespace,
+                            suffix,
+                        )
+                    });
+                if generated.is_none() {
+                    let _ = self.notice.set(
+                        "a preview without a hostname: the platform has no domains.generated_suffix".into(),
+                    );
+                }
+                crate::previews::as_preview(&mut f.service.spec, generated.as_deref());
+                f
+            }
             Ok(mut f) => {
                 // A spec may name any hostname; only those this project proved it controls (or
                 // the platform's own for this service) are routed, so no tenant can take another's

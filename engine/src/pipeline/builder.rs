@@ -260,7 +260,10 @@ async fn drive(engine: &Engine, clusters: &Clusters, id: i64, replica: &str) -> 
             )
             .fetch_one(&mut *tx)
             .await?;
+            // A preview goes out in one step: there is no traffic to hold a canary to.
+            let preview = crate::previews::is_preview(&mut *tx, row.environment_id).await?;
             let strategy = match file.service.spec.rollout.as_ref().map(|r| r.strategy) {
+                _ if preview => "rolling",
                 Some(enclii_spec::model::RolloutStrategy::Rolling) => "rolling",
                 _ => "canary",
             };
