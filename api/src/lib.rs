@@ -105,6 +105,16 @@ pub mod paths {
     pub const MEMBERS_LIST: &str = "/api/members/list";
     pub const MEMBERS_SET: &str = "/api/members/set";
     pub const MEMBERS_REMOVE: &str = "/api/members/remove";
+    /// Deploy the release running in one environment to another (not a canary's `PROMOTE`).
+    pub const PROMOTIONS_CREATE: &str = "/api/promotions/create";
+    pub const APPROVE: &str = "/api/deployments/approve";
+    pub const REJECT: &str = "/api/deployments/reject";
+    /// A platform admin lets a deployment held by a freeze window through.
+    pub const FORCE: &str = "/api/deployments/force";
+    pub const ENVIRONMENTS_LIST: &str = "/api/environments/list";
+    pub const ENVIRONMENTS_SET: &str = "/api/environments/set";
+    pub const FREEZES_ADD: &str = "/api/freezes/add";
+    pub const FREEZES_REMOVE: &str = "/api/freezes/remove";
 }
 
 /// Roles on a project, weakest first: each includes what the ones before it may do.
@@ -213,9 +223,14 @@ pub struct SpecRevision {
     pub diff: Option<String>,
 }
 
+/// Where a deployment is. `AwaitingApproval` comes before `Pending` for an environment that
+/// requires approvals (no worker claims it); `Rejected` ends one an approver refused. A deployment
+/// held by a freeze window is `Pending` with `DeploymentDetail::held_until` set (the worker's
+/// claim skips it until then).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeploymentState {
+    AwaitingApproval,
     Pending,
     InProgress,
     Succeeded,
@@ -223,11 +238,13 @@ pub enum DeploymentState {
     RolledBack,
     Aborted,
     Superseded,
+    Rejected,
 }
 
 impl DeploymentState {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::AwaitingApproval => "awaiting_approval",
             Self::Pending => "pending",
             Self::InProgress => "in_progress",
             Self::Succeeded => "succeeded",
@@ -235,20 +252,49 @@ impl DeploymentState {
             Self::RolledBack => "rolled_back",
             Self::Aborted => "aborted",
             Self::Superseded => "superseded",
+            Self::Rejected => "rejected",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         use DeploymentState::*;
         [
-            Pending, InProgress, Succeeded, Failed, RolledBack, Aborted, Superseded,
+            AwaitingApproval,
+            Pending,
+            InProgress,
+            Succeeded,
+            Failed,
+            RolledBack,
+            Aborted,
+            Superseded,
+            Rejected,
         ]
         .into_iter()
         .find(|d| d.as_str() == s)
     }
 
     pub fn is_terminal(self) -> bool {
-        !matches!(self, Self::Pending | Self::InProgress)
+        !matches!(
+            self,
+            Self::AwaitingApproval | Self::Pending | Self::InProgress
+        )
+    }
+}
+
+/// The state as a person reads it (`as_str` is the stored and wire form).
+impl fmt::Display for DeploymentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::AwaitingApproval => "awaiting approval",
+            Self::Pending => "pending",
+            Self::InProgress => "in progress",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled back",
+            Self::Aborted => "aborted",
+            Self::Superseded => "superseded",
+            Self::Rejected => "rejected",
+        })
     }
 }
 
@@ -436,6 +482,88 @@ pub struct DeploymentDetail {
     pub plan: Vec<u32>,
     pub steps: Vec<DeploymentStep>,
     pub analyses: Vec<CanaryAnalysis>,
+    /// Set when this deployment promoted the release another environment ran.
+    #[serde(default)]
+    pub promoted_from: Option<PromotionOrigin>,
+    /// The approvals its environment required when it was requested (none: `None`).
+    #[serde(default)]
+    pub approval: Option<ApprovalStatus>,
+    /// While pending: held by a freeze window until then (the worker does not claim it before).
+    #[serde(default, with = "crate::timestamp::option")]
+    pub held_until: Option<DateTime<Utc>>,
+    /// Who let it through a freeze, and why.
+    #[serde(default)]
+    pub forced: Option<String>,
+}
+
+/// The deployment a promotion took its release from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromotionOrigin {
+    pub deployment: i64,
+    pub environment: String,
+}
+
+/// A deployment's approvals: what its environment required and who decided what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalStatus {
+    pub required: i32,
+    /// The weakest project role that may approve.
+    pub approver_role: Role,
+    /// Who requested the deployment (they may not approve it); `None` for the system (a build).
+    pub requested_by: Option<String>,
+    pub decisions: Vec<ApprovalDecision>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalDecision {
+    pub by: String,
+    /// The approver's role when they decided (`platform admin` for one without a project role).
+    pub role: String,
+    pub approved: bool,
+    pub reason: String,
+    #[serde(with = "crate::timestamp")]
+    pub at: DateTime<Utc>,
+}
+
+/// An environment's deployment gates: approvals and freeze windows, with what they hold now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentPolicy {
+    pub name: String,
+    pub namespace: String,
+    /// Approvals a deployment needs before it proceeds (0: none).
+    pub required_approvals: i32,
+    pub approver_role: Role,
+    pub freezes: Vec<FreezeWindow>,
+    /// The freeze in force now, if any.
+    pub active_freeze: Option<ActiveFreeze>,
+    /// Deployments waiting: for approval, or held by the freeze.
+    pub waiting: Vec<DeploymentSummary>,
+}
+
+/// A freeze window: recurring (`cron` with a duration, on the wall clock of `timezone`) or one-off
+/// (`from`–`until`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FreezeWindow {
+    pub id: String,
+    pub environment: String,
+    pub cron: Option<String>,
+    pub duration_minutes: Option<i32>,
+    #[serde(default, with = "crate::timestamp::option")]
+    pub from: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::timestamp::option")]
+    pub until: Option<DateTime<Utc>>,
+    pub timezone: String,
+    pub reason: String,
+    /// The window in a sentence (`every 0 16 * * 5 (Europe/Berlin) for 64h`).
+    pub description: String,
+}
+
+/// A freeze in force: deployments wait until `until` (the end of every window that overlaps it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveFreeze {
+    #[serde(with = "crate::timestamp")]
+    pub until: DateTime<Utc>,
+    pub reason: String,
 }
 
 /// Whether a recorded traffic split is a canary's (replica ratio or Gateway API weights), rather
@@ -1023,6 +1151,10 @@ mod stage_tests {
                 query: String::new(),
                 measured_at: at,
             }],
+            promoted_from: None,
+            approval: None,
+            held_until: None,
+            forced: None,
         }
     }
 

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use enclii_api::{
     BuildSummary, CanaryAnalysis, Delivery, DeploymentDetail, DeploymentStep, DeploymentSummary,
-    ImportOutcome, Page, Project, Repository, ServiceSummary, WhoAmI, paths,
+    EnvironmentPolicy, FreezeWindow, ImportOutcome, Page, Project, Repository, ServiceSummary,
+    WhoAmI, paths,
 };
 use serde_json::json;
 
@@ -754,6 +755,34 @@ pub fn show_deployment(ctx: &Context, id: i64) -> Result<(), Failure> {
     if let Some(action) = &d.requested_action {
         println!("  requested: {action} (the driver acts on it at its next analysis)");
     }
+    if let Some(o) = &d.promoted_from {
+        println!(
+            "  promoted from: {} (deployment #{}), the same release",
+            o.environment, o.deployment
+        );
+    }
+    if let Some(a) = &d.approval {
+        println!(
+            "  approvals: {} required from {} or higher",
+            a.required, a.approver_role
+        );
+        for x in &a.decisions {
+            println!(
+                "    {} by {} ({}){}",
+                if x.approved { "approved" } else { "rejected" },
+                x.by,
+                x.role,
+                if x.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", x.reason)
+                }
+            );
+        }
+    }
+    if let Some(f) = &d.forced {
+        println!("  forced through a freeze by {f}");
+    }
     for step in &d.steps {
         println!("  {}", step_line(step));
         for a in d.analyses.iter().filter(|a| a.step_seq == step.seq) {
@@ -779,6 +808,286 @@ pub fn control_deployment(ctx: &Context, id: i64, action: &str) -> Result<(), Fa
             "Asked deployment #{} to {action}; its driver acts at the next analysis (`enclii deployment {}` shows it).",
             d.id, d.id
         ),
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct PromoteArgs {
+    /// A canary in progress to promote to 100% (without --from/--to).
+    id: Option<i64>,
+    #[arg(long, short = 's', requires_all = ["from", "to"], conflicts_with = "id")]
+    service: Option<String>,
+    /// The environment whose running release is promoted.
+    #[arg(long, requires = "service")]
+    from: Option<String>,
+    /// The environment it is deployed to, through its own rollout, approvals and freezes.
+    #[arg(long, requires = "service")]
+    to: Option<String>,
+    /// Wait until the promotion's rollout ends, showing its progress.
+    #[arg(long)]
+    wait: bool,
+    #[arg(long, default_value_t = 1800)]
+    timeout: u64,
+}
+
+pub fn promote(ctx: &Context, args: PromoteArgs) -> Result<(), Failure> {
+    let (service, from, to) = match (args.id, args.service, args.from, args.to) {
+        (Some(id), None, None, None) => return control_deployment(ctx, id, "promote"),
+        (None, Some(s), Some(f), Some(t)) => (s, f, t),
+        _ => {
+            return Err(Failure::new(
+                2,
+                "promote a canary (`enclii promote ID`) or a release (`enclii promote --service S --from staging --to production`)",
+            ));
+        }
+    };
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    let d: DeploymentSummary = client.call(
+        paths::PROMOTIONS_CREATE,
+        &json!({"project": project, "service": service, "from": from, "to": to}),
+    )?;
+    if ctx.output == Format::Table {
+        println!(
+            "Deployment #{} promotes {}'s release of {} to {}: {}{} ({})",
+            d.id,
+            from,
+            d.service,
+            d.environment,
+            d.state,
+            d.state_reason
+                .as_deref()
+                .map(|r| format!(", {r}"))
+                .unwrap_or_default(),
+            d.image
+        );
+    }
+    if !args.wait {
+        if ctx.output == Format::Json {
+            output::json(&d);
+        }
+        return Ok(());
+    }
+    follow_deployment(ctx, &client, &project, d.id, args.timeout)
+}
+
+#[derive(Subcommand)]
+pub enum DeploymentsCommand {
+    /// Approve a deployment awaiting approval (not your own).
+    Approve {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Reject a deployment awaiting approval: it ends, rejected.
+    Reject {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Let a deployment held by a freeze window through (platform admins; audited).
+    Force {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+pub fn decide(ctx: &Context, cmd: DeploymentsCommand) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    let (path, body) = match &cmd {
+        DeploymentsCommand::Approve { id, reason } => (
+            paths::APPROVE,
+            json!({"project": project, "id": id, "reason": reason}),
+        ),
+        DeploymentsCommand::Reject { id, reason } => (
+            paths::REJECT,
+            json!({"project": project, "id": id, "reason": reason}),
+        ),
+        DeploymentsCommand::Force { id, reason } => (
+            paths::FORCE,
+            json!({"project": project, "id": id, "reason": reason}),
+        ),
+    };
+    let d: DeploymentSummary = client.call(path, &body)?;
+    match ctx.output {
+        Format::Json => output::json(&d),
+        Format::Table => println!(
+            "Deployment #{}: {}{}",
+            d.id,
+            d.state,
+            d.state_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum EnvironmentsCommand {
+    /// Each environment's approvals, freeze windows, the freeze in force and what waits.
+    List,
+    /// Require approvals for deployments to an environment.
+    Set {
+        name: String,
+        /// How many approvals (0 to 10; 0: none).
+        #[arg(long)]
+        approvals: Option<i32>,
+        /// The weakest role that may approve: developer, admin or owner.
+        #[arg(long)]
+        approver_role: Option<String>,
+    },
+    /// Freeze windows: times an environment takes no new deployments (rollbacks still go).
+    #[command(subcommand)]
+    Freeze(FreezeCommand),
+}
+
+#[derive(Subcommand)]
+pub enum FreezeCommand {
+    /// Add a recurring (`--cron … --duration …`) or one-off (`--from … --until …`) window.
+    Add {
+        environment: String,
+        /// Cron schedule of each start, on the wall clock of --tz (`0 16 * * 5`: Fridays 16:00).
+        #[arg(long, requires = "duration", conflicts_with_all = ["from", "until"])]
+        cron: Option<String>,
+        /// How long each occurrence lasts: `64h`, `90m`, `2d`, `1h30m`.
+        #[arg(long)]
+        duration: Option<String>,
+        /// Start of a one-off window (RFC 3339: 2026-12-24T00:00:00+01:00).
+        #[arg(long, requires = "until")]
+        from: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        /// IANA time zone (Europe/Berlin); UTC by default.
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        #[arg(long)]
+        reason: String,
+    },
+    List,
+    Remove {
+        id: String,
+    },
+}
+
+/// `64h`, `90m`, `2d`, `1h30m` in minutes.
+fn duration_minutes(text: &str) -> Result<i64, Failure> {
+    let bad = || {
+        Failure::new(
+            2,
+            format!("`{text}` is not a duration: write 64h, 90m, 2d or 1h30m"),
+        )
+    };
+    let mut total = 0i64;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: i64 = number.parse().map_err(|_| bad())?;
+        number.clear();
+        total += n * match c {
+            'd' => 24 * 60,
+            'h' => 60,
+            'm' => 1,
+            _ => return Err(bad()),
+        };
+    }
+    if !number.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
+pub fn environments(ctx: &Context, cmd: EnvironmentsCommand) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    match cmd {
+        EnvironmentsCommand::Set {
+            name,
+            approvals,
+            approver_role,
+        } => {
+            let e: EnvironmentPolicy = client.call(
+                paths::ENVIRONMENTS_SET,
+                &json!({"project": project, "environment": name, "approvals": approvals, "approver_role": approver_role}),
+            )?;
+            match ctx.output {
+                Format::Json => output::json(&e),
+                Format::Table => println!(
+                    "{}: deployments need {} approval(s) from {} or higher",
+                    e.name, e.required_approvals, e.approver_role
+                ),
+            }
+        }
+        EnvironmentsCommand::List | EnvironmentsCommand::Freeze(FreezeCommand::List) => {
+            let list: Vec<EnvironmentPolicy> =
+                client.call(paths::ENVIRONMENTS_LIST, &json!({"project": project}))?;
+            if ctx.output == Format::Json {
+                output::json(&list);
+                return Ok(());
+            }
+            for e in list {
+                println!(
+                    "{} ({}): {} approval(s) from {} or higher",
+                    e.name, e.namespace, e.required_approvals, e.approver_role
+                );
+                if let Some(f) = &e.active_freeze {
+                    println!("  FROZEN until {}: {}", f.until.to_rfc3339(), f.reason);
+                }
+                for w in &e.freezes {
+                    println!("  freeze {} {}: {}", w.id, w.description, w.reason);
+                }
+                for d in &e.waiting {
+                    println!(
+                        "  #{} {} {}",
+                        d.id,
+                        d.service,
+                        d.state_reason
+                            .clone()
+                            .unwrap_or_else(|| d.state.to_string())
+                    );
+                }
+            }
+        }
+        EnvironmentsCommand::Freeze(FreezeCommand::Add {
+            environment,
+            cron,
+            duration,
+            from,
+            until,
+            tz,
+            reason,
+        }) => {
+            let duration = duration.as_deref().map(duration_minutes).transpose()?;
+            let w: FreezeWindow = client.call(
+                paths::FREEZES_ADD,
+                &json!({"project": project, "environment": environment, "cron": cron,
+                        "duration_minutes": duration, "from": from, "until": until,
+                        "timezone": tz, "reason": reason}),
+            )?;
+            match ctx.output {
+                Format::Json => output::json(&w),
+                Format::Table => println!(
+                    "Added freeze {} to {}: {} ({})",
+                    w.id, w.environment, w.description, w.reason
+                ),
+            }
+        }
+        EnvironmentsCommand::Freeze(FreezeCommand::Remove { id }) => {
+            let () = client.call(
+                paths::FREEZES_REMOVE,
+                &json!({"project": project, "id": id}),
+            )?;
+            if ctx.output == Format::Table {
+                println!("Removed freeze {id}");
+            }
+        }
     }
     Ok(())
 }

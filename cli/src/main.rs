@@ -112,14 +112,23 @@ enum Command {
     Secrets(commands::SecretsCommand),
     /// One deployment: its steps, canary analyses and traffic split.
     Deployment { id: i64 },
-    /// Skip a canary's remaining analysis and roll it out to 100%.
-    Promote { id: i64 },
+    /// Promote: `promote ID` skips a canary's remaining analysis and rolls it out to 100%;
+    /// `promote --service S --from staging --to production` deploys to production the exact
+    /// release staging runs successfully (same digest, SBOM and provenance).
+    Promote(commands::PromoteArgs),
     /// Take a canary away; the stable release serves all traffic again.
     Abort { id: i64 },
-    /// Deployment history.
+    /// Deployment history; `approve`, `reject` and `force` a waiting deployment.
     Deployments {
         #[arg(long)]
         service: Option<String>,
+        #[command(subcommand)]
+        command: Option<commands::DeploymentsCommand>,
+    },
+    /// Environments' gates: approvals (`set`) and freeze windows (`freeze add|list|remove`).
+    Environments {
+        #[command(subcommand)]
+        command: Option<commands::EnvironmentsCommand>,
     },
     /// Work with service spec files offline.
     #[command(subcommand)]
@@ -168,9 +177,18 @@ fn main() -> ExitCode {
         Command::Releases { service } => commands::releases(&ctx, service),
         Command::Domains(cmd) => commands::domains(&ctx, cmd),
         Command::Repos(cmd) => commands::repos(&ctx, cmd),
-        Command::Deployments { service } => commands::deployments(&ctx, service),
+        Command::Deployments {
+            command: Some(cmd), ..
+        } => commands::decide(&ctx, cmd),
+        Command::Deployments {
+            service,
+            command: None,
+        } => commands::deployments(&ctx, service),
+        Command::Environments { command } => {
+            commands::environments(&ctx, command.unwrap_or(commands::EnvironmentsCommand::List))
+        }
         Command::Deployment { id } => commands::show_deployment(&ctx, id),
-        Command::Promote { id } => commands::control_deployment(&ctx, id, "promote"),
+        Command::Promote(args) => commands::promote(&ctx, args),
         Command::Abort { id } => commands::control_deployment(&ctx, id, "abort"),
         Command::Rollback(args) => commands::rollback(&ctx, args),
         Command::Logs(args) => commands::logs(&ctx, args),

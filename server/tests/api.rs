@@ -29,6 +29,8 @@ enum Needs {
     Session,
     /// Anyone, signed in or not (the public status page).
     Public,
+    /// Platform admins only: every project member is refused (none of the callers here is one).
+    PlatformAdmin,
 }
 
 /// Every server function, with arguments that would succeed and what the caller needs. A server
@@ -98,6 +100,49 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             "/api/deployments/rollback",
             json!({"project": p, "service": "docs-site", "environment": "production"}),
             Needs::RoleThen("developer", 422),
+        ),
+        // Allowed, but docs-site never ran in staging: 409 once authorization has passed.
+        (
+            "/api/promotions/create",
+            json!({"project": p, "service": "docs-site", "from": "staging", "to": "production"}),
+            Needs::RoleThen("developer", 409),
+        ),
+        // Allowed, but #3 is pending, not awaiting approval: 409.
+        (
+            "/api/deployments/approve",
+            json!({"project": p, "id": 3}),
+            Needs::RoleThen("developer", 409),
+        ),
+        (
+            "/api/deployments/reject",
+            json!({"project": p, "id": 3, "reason": "not now"}),
+            Needs::RoleThen("developer", 409),
+        ),
+        (
+            "/api/deployments/force",
+            json!({"project": p, "id": 3, "reason": "hotfix"}),
+            Needs::PlatformAdmin,
+        ),
+        (
+            "/api/environments/list",
+            json!({"project": p}),
+            Needs::Role("viewer"),
+        ),
+        (
+            "/api/environments/set",
+            json!({"project": p, "environment": "production", "approvals": 0, "approver_role": "admin"}),
+            Needs::Role("admin"),
+        ),
+        // Far in the future, so that it holds none of the deployments the other rows make.
+        (
+            "/api/freezes/add",
+            json!({"project": p, "environment": "production", "from": "2099-12-24T00:00:00Z", "until": "2099-12-27T00:00:00Z", "timezone": "Europe/Berlin", "reason": "holidays"}),
+            Needs::Role("admin"),
+        ),
+        (
+            "/api/freezes/remove",
+            json!({"project": p, "id": "00000000-0000-0000-0000-000000000000"}),
+            Needs::RoleThen("admin", 404),
         ),
         // Allowed, but this test server has no cluster: 503 once authorization has passed.
         (
@@ -401,6 +446,7 @@ async fn every_server_function_checks_its_caller_as_anonymous_outsider_viewer_de
                 (_, Needs::Session) => 403,
                 // Not told whether the project exists.
                 (&"outsider", _) => 404,
+                (_, Needs::PlatformAdmin) => 403,
                 (role, Needs::RoleOnce(needed, again)) => {
                     if rank(role) < rank(needed) {
                         403
@@ -495,6 +541,8 @@ async fn objects_of(pool: &PgPool, slug: &str) -> Vec<String> {
          UNION ALL SELECT 'build ' || id || ' ' || state FROM builds WHERE service_id IN (SELECT id FROM s)
          UNION ALL SELECT 'domain ' || hostname || ' ' || (verified_at IS NOT NULL)
            FROM domains WHERE service_id IN (SELECT id FROM s)
+         UNION ALL SELECT 'freeze ' || f.id FROM freeze_windows f JOIN environments e ON e.id = f.environment_id
+           JOIN projects p ON p.id = e.project_id WHERE p.slug = $1
          UNION ALL SELECT 'member ' || m.user_id || ' ' || m.role FROM memberships m
            JOIN projects p ON p.id = m.project_id WHERE p.slug = $1
          UNION ALL SELECT 'token ' || t.id || ' ' || (t.revoked_at IS NULL) FROM api_tokens t
@@ -527,6 +575,14 @@ async fn no_endpoint_reaches_another_projects_object_by_its_id(pool: PgPool) {
     }
     let (deployment, build) = newest_deployment_and_build(&pool, P).await;
     let run = one_off_run(&pool, deployment).await;
+    let freeze: uuid::Uuid = sqlx::query_scalar(
+        "SELECT f.id FROM freeze_windows f JOIN environments e ON e.id = f.environment_id
+         JOIN projects p ON p.id = e.project_id WHERE p.slug = $1 LIMIT 1",
+    )
+    .bind(P)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     // A hostname only A claims (both claim the table's: a hostname may be pending in several
     // projects until one proves control of it).
     let hostname = "only-a.example.com";
@@ -557,6 +613,7 @@ async fn no_endpoint_reaches_another_projects_object_by_its_id(pool: PgPool) {
                 "id" if path.starts_with("/api/deployments/") => json!(deployment),
                 "id" if path.starts_with("/api/builds/") => json!(build),
                 "id" if path.starts_with("/api/runs/") => json!(run),
+                "id" if path.starts_with("/api/freezes/") => json!(freeze),
                 "hostname" => json!(hostname),
                 k if k == "id" || k.ends_with("_id") => {
                     panic!("{path}: which of project A's objects does `{k}` name? Add it here")
@@ -578,6 +635,10 @@ async fn no_endpoint_reaches_another_projects_object_by_its_id(pool: PgPool) {
             "/api/deployments/get",
             "/api/deployments/promote",
             "/api/deployments/abort",
+            "/api/deployments/approve",
+            "/api/deployments/reject",
+            "/api/deployments/force",
+            "/api/freezes/remove",
             "/api/domains/verify",
             "/api/domains/remove",
             "/api/builds/cancel",

@@ -89,6 +89,21 @@ pub fn ApiErrorPanel(error: enclii_api::ApiError) -> impl IntoView {
 }
 
 /// Asks the browser's confirmation dialog; destructive actions go through it.
+/// Asks for a line of text (a reason); `None` when cancelled, or on the server.
+pub fn prompt(question: &str) -> Option<String> {
+    #[cfg(feature = "hydrate")]
+    {
+        web_sys::window()
+            .and_then(|w| w.prompt_with_message(question).ok())
+            .flatten()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = question;
+        None
+    }
+}
+
 pub fn confirm(question: &str) -> bool {
     #[cfg(feature = "hydrate")]
     {

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use super::deployments::{Abort, Promote, get_deployment};
+use super::deployments::{Abort, Approve, Force, Promote, Reject, get_deployment};
 use crate::components::state::{ApiErrorPanel, confirm};
 
 #[component]
@@ -39,12 +39,13 @@ pub fn DeploymentPage() -> impl IntoView {
 pub fn state_tone(state: &str) -> &'static str {
     match state {
         "succeeded" => "bg-emerald-100 text-emerald-900 dark:bg-emerald-900 dark:text-emerald-100",
-        "failed" | "rolled_back" | "aborted" => {
+        "failed" | "rolled_back" | "aborted" | "rejected" => {
             "bg-red-100 text-red-900 dark:bg-red-900 dark:text-red-100"
         }
         "running" | "in_progress" => {
             "bg-indigo-100 text-indigo-900 dark:bg-indigo-900 dark:text-indigo-100"
         }
+        "awaiting_approval" => "bg-amber-100 text-amber-900 dark:bg-amber-900 dark:text-amber-100",
         _ => "bg-slate-100 text-slate-800 dark:bg-slate-800 dark:text-slate-100",
     }
 }
@@ -84,6 +85,15 @@ fn Live(initial: DeploymentDetail) -> impl IntoView {
             </span>
         </div>
         {move || live.with(|d| d.deployment.state_reason.clone()).map(|r| view! { <p data-testid="deployment-reason" class="mb-4 text-sm">{r}</p> })}
+        {move || live.with(|d| d.promoted_from.clone()).map(|o| view! {
+            <p data-testid="promoted-from" class="mb-4 text-sm">
+                "Promoted from " {o.environment.clone()} " ("
+                <a class="text-indigo-700 hover:underline dark:text-indigo-300" href=move || live.with(|d| format!("/projects/{}/deployments/{}", d.deployment.project, o.deployment))>{format!("deployment #{}", o.deployment)}</a>
+                "): the same release, image digest, SBOM and provenance."
+            </p>
+        })}
+        {move || live.with(|d| d.forced.clone()).map(|f| view! { <p data-testid="forced" class="mb-4 text-sm">{format!("Forced through a freeze by {f}")}</p> })}
+        <Gates live />
         <section aria-label="Canary timeline" class="mb-6">
             <ol class="grid gap-3 sm:grid-cols-3" data-testid="timeline">
                 {move || live.with(|d| d.stages()).into_iter().map(|s| view! { <StageCard stage=s /> }).collect_view()}
@@ -184,6 +194,76 @@ fn Live(initial: DeploymentDetail) -> impl IntoView {
                 </div>
             </section>
         </div>
+    }
+}
+
+/// Approvals (who decided what, and Approve / Reject while it waits) and a freeze's hold (with the
+/// platform admins' Force).
+#[component]
+fn Gates(live: RwSignal<DeploymentDetail>) -> impl IntoView {
+    let approve = ServerAction::<Approve>::new();
+    let reject = ServerAction::<Reject>::new();
+    let force = ServerAction::<Force>::new();
+    let ids = move || live.with_untracked(|d| (d.deployment.project.clone(), d.deployment.id));
+    let error = move || {
+        [approve.value().get(), reject.value().get(), force.value().get()]
+            .into_iter()
+            .flatten()
+            .find_map(|r| r.err())
+            .map(|e| view! { <p role="alert" class="mt-2 text-sm text-red-700 dark:text-red-300">{e.to_string()}</p> })
+    };
+    let awaiting =
+        move || live.with(|d| d.deployment.state == enclii_api::DeploymentState::AwaitingApproval);
+    let held = move || {
+        live.with(|d| {
+            d.deployment.state == enclii_api::DeploymentState::Pending
+                && d.held_until.is_some_and(|t| t > chrono::Utc::now())
+        })
+    };
+    view! {
+        {move || live.with(|d| d.approval.clone()).map(|a| view! {
+            <section aria-label="Approvals" class="mb-6 rounded-xl border border-slate-200 p-4 text-sm dark:border-slate-800" data-testid="approvals">
+                <h2 class="font-semibold">{format!("Approvals: {} of {} from {} or higher", a.decisions.iter().filter(|x| x.approved).count(), a.required, a.approver_role)}</h2>
+                <p class="text-xs text-slate-500">{format!("Requested by {}", a.requested_by.clone().unwrap_or_else(|| "Enclii (a build)".into()))}</p>
+                <ul class="mt-2 space-y-1">
+                    {a.decisions.into_iter().map(|x| view! {
+                        <li>{format!("{} {} ({}){}", if x.approved { "Approved by" } else { "Rejected by" }, x.by, x.role, if x.reason.is_empty() { String::new() } else { format!(": {}", x.reason) })}</li>
+                    }).collect_view()}
+                </ul>
+            </section>
+        })}
+        <Show when=awaiting>
+            <div class="mb-6 flex flex-wrap gap-3">
+                <button type="button" class="rounded-lg bg-emerald-600 px-4 py-2 text-sm font-medium text-white hover:bg-emerald-500"
+                    on:click=move |_| {
+                        let (project, id) = ids();
+                        approve.dispatch(Approve { project, id, reason: None });
+                    }
+                >"Approve"</button>
+                <button type="button" class="rounded-lg border border-red-300 px-4 py-2 text-sm font-medium text-red-700 hover:bg-red-50 dark:border-red-800 dark:text-red-300 dark:hover:bg-red-950"
+                    on:click=move |_| {
+                        let (project, id) = ids();
+                        if let Some(reason) = crate::components::state::prompt("Reject this deployment: why?") {
+                            reject.dispatch(Reject { project, id, reason: Some(reason) });
+                        }
+                    }
+                >"Reject"</button>
+            </div>
+        </Show>
+        <Show when=held>
+            <div class="mb-6 flex flex-wrap items-center gap-3" data-testid="held">
+                <span class="text-sm">{move || live.with(|d| d.held_until.map(|t| format!("Held by a freeze window until {}; it proceeds by itself then.", crate::components::time::minute(&t))))}</span>
+                <button type="button" class="rounded-lg border border-amber-400 px-3 py-1.5 text-sm hover:bg-amber-50 dark:hover:bg-amber-950"
+                    on:click=move |_| {
+                        let (project, id) = ids();
+                        if let Some(reason) = crate::components::state::prompt("Force this deployment through the freeze (platform admins): why?") {
+                            force.dispatch(Force { project, id, reason });
+                        }
+                    }
+                >"Force through (admin)"</button>
+            </div>
+        </Show>
+        {error}
     }
 }
 

@@ -110,6 +110,86 @@ pub async fn abort(project: String, id: i64) -> Result<DeploymentSummary, ApiErr
     .map_err(switchyard_engine::Error::into_api)
 }
 
+/// Deploys to environment `to` the exact release `from` runs successfully (same digest, SBOM and
+/// provenance), through `to`'s own rollout, approvals and freeze windows.
+#[server(endpoint = "promotions/create", input = Json, output = Json)]
+pub async fn promote_release(
+    project: String,
+    service: String,
+    from: String,
+    to: String,
+) -> Result<DeploymentSummary, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    let promotion = switchyard_engine::platform::deployments::Promotion {
+        project: &project,
+        service: &service,
+        from: &from,
+        to: &to,
+    };
+    switchyard_engine::platform::deployments::promote(&engine.pool, caller.as_ref(), promotion)
+        .await
+        .map_err(switchyard_engine::Error::into_api)
+}
+
+/// Approves a deployment awaiting approval (not one's own; once per approver).
+#[server(endpoint = "deployments/approve", input = Json, output = Json)]
+pub async fn approve(
+    project: String,
+    id: i64,
+    reason: Option<String>,
+) -> Result<DeploymentSummary, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::approvals::decide(
+        &engine.pool,
+        caller.as_ref(),
+        &project,
+        id,
+        true,
+        reason.as_deref(),
+    )
+    .await
+    .map_err(switchyard_engine::Error::into_api)
+}
+
+/// Rejects a deployment awaiting approval: it ends `rejected`, with the reason.
+#[server(endpoint = "deployments/reject", input = Json, output = Json)]
+pub async fn reject(
+    project: String,
+    id: i64,
+    reason: Option<String>,
+) -> Result<DeploymentSummary, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::approvals::decide(
+        &engine.pool,
+        caller.as_ref(),
+        &project,
+        id,
+        false,
+        reason.as_deref(),
+    )
+    .await
+    .map_err(switchyard_engine::Error::into_api)
+}
+
+/// Lets a deployment held by a freeze window through (platform admins, with a reason; audited).
+#[server(endpoint = "deployments/force", input = Json, output = Json)]
+pub async fn force(
+    project: String,
+    id: i64,
+    reason: String,
+) -> Result<DeploymentSummary, ApiError> {
+    let (engine, caller) = crate::api::caller().await?;
+    switchyard_engine::platform::freezes::force(
+        &engine.pool,
+        caller.as_ref(),
+        &project,
+        id,
+        &reason,
+    )
+    .await
+    .map_err(switchyard_engine::Error::into_api)
+}
+
 /// A service's releases (images with their git commit, SBOM and provenance), newest first.
 #[server(endpoint = "releases/list", input = Json, output = Json)]
 pub async fn list_releases(

@@ -6,6 +6,7 @@ pub mod deployment;
 pub mod deployments;
 pub mod domains;
 pub mod environment;
+pub mod environments;
 pub mod jobs;
 pub mod members;
 pub mod not_found;

@@ -518,7 +518,9 @@ fn DeploymentsTab(project: String, service: String) -> impl IntoView {
             deployments.refetch();
         }
     });
+    let gates = (project.clone(), service.clone());
     view! {
+        <super::environments::EnvironmentGates project=gates.0 service=gates.1 />
         <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
             {move || {
                 let (project, service) = (project.clone(), service.clone());

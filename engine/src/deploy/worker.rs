@@ -121,9 +121,10 @@ pub async fn drive_one(
     let mut tx = engine.pool.begin().await?;
     let claimed = sqlx::query!(
         r#"UPDATE deployments d SET state = 'in_progress', started_at = COALESCE(started_at, now()),
-                  lease_owner = $1, lease_until = now() + make_interval(secs => $2)
+                  lease_owner = $1, lease_until = now() + make_interval(secs => $2),
+                  state_reason = CASE WHEN d.state = 'pending' THEN NULL ELSE d.state_reason END
            WHERE d.id = $3
-             AND ((d.state = 'pending' AND NOT EXISTS (
+             AND ((d.state = 'pending' AND (d.held_until IS NULL OR d.held_until <= now()) AND NOT EXISTS (
                      SELECT 1 FROM deployments o
                      WHERE o.service_id = d.service_id AND o.environment_id = d.environment_id
                        AND o.state = 'in_progress'))
@@ -157,14 +158,17 @@ fn lease(engine: &Engine) -> Duration {
 }
 
 /// Takes one deployment that is pending (and no other deployment of the same service and
-/// environment is being driven), or whose driver's lease ran out.
+/// environment is being driven), or whose driver's lease ran out. Never one awaiting approval
+/// (`platform/approvals.rs`), nor one a freeze window holds (`held_until`, `platform/freezes.rs`):
+/// it is taken by the first claim after its hold ends.
 pub async fn claim(pool: &PgPool, replica: &str, lease: Duration) -> sqlx::Result<Option<i64>> {
     let mut tx = pool.begin().await?;
     let claimed = sqlx::query!(
         r#"UPDATE deployments SET state = 'in_progress', started_at = COALESCE(started_at, now()),
-                  lease_owner = $1, lease_until = now() + make_interval(secs => $2)
+                  lease_owner = $1, lease_until = now() + make_interval(secs => $2),
+                  state_reason = CASE WHEN state = 'pending' THEN NULL ELSE state_reason END
            WHERE id = (SELECT d.id FROM deployments d
-                       WHERE (d.state = 'pending' AND NOT EXISTS (
+                       WHERE (d.state = 'pending' AND (d.held_until IS NULL OR d.held_until <= now()) AND NOT EXISTS (
                                  SELECT 1 FROM deployments o
                                  WHERE o.service_id = d.service_id AND o.environment_id = d.environment_id
                                    AND o.state = 'in_progress'))

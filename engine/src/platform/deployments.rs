@@ -3,8 +3,8 @@
 //! state is the Kubernetes engine's work.
 
 use enclii_api::{
-    ApiError, CanaryAnalysis, DeploymentDetail, DeploymentState, DeploymentStep, DeploymentSummary,
-    Page,
+    ApiError, ApprovalDecision, ApprovalStatus, CanaryAnalysis, DeploymentDetail, DeploymentState,
+    DeploymentStep, DeploymentSummary, Page, PromotionOrigin, Role,
 };
 use sqlx::PgPool;
 
@@ -111,7 +111,15 @@ pub async fn create(
         environment_id: environment.id,
         environment: req.environment,
     };
-    let summary = insert(&mut tx, caller, &target, release, &strategy, None).await?;
+    let summary = insert(
+        &mut tx,
+        caller,
+        &target,
+        release,
+        &strategy,
+        Origin::Requested,
+    )
+    .await?;
     tx.commit().await?;
     Ok(summary)
 }
@@ -135,7 +143,7 @@ pub(crate) async fn for_build(
         environment_id,
         environment,
     };
-    insert(tx, None, &target, release, strategy, None).await
+    insert(tx, None, &target, release, strategy, Origin::Requested).await
 }
 
 struct Target<'a> {
@@ -146,20 +154,41 @@ struct Target<'a> {
     environment: &'a str,
 }
 
-/// Records a pending deployment of `release` (id, image, spec revision), supersedes pending ones,
-/// audits, and wakes a worker.
-/// Records a deployment with its variables: a copy of the environment's as they are now, or, for
-/// a rollback, of the deployment `env_from` that ran the release it restores.
+/// Where a deployment's release and variables come from.
+enum Origin {
+    /// Asked for (or built): the environment's variables as they are now.
+    Requested,
+    /// A rollback: the variables of `env_from`, the deployment that last ran the release here.
+    Rollback { env_from: Option<i64> },
+    /// The release deployment `from` ran in another environment, with this environment's variables.
+    Promotion { from: i64, environment: String },
+}
+
+/// Records a deployment of `release` (id, image, spec revision) with its variables (a copy of the
+/// environment's as they are now, or, for a rollback, of the deployment that ran the release it
+/// restores), supersedes the ones that have not started, audits, and wakes a worker. It waits for
+/// approval when the environment requires it, and is held while a freeze window is in force;
+/// rollbacks do neither.
 async fn insert(
     tx: &mut sqlx::PgConnection,
     caller: Option<&Caller>,
     t: &Target<'_>,
     release: (uuid::Uuid, String, i32),
     strategy: &str,
-    env_from: Option<i64>,
+    origin: Origin,
 ) -> crate::Result<DeploymentSummary> {
     let who = caller.map(|c| c.user_id);
     // A newer deployment makes older ones that have not started pointless.
+    let awaiting = sqlx::query_scalar!(
+        "SELECT id FROM deployments WHERE service_id = $1 AND environment_id = $2 AND state = 'awaiting_approval'",
+        t.service_id,
+        t.environment_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in awaiting {
+        super::approvals::leave(&mut *tx, id, super::approvals::Exit::Superseded, caller).await?;
+    }
     sqlx::query!(
         "UPDATE deployments SET state = 'superseded', finished_at = now(), state_reason = 'a newer deployment was requested'
          WHERE service_id = $1 AND environment_id = $2 AND state = 'pending'",
@@ -168,29 +197,26 @@ async fn insert(
     )
     .execute(&mut *tx)
     .await?;
-    // A canary being analysed is withdrawn at its driver's next tick; this one starts after it.
-    sqlx::query!(
-        "UPDATE deployments SET requested_action = 'supersede', requested_by = $3
-         WHERE service_id = $1 AND environment_id = $2 AND state = 'in_progress' AND strategy = 'canary'",
-        t.service_id,
-        t.environment_id,
-        who
-    )
-    .execute(&mut *tx)
-    .await?;
+    let promoted_from = match &origin {
+        Origin::Promotion { from, .. } => Some(*from),
+        _ => None,
+    };
     let row = sqlx::query!(
-        r#"INSERT INTO deployments (service_id, environment_id, release_id, strategy, state, created_by, env_snapshot)
-           VALUES ($1, $2, $3, $4, 'pending', $5, true) RETURNING id, created_at"#,
+        r#"INSERT INTO deployments (service_id, environment_id, release_id, strategy, state, created_by, env_snapshot, promoted_from)
+           VALUES ($1, $2, $3, $4, 'pending', $5, true, $6) RETURNING id, created_at"#,
         t.service_id,
         t.environment_id,
         release.0,
         strategy,
-        who
+        who,
+        promoted_from
     )
     .fetch_one(&mut *tx)
     .await?;
-    match env_from {
-        Some(from) => {
+    match origin {
+        Origin::Rollback {
+            env_from: Some(from),
+        } => {
             sqlx::query!(
                 "INSERT INTO deployment_env (deployment_id, name, kind, value, ciphertext, nonce, ref_name, ref_key)
                  SELECT $1, name, kind, value, ciphertext, nonce, ref_name, ref_key FROM deployment_env WHERE deployment_id = $2",
@@ -200,7 +226,7 @@ async fn insert(
             .execute(&mut *tx)
             .await?;
         }
-        None => {
+        _ => {
             sqlx::query!(
                 "INSERT INTO deployment_env (deployment_id, name, kind, value, ciphertext, nonce, ref_name, ref_key)
                  SELECT $1, name, kind, value, ciphertext, nonce, ref_name, ref_key FROM env_vars
@@ -213,15 +239,62 @@ async fn insert(
             .await?;
         }
     }
+    let (action, details) = match &origin {
+        Origin::Rollback { .. } => (
+            "deployment.rollback",
+            serde_json::json!({ "service": t.service, "environment": t.environment, "image": release.1 }),
+        ),
+        Origin::Promotion { from, environment } => (
+            "deployment.promotion",
+            serde_json::json!({ "service": t.service, "environment": t.environment, "image": release.1,
+                                "release": release.0, "from_environment": environment, "from_deployment": from }),
+        ),
+        Origin::Requested => (
+            "deployment.create",
+            serde_json::json!({ "service": t.service, "environment": t.environment, "image": release.1 }),
+        ),
+    };
     audit::record(
         &mut *tx,
         caller,
-        audit::Event::new(if strategy == "rollback" { "deployment.rollback" } else { "deployment.create" })
+        audit::Event::new(action)
             .target("deployment", row.id.to_string())
             .project(t.project.id)
-            .details(serde_json::json!({ "service": t.service, "environment": t.environment, "image": release.1 })),
+            .details(details),
     )
     .await?;
+    let policy = sqlx::query!(
+        "SELECT required_approvals, approver_role FROM environments WHERE id = $1",
+        t.environment_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let rollback = strategy == "rollback";
+    let (state, state_reason) = if policy.required_approvals > 0 && !rollback {
+        let policy = super::approvals::Policy {
+            required: policy.required_approvals as u32,
+            approver_role: Role::parse(&policy.approver_role).unwrap_or(Role::Admin),
+        };
+        let reason = super::approvals::enter(&mut *tx, row.id, policy).await?;
+        (DeploymentState::AwaitingApproval, Some(reason))
+    } else {
+        make_way(&mut *tx, t.service_id, t.environment_id, caller).await?;
+        let held = if rollback {
+            None
+        } else {
+            super::freezes::hold(&mut *tx, row.id, t.environment_id).await?
+        };
+        (
+            DeploymentState::Pending,
+            held.map(|f| {
+                format!(
+                    "held by a freeze window until {}: {}",
+                    f.until.format("%Y-%m-%d %H:%M:%S UTC"),
+                    f.reason
+                )
+            }),
+        )
+    };
     // Wakes a worker at once (delivered at commit; workers also poll, so a lost one only delays).
     sqlx::query!(
         "SELECT pg_notify('enclii_deployments', $1)",
@@ -234,14 +307,150 @@ async fn insert(
         project: t.project.slug.clone(),
         service: t.service.to_owned(),
         environment: t.environment.to_owned(),
-        state: DeploymentState::Pending,
-        state_reason: None,
+        state,
+        state_reason,
         strategy: strategy.to_owned(),
         image: release.1,
         spec_revision: release.2,
         created_at: row.created_at,
         finished_at: None,
     })
+}
+
+/// A deployment about to be driven asks a canary in progress of the same service and environment
+/// to withdraw at its driver's next tick (it starts after it). Not done for one that waits for
+/// approval: a request that may be rejected does not take the running canary away.
+pub(crate) async fn make_way(
+    tx: &mut sqlx::PgConnection,
+    service_id: uuid::Uuid,
+    environment_id: uuid::Uuid,
+    caller: Option<&Caller>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE deployments SET requested_action = 'supersede', requested_by = $3
+         WHERE service_id = $1 AND environment_id = $2 AND state = 'in_progress' AND strategy = 'canary'",
+        service_id,
+        environment_id,
+        caller.map(|c| c.user_id)
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Why a promotion is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PromotionRefused {
+    #[error("a promotion goes from one environment to another; `{0}` is both")]
+    SameEnvironment(String),
+    #[error("`{service}` has never been deployed to `{from}`: there is nothing to promote")]
+    NeverDeployed { service: String, from: String },
+    #[error(
+        "the latest deployment of `{service}` to `{from}` (#{id}) is {state}: promote a release `{from}` ran successfully (deploy it there again, or wait for it to end)"
+    )]
+    NotSucceeded {
+        service: String,
+        from: String,
+        id: i64,
+        state: DeploymentState,
+    },
+    #[error(
+        "release {release} (`{image}`) has no recorded digest: a tag can move, so only a release pinned by digest is promoted (deploy `name@sha256:…`, or let Enclii build it)"
+    )]
+    NoDigest { release: uuid::Uuid, image: String },
+}
+
+impl From<PromotionRefused> for ApiError {
+    fn from(e: PromotionRefused) -> Self {
+        ApiError::conflict(e.to_string())
+    }
+}
+
+pub struct Promotion<'a> {
+    pub project: &'a str,
+    pub service: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+}
+
+/// Deploys to `to` the exact release `from` runs: the same release row (image digest, SBOM and
+/// provenance), through `to`'s own rollout (its spec's strategy, its variables, its approvals and
+/// freeze windows). Refused unless the latest deployment of the service to `from` succeeded.
+pub async fn promote(
+    pool: &PgPool,
+    caller: Option<&Caller>,
+    req: Promotion<'_>,
+) -> crate::Result<DeploymentSummary> {
+    let project = project_access(pool, caller, req.project, Action::Deploy).await?;
+    if req.from == req.to {
+        return Err(ApiError::from(PromotionRefused::SameEnvironment(req.to.to_owned())).into());
+    }
+    let mut tx = pool.begin().await?;
+    let source = super::locate(&mut *tx, &project, req.service, req.from).await?;
+    let target = super::locate(&mut *tx, &project, req.service, req.to).await?;
+    // Deployments that never ran (superseded before they started, rejected) say nothing about
+    // what runs there.
+    let latest = sqlx::query!(
+        r#"SELECT d.id, d.state, r.id AS release_id, r.image_ref, r.image_digest, r.spec_revision, sr.spec
+           FROM deployments d JOIN releases r ON r.id = d.release_id
+                JOIN spec_revisions sr ON sr.service_id = r.service_id AND sr.revision = r.spec_revision
+           WHERE d.service_id = $1 AND d.environment_id = $2 AND d.state NOT IN ('superseded', 'rejected')
+           ORDER BY d.id DESC LIMIT 1"#,
+        source.service_id,
+        source.environment_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| PromotionRefused::NeverDeployed {
+        service: req.service.to_owned(),
+        from: req.from.to_owned(),
+    })
+    .map_err(ApiError::from)?;
+    let state = DeploymentState::parse(&latest.state).unwrap_or(DeploymentState::Failed);
+    if state != DeploymentState::Succeeded {
+        return Err(ApiError::from(PromotionRefused::NotSucceeded {
+            service: req.service.to_owned(),
+            from: req.from.to_owned(),
+            id: latest.id,
+            state,
+        })
+        .into());
+    }
+    if latest.image_digest.is_none() && !latest.image_ref.contains("@sha256:") {
+        return Err(ApiError::from(PromotionRefused::NoDigest {
+            release: latest.release_id,
+            image: latest.image_ref,
+        })
+        .into());
+    }
+    // The release's own spec decides its rollout, as it decides its render.
+    let strategy = latest
+        .spec
+        .pointer("/spec/rollout/strategy")
+        .and_then(|s| s.as_str())
+        .unwrap_or("canary")
+        .to_owned();
+    let t = Target {
+        project: &project,
+        service_id: target.service_id,
+        service: req.service,
+        environment_id: target.environment_id,
+        environment: req.to,
+    };
+    let summary = insert(
+        &mut tx,
+        caller,
+        &t,
+        (latest.release_id, latest.image_ref, latest.spec_revision),
+        &strategy,
+        Origin::Promotion {
+            from: latest.id,
+            environment: req.from.to_owned(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(summary)
 }
 
 /// Rolls back to an earlier release: `release` (an id), or the last release that succeeded in the
@@ -312,7 +521,7 @@ pub async fn rollback(
         &target,
         target_release,
         "rollback",
-        env_from,
+        Origin::Rollback { env_from },
     )
     .await?;
     tx.commit().await?;
@@ -480,10 +689,16 @@ pub async fn get(
     let r = sqlx::query!(
         r#"SELECT d.id, s.name AS service, e.name AS environment, d.state, d.state_reason, d.strategy,
                   r.image_ref, r.spec_revision, d.created_at, d.finished_at, d.traffic_split, d.requested_action,
-                  sr.spec
+                  sr.spec, d.promoted_from, pe.name AS "promoted_from_environment?", d.approvals_required,
+                  d.approver_role, u.display_name AS "requested_by?", d.held_until, d.force_reason,
+                  fu.display_name AS "forced_by?"
            FROM deployments d JOIN services s ON s.id = d.service_id
                 JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
                 JOIN spec_revisions sr ON sr.service_id = r.service_id AND sr.revision = r.spec_revision
+                LEFT JOIN deployments pd ON pd.id = d.promoted_from
+                LEFT JOIN environments pe ON pe.id = pd.environment_id
+                LEFT JOIN users u ON u.id = d.created_by
+                LEFT JOIN users fu ON fu.id = d.forced_by
            WHERE d.id = $1 AND s.project_id = $2"#,
         id,
         project.id
@@ -519,6 +734,30 @@ pub async fn get(
     .iter()
     .map(|s| s.weight)
     .collect();
+    let approval = match r.approver_role.as_deref().and_then(Role::parse) {
+        Some(approver_role) if r.approvals_required > 0 => Some(ApprovalStatus {
+            required: r.approvals_required,
+            approver_role,
+            requested_by: r.requested_by,
+            decisions: sqlx::query!(
+                "SELECT display_name, role, approved, reason, decided_at FROM deployment_approvals
+                 WHERE deployment_id = $1 ORDER BY decided_at",
+                id
+            )
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|a| ApprovalDecision {
+                by: a.display_name,
+                role: a.role,
+                approved: a.approved,
+                reason: a.reason,
+                at: a.decided_at,
+            })
+            .collect(),
+        }),
+        _ => None,
+    };
     Ok(DeploymentDetail {
         deployment: DeploymentSummary {
             id: r.id,
@@ -538,6 +777,16 @@ pub async fn get(
         plan,
         steps,
         analyses,
+        promoted_from: r.promoted_from.map(|deployment| PromotionOrigin {
+            deployment,
+            environment: r.promoted_from_environment.unwrap_or_default(),
+        }),
+        approval,
+        held_until: r.held_until,
+        forced: match (r.forced_by, r.force_reason) {
+            (Some(by), Some(why)) => Some(format!("{by}: {why}")),
+            _ => None,
+        },
     })
 }
 

@@ -2,10 +2,13 @@
 //! releases and deployments. Every function takes the caller and checks the action it performs
 //! against the caller's role before touching anything.
 
+pub mod approvals;
 pub mod deployments;
 pub mod dns;
 pub mod domains;
 pub mod env;
+pub mod environments;
+pub mod freezes;
 pub mod jobs;
 pub mod members;
 pub mod metrics;
