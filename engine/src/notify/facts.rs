@@ -20,7 +20,8 @@ pub fn deployment_kind(state: &str) -> Option<EventKind> {
         "succeeded" => Some(EventKind::DeploymentSucceeded),
         "failed" => Some(EventKind::DeploymentFailed),
         "rolled_back" => Some(EventKind::DeploymentRolledBack),
-        "aborted" => Some(EventKind::DeploymentAborted),
+        // Ended by a person: aborted by hand, or rejected by an approver (the reason says which).
+        "aborted" | "rejected" => Some(EventKind::DeploymentAborted),
         "awaiting_approval" => Some(EventKind::DeploymentAwaitingApproval),
         _ => None,
     }
