@@ -6,12 +6,11 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use common::receiver::{Captured, receiver, receiver_on};
 use common::{LocalCluster, TestApp, cluster_settings, user, with_canary_pause};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -20,91 +19,6 @@ use switchyard_engine::config::{SmtpSecurity, SmtpSettings};
 
 const DOCS: &str = include_str!("../../spec/fixtures/dogfooding/docs-site.yaml");
 const P: &str = "enclii-platform";
-
-#[derive(Debug, Clone)]
-struct Captured {
-    path: String,
-    headers: HeaderMap,
-    body: String,
-}
-
-/// A local HTTP receiver: records every request, answers with `status`.
-struct Receiver {
-    addr: SocketAddr,
-    captured: Arc<Mutex<Vec<Captured>>>,
-    status: Arc<AtomicU16>,
-}
-
-#[derive(Clone)]
-struct ReceiverState {
-    captured: Arc<Mutex<Vec<Captured>>>,
-    status: Arc<AtomicU16>,
-}
-
-async fn receive(
-    State(s): State<ReceiverState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: String,
-) -> StatusCode {
-    s.captured.lock().unwrap().push(Captured {
-        path: uri.path().to_owned(),
-        headers,
-        body,
-    });
-    StatusCode::from_u16(s.status.load(Ordering::SeqCst)).unwrap()
-}
-
-async fn receiver_on(listener: tokio::net::TcpListener) -> Receiver {
-    let captured = Arc::new(Mutex::new(Vec::new()));
-    let status = Arc::new(AtomicU16::new(200));
-    let state = ReceiverState {
-        captured: captured.clone(),
-        status: status.clone(),
-    };
-    let router = axum::Router::new()
-        .fallback(axum::routing::post(receive))
-        .with_state(state);
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    Receiver {
-        addr,
-        captured,
-        status,
-    }
-}
-
-async fn receiver() -> Receiver {
-    receiver_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await
-}
-
-impl Receiver {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn at(&self, path: &str) -> Vec<Captured> {
-        self.captured
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|c| c.path == path)
-            .cloned()
-            .collect()
-    }
-
-    /// Waits (test-only polling) until `path` has received `n` requests; returns them.
-    async fn wait_for(&self, path: &str, n: usize) -> Vec<Captured> {
-        for _ in 0..1200 {
-            let got = self.at(path);
-            if got.len() >= n {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{path} received {} of {n} requests", self.at(path).len());
-    }
-}
 
 /// A listener that accepts connections and never answers: a receiver that hangs.
 async fn hanging() -> SocketAddr {
@@ -743,5 +657,255 @@ async fn a_burst_of_100_rollbacks_is_rate_limited_into_a_digest(pool: PgPool) {
         (count("delivered"), count("digested")),
         (6, 95),
         "{entries:?}"
+    );
+}
+
+/// Destinations are tenants': a URL on a private address (or plain http) is refused when added,
+/// and one stored while private addresses were allowed is refused when sent once they are not.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn destinations_on_private_addresses_are_refused_unless_the_operator_allows_them(
+    pool: PgPool,
+) {
+    let rx = receiver().await;
+    let mut strict = notifying(common::settings(), None);
+    strict.notifications.allow_private_destinations = false;
+    let app = serve(&pool, strict.clone()).await;
+    let token = project(&app, &pool).await;
+    for url in [
+        "http://hooks.example.com/services/SECRETPATH",
+        "https://127.0.0.1/services/SECRETPATH",
+        "https://10.0.0.8/services/SECRETPATH",
+        "https://[::1]/services/SECRETPATH",
+        "https://169.254.169.254/latest/SECRETPATH",
+        "https://[::ffff:7f00:1]/services/SECRETPATH",
+    ] {
+        let (status, body) = app
+            .call(
+                "/api/notifications/add",
+                Some(&token),
+                json!({"project": P, "destination": {"name": "x", "kind": "slack", "url": url}}),
+            )
+            .await;
+        assert_eq!(status, 422, "{url}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(!message.contains("SECRETPATH"), "{message}");
+    }
+    // Stored by a server that allowed it (and never sent it), sent by one that does not.
+    let mut lax = notifying(common::settings(), None);
+    lax.notifications.worker = false;
+    let lax_app = serve(&pool, lax).await;
+    add(
+        &lax_app,
+        &token,
+        json!({"name": "local", "kind": "slack", "url": rx.url("/slack")}),
+    )
+    .await;
+    let (status, _) = lax_app
+        .call(
+            "/api/notifications/test",
+            Some(&token),
+            json!({"project": P, "name": "local"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut entry = Value::Null;
+    for _ in 0..100 {
+        entry = log(&app, &token, "local").await[0].clone();
+        if entry["state"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(entry["state"], "failed", "{entry}");
+    assert!(
+        entry["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not a public address"),
+        "{entry}"
+    );
+    assert!(rx.at("/slack").is_empty());
+}
+
+/// A deployment to an environment that needs approval is announced as awaiting it, and its
+/// rejection as the end of it, to the project's destinations.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn awaiting_approval_and_a_rejection_are_announced(pool: PgPool) {
+    let rx = receiver().await;
+    let app = serve(&pool, notifying(common::settings(), None)).await;
+    let token = project(&app, &pool).await;
+    let (status, body) = app
+        .call("/api/services/import", Some(&token), json!({"spec": DOCS}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    add(&app, &token, json!({"name": "chat", "kind": "slack", "url": rx.url("/slack"), "events": ["deployment.awaiting_approval", "deployment.aborted"]})).await;
+    let (status, body) = app
+        .call(
+            "/api/environments/set",
+            Some(&token),
+            json!({"project": P, "environment": "production", "approvals": 1, "approver_role": "admin"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, d) = app
+        .call(
+            "/api/deployments/create",
+            Some(&token),
+            json!({"project": P, "service": "docs-site", "environment": "production", "image": "ghcr.io/madfam-io/docs:2"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{d}");
+    let id = d["id"].as_i64().unwrap();
+    let got = rx.wait_for("/slack", 1).await;
+    assert_eq!(types(&got), ["deployment.awaiting_approval"]);
+    assert!(
+        got[0]
+            .body
+            .contains(&format!("deployment #{id} to production awaits approval")),
+        "{}",
+        got[0].body
+    );
+    assert!(
+        got[0].body.contains("awaiting approval: 0 of 1"),
+        "{}",
+        got[0].body
+    );
+    // Another admin rejects it.
+    let admin = user(&pool, "second-admin", true).await;
+    sqlx::query("INSERT INTO memberships (project_id, user_id, role) SELECT id, $1, 'admin' FROM projects WHERE slug = $2")
+        .bind(admin.id)
+        .bind(P)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, body) = app
+        .call(
+            "/api/deployments/reject",
+            Some(&admin.token),
+            json!({"project": P, "id": id, "reason": "not on a Friday"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let got = rx.wait_for("/slack", 2).await;
+    assert_eq!(
+        types(&got),
+        ["deployment.awaiting_approval", "deployment.aborted"]
+    );
+    assert!(
+        got[1]
+            .body
+            .contains("rejected by second-admin: not on a Friday"),
+        "{}",
+        got[1].body
+    );
+}
+
+/// An HTTP endpoint answering GETs with a status the test changes.
+async fn toggling() -> (String, Arc<AtomicU16>) {
+    let status = Arc::new(AtomicU16::new(200));
+    let s = status.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move || {
+        let s = s.clone();
+        async move { axum::http::StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap() }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), status)
+}
+
+/// A monitored endpoint that goes down is announced unhealthy once (after two failed probes, not
+/// at every probe), and recovered once when it is back.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_monitored_endpoint_is_announced_unhealthy_once_and_recovered_once(pool: PgPool) {
+    let (base, health) = toggling().await;
+    let rx = receiver().await;
+    let cluster = LocalCluster::from_env().await;
+    let mut s = notifying(cluster_settings(&cluster), None);
+    s.cluster.worker = true;
+    s.status.refresh_secs = 1;
+    s.status.service_interval_secs = 1;
+    s.status.timeout_ms = 2000;
+    s.status.allow_private_targets = true;
+    let _cleanup = common::Cleanup(s.cluster.namespace_prefix.clone());
+    let app = serve(&pool, s).await;
+    let token = project(&app, &pool).await;
+    let (status, body) = app
+        .call(
+            "/api/status/publish",
+            Some(&token),
+            json!({"project": P, "public": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let spec = with_canary_pause(DOCS, "100ms").replacen(
+        "\nspec:\n",
+        &format!("\nspec:\n  monitoring:\n    targets:\n      - name: Docs home\n        url: {base}/\n        interval: 5s\n"),
+        1,
+    );
+    let (status, body) = app
+        .call("/api/services/import", Some(&token), json!({"spec": spec}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    add(&app, &token, json!({"name": "oncall", "kind": "slack", "url": rx.url("/slack"), "events": ["service.unhealthy", "service.recovered"]})).await;
+    let (status, d) = app
+        .call(
+            "/api/deployments/create",
+            Some(&token),
+            json!({"project": P, "service": "docs-site", "environment": "production", "image": "ghcr.io/madfam-io/docs:1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{d}");
+    let done = common::wait_for_deployment(&app, &token, P, d["id"].as_i64().unwrap()).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    // Probed up at least once, then down.
+    let up: i64 = loop {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM status_probes WHERE target LIKE 'target:%' AND ok",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if n > 0 {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(up > 0);
+    health.store(500, Ordering::SeqCst);
+    let got = rx.wait_for("/slack", 1).await;
+    assert_eq!(types(&got), ["service.unhealthy"]);
+    assert!(
+        got[0].body.contains("Docs home is unhealthy"),
+        "{}",
+        got[0].body
+    );
+    // Down through two more probes: nothing more is said.
+    let failed_before: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM status_probes WHERE target LIKE 'target:%' AND NOT ok",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    loop {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM status_probes WHERE target LIKE 'target:%' AND NOT ok",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if n >= failed_before + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(types(&rx.at("/slack")), ["service.unhealthy"]);
+    health.store(200, Ordering::SeqCst);
+    let got = rx.wait_for("/slack", 2).await;
+    assert_eq!(types(&got), ["service.unhealthy", "service.recovered"]);
+    assert!(
+        got[1].body.contains("Docs home recovered"),
+        "{}",
+        got[1].body
     );
 }
