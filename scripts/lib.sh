@@ -228,6 +228,25 @@ registry_build() {
   export ENCLII_TEST_REGISTRY_BIN="$dir/registry"
 }
 
+# py_tools: the notification tests' receivers (an SMTP server, aiosmtpd) and the Standard Webhooks
+# reference library that verifies our signatures, pinned in server/tests/receivers/requirements.txt,
+# in a venv keyed by that file; exports ENCLII_TEST_PYTHON.
+py_tools() {
+  local req="$ROOT/server/tests/receivers/requirements.txt" key dir
+  key="$(sha256sum "$req" | cut -c1-12)"
+  dir="${ENCLII_CACHE:-$HOME/.cache/enclii}/py/$key"
+  if [ ! -x "$dir/bin/python" ]; then
+    python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+    say "installing the notification tests' Python receivers (aiosmtpd, standardwebhooks)"
+    rm -rf "$dir.tmp"
+    python3 -m venv "$dir.tmp"
+    "$dir.tmp/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    rm -rf "$dir"
+    mv "$dir.tmp" "$dir"
+  fi
+  export ENCLII_TEST_PYTHON="$dir/bin/python"
+}
+
 # ---- The local Kubernetes control plane (scripts/cluster.sh) ------------------------------------
 
 K8S_VERSION="v1.37.2"

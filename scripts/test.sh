@@ -9,6 +9,7 @@ ensure_toolchain
 ensure_chromium
 ensure_image_tools
 registry_build
+py_tools
 target_prune
 pg_start pg-test fast
 # sqlx::test creates (and drops) one database per test from this connection.

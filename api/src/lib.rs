@@ -6,7 +6,13 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub mod notifications;
 pub mod timestamp;
+
+pub use notifications::{
+    DeliveryState, Destination, DestinationCreated, DestinationKind, EventKind, NewDestination,
+    NotificationDelivery,
+};
 
 /// A problem in a spec at a place in the file (the wire form of `enclii_spec::Diagnostic`; this
 /// crate stays free of the parser so that the dashboard's wasm does not carry it).
@@ -73,6 +79,9 @@ pub mod paths {
     pub const RUNS_CREATE: &str = "/api/runs/create";
     pub const RUNS_GET: &str = "/api/runs/get";
     pub const JOBS_LIST: &str = "/api/jobs/list";
+    pub const PREVIEWS_LIST: &str = "/api/previews/list";
+    pub const PREVIEWS_WAKE: &str = "/api/previews/wake";
+    pub const PREVIEWS_DELETE: &str = "/api/previews/delete";
     pub const BUILDS_CANCEL: &str = "/api/builds/cancel";
     pub const DELIVERIES_LIST: &str = "/api/deliveries/list";
     pub const REPOSITORIES_CONNECT: &str = "/api/repositories/connect";
@@ -87,6 +96,11 @@ pub mod paths {
     pub const ENV_SET: &str = "/api/env/set";
     pub const ENV_LIST: &str = "/api/env/list";
     pub const ENV_UNSET: &str = "/api/env/unset";
+    pub const NOTIFICATIONS_LIST: &str = "/api/notifications/list";
+    pub const NOTIFICATIONS_ADD: &str = "/api/notifications/add";
+    pub const NOTIFICATIONS_REMOVE: &str = "/api/notifications/remove";
+    pub const NOTIFICATIONS_TEST: &str = "/api/notifications/test";
+    pub const NOTIFICATIONS_LOG: &str = "/api/notifications/log";
     pub const ENV_REVEAL: &str = "/api/env/reveal";
     pub const MEMBERS_LIST: &str = "/api/members/list";
     pub const MEMBERS_SET: &str = "/api/members/set";
@@ -1226,4 +1240,86 @@ mod json_text_tests {
                 .unwrap_err();
         assert!(err.to_string().contains("utf-8"), "{err}");
     }
+}
+
+/// Where a pull request's preview environment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PreviewState {
+    /// Deployed (or being built and deployed) and serving.
+    Awake,
+    /// Scaled to zero after `sleepAfterMinutes` without requests; woken on request.
+    Sleeping,
+    /// The pull request closed (or its label went, or someone deleted it): being removed.
+    Deleting,
+    /// Everything it created is gone: namespace, environment, deployments, hostnames.
+    Deleted,
+}
+
+impl PreviewState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Awake => "awake",
+            Self::Sleeping => "sleeping",
+            Self::Deleting => "deleting",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Awake, Self::Sleeping, Self::Deleting, Self::Deleted]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+}
+
+impl fmt::Display for PreviewState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Awake => "awake",
+            Self::Sleeping => "sleeping (scaled to zero)",
+            Self::Deleting => "being deleted",
+            Self::Deleted => "deleted",
+        })
+    }
+}
+
+/// A pull request's preview environment (`pr-<number>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preview {
+    pub pr_number: i32,
+    pub environment: String,
+    pub repository: String,
+    pub head_sha: String,
+    pub head_ref: String,
+    pub state: PreviewState,
+    pub services: Vec<PreviewService>,
+    #[serde(with = "crate::timestamp")]
+    pub created_at: DateTime<Utc>,
+    /// The last deploy or wake: idleness and `ttlHours` count from here.
+    #[serde(with = "crate::timestamp")]
+    pub touched_at: DateTime<Utc>,
+    pub ttl_hours: Option<i32>,
+    pub sleep_after_minutes: Option<i32>,
+    /// The newest of its events, in a sentence.
+    pub last_event: String,
+    /// Its events, newest first (at most 20).
+    pub events: Vec<PreviewEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewService {
+    pub name: String,
+    /// `https://{service}.{namespace}.{domains.generated_suffix}`; none when the platform has no
+    /// generated suffix.
+    pub url: Option<String>,
+    pub deployment_id: Option<i64>,
+    pub deployment_state: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewEvent {
+    #[serde(with = "crate::timestamp")]
+    pub at: DateTime<Utc>,
+    pub message: String,
 }

@@ -108,6 +108,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/deployments") view={Lazy::<DeploymentsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/projects/:project") view={Lazy::<ProjectRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/projects/:project/members") view={Lazy::<MembersRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:project/notifications") view={Lazy::<NotificationsRoute>::new()} ssr=SsrMode::Async />
                     // Each tab of the service page is its own chunk (the whole service page was
                     // 700 KiB on landing). Flat routes, not a parent with nested children: the nested
                     // router's generic code for the eight children cost the landing bundle 39 KB.
@@ -179,6 +180,19 @@ impl LazyRoute for MembersRoute {
     }
     fn view(_this: Self) -> AnyView {
         view! { <MarkHydrated /> <LandingPack /> <pages::members::MembersPage /> }.into_any()
+    }
+}
+
+pub struct NotificationsRoute;
+
+#[lazy_route]
+impl LazyRoute for NotificationsRoute {
+    fn data() -> Self {
+        NotificationsRoute
+    }
+    fn view(_this: Self) -> AnyView {
+        view! { <MarkHydrated /> <LandingPack /> <pages::notifications::NotificationsPage /> }
+            .into_any()
     }
 }
 

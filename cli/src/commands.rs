@@ -23,7 +23,7 @@ pub struct Context {
 const DEFAULT_SERVER: &str = "http://127.0.0.1:3000";
 
 impl Context {
-    fn client(&self) -> Result<Client, Failure> {
+    pub(crate) fn client(&self) -> Result<Client, Failure> {
         let cfg = config::load();
         let server = self
             .server
@@ -38,7 +38,7 @@ impl Context {
     }
 
     /// The project to act on: `--project`, then the configured one, then the caller's only project.
-    fn project(&self, client: &Client) -> Result<String, Failure> {
+    pub(crate) fn project(&self, client: &Client) -> Result<String, Failure> {
         if let Some(p) = self.project.clone().or(config::load().project) {
             return Ok(p);
         }
@@ -1606,6 +1606,84 @@ pub fn jobs(ctx: &Context, command: JobsCommand) -> Result<(), Failure> {
                 &["ENV", "JOB", "SCHEDULE", "LAST RUN", "NEXT RUN", "STATUS"],
                 &rows,
             );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum PreviewsCommand {
+    /// The project's pull request previews: state, URLs, commit, age, last event.
+    List,
+    /// Wake a sleeping preview (its services back to one replica).
+    Wake {
+        /// The pull request's number.
+        pr: u32,
+    },
+    /// Delete a preview now (namespace, deployments, environment), as closing its pull request would.
+    Delete { pr: u32 },
+}
+
+fn preview_rows(list: &[enclii_api::Preview]) -> Vec<Vec<String>> {
+    let now = chrono::Utc::now();
+    list.iter()
+        .map(|p| {
+            let age = now.signed_duration_since(p.created_at);
+            let age = if age.num_hours() >= 24 {
+                format!("{}d", age.num_days())
+            } else if age.num_minutes() >= 60 {
+                format!("{}h", age.num_hours())
+            } else {
+                format!("{}m", age.num_minutes().max(0))
+            };
+            let urls = p
+                .services
+                .iter()
+                .map(|s| match &s.url {
+                    Some(u) => format!("{} {u}", s.name),
+                    None => s.name.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![
+                format!("#{}", p.pr_number),
+                p.state.as_str().to_owned(),
+                p.head_sha.chars().take(12).collect(),
+                age,
+                urls,
+                p.last_event.clone(),
+            ]
+        })
+        .collect()
+}
+
+pub fn previews(ctx: &Context, command: PreviewsCommand) -> Result<(), Failure> {
+    let client = ctx.client()?;
+    let project = ctx.project(&client)?;
+    let show = |list: Vec<enclii_api::Preview>| match ctx.output {
+        Format::Json => output::json(&list),
+        Format::Table => output::table(
+            &["PR", "STATE", "COMMIT", "AGE", "SERVICES", "LAST EVENT"],
+            &preview_rows(&list),
+        ),
+    };
+    match command {
+        PreviewsCommand::List => {
+            let list: Vec<enclii_api::Preview> =
+                client.call(paths::PREVIEWS_LIST, &json!({"project": project}))?;
+            show(list);
+        }
+        PreviewsCommand::Wake { pr } => {
+            let preview: enclii_api::Preview =
+                client.call(paths::PREVIEWS_WAKE, &json!({"project": project, "pr": pr}))?;
+            show(vec![preview]);
+        }
+        PreviewsCommand::Delete { pr } => {
+            let preview: enclii_api::Preview = client.call(
+                paths::PREVIEWS_DELETE,
+                &json!({"project": project, "pr": pr}),
+            )?;
+            show(vec![preview]);
         }
     }
     Ok(())

@@ -12,6 +12,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod client;
 mod commands;
 mod config;
+mod notifications_cmd;
 mod output;
 mod spec_cmd;
 
@@ -97,6 +98,13 @@ enum Command {
     /// Scheduled jobs: their last and next runs, failures and missed schedules.
     #[command(subcommand)]
     Jobs(commands::JobsCommand),
+    /// Where the project's events go (Slack, Discord, a signed webhook, email), and how their
+    /// deliveries went.
+    #[command(subcommand)]
+    Notifications(notifications_cmd::NotificationsCommand),
+    /// Pull request previews: list, wake a sleeping one, delete one.
+    #[command(subcommand)]
+    Previews(commands::PreviewsCommand),
     /// Return a service to an earlier release.
     Rollback(commands::RollbackArgs),
     /// Environment variables and secrets of a service.
@@ -185,6 +193,8 @@ fn main() -> ExitCode {
         Command::Rollback(args) => commands::rollback(&ctx, args),
         Command::Logs(args) => commands::logs(&ctx, args),
         Command::Jobs(cmd) => commands::jobs(&ctx, cmd),
+        Command::Notifications(cmd) => notifications_cmd::run(&ctx, cmd),
+        Command::Previews(cmd) => commands::previews(&ctx, cmd),
         Command::Status { service } => commands::status(&ctx, service),
         Command::Secrets(cmd) => commands::secrets(&ctx, cmd),
     };

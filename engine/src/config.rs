@@ -48,6 +48,112 @@ pub struct Settings {
     pub status: StatusSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
+    #[serde(default)]
+    pub notifications: NotificationSettings,
+    #[serde(default)]
+    pub previews: PreviewSettings,
+}
+
+/// Notifications' delivery (`notify::deliver`): retries, the per-destination rate limit, the SMTP
+/// server email destinations go through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NotificationSettings {
+    /// Deliver from this replica (any number may; each delivery is leased to one).
+    pub worker: bool,
+    /// Let destinations be private addresses and plain http (local receivers in development and
+    /// tests); otherwise only https to public addresses, checked at every connection.
+    pub allow_private_destinations: bool,
+    /// Attempts per delivery, the first included, before it is given up.
+    pub max_attempts: u32,
+    /// The wait after a first failed attempt; it doubles with each (with jitter) up to the cap.
+    pub retry_base_ms: u64,
+    pub retry_cap_secs: u64,
+    /// One attempt's limit (connect, send, answer).
+    pub timeout_ms: u64,
+    /// Messages a destination gets per window; the rest goes out as one digest after it.
+    pub per_window: u32,
+    pub window_secs: u64,
+    /// Failed attempts in a row after which a destination is shown failing.
+    pub failing_after: u32,
+    /// How long a claimed delivery is this replica's before another may take it.
+    pub lease_secs: u64,
+    /// Failed probes in a row before a status target is announced unhealthy.
+    pub unhealthy_after_probes: usize,
+    /// Events (and their deliveries) are kept this long once nothing is left to send.
+    pub retention_days: u32,
+    /// The platform's SMTP server; without it, email destinations cannot be added.
+    pub smtp: Option<SmtpSettings>,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            allow_private_destinations: false,
+            max_attempts: 10,
+            retry_base_ms: 5_000,
+            retry_cap_secs: 3_600,
+            timeout_ms: 10_000,
+            per_window: 10,
+            window_secs: 300,
+            failing_after: 5,
+            lease_secs: 60,
+            unhealthy_after_probes: 2,
+            retention_days: 30,
+            smtp: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SmtpSettings {
+    pub host: String,
+    /// Defaults to 465 (`tls`), 587 (`starttls`) or 25 (`none`).
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// The sender: `Enclii <notifications@example.com>`.
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// STARTTLS required (a server that does not offer it gets nothing, not plain text).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+    /// Plain text: a relay on the same host or a test server only.
+    None,
+}
+
+/// Preview environments' background scan (`previews::watch`): sleep, TTL and deletion.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PreviewSettings {
+    /// How often each replica looks for previews to sleep or delete (a closed pull request's
+    /// preview is deleted at once by the replica that received the webhook, when it can).
+    pub scan_secs: u64,
+    /// A preview's requests over the window (PromQL with `{namespace}`, `{window}`): none in
+    /// `sleepAfterMinutes` (and no deploy or wake) is idle.
+    pub request_count_query: String,
+}
+
+impl Default for PreviewSettings {
+    fn default() -> Self {
+        Self {
+            scan_secs: 30,
+            request_count_query:
+                r#"sum(increase(http_requests_total{namespace="{namespace}"}[{window}]))"#.into(),
+        }
+    }
 }
 
 /// The public status page's prober.
@@ -800,23 +906,23 @@ mod tests {
             None,
             env(&[
                 ("DATABASE__URL", "postgres://x"),
-                ("DATABASE__MAX_CONNECTIONS", "4"),
+                ("DATABASE__MAX_CONNECTIONS", "5"),
             ]),
         )
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("database.max_connections must be at least 5") && err.contains("got 4"),
+            err.contains("database.max_connections must be at least 6") && err.contains("got 5"),
             "{err}"
         );
         let fits = Settings::load_from(
             None,
             env(&[
                 ("DATABASE__URL", "postgres://x"),
-                ("DATABASE__MAX_CONNECTIONS", "5"),
+                ("DATABASE__MAX_CONNECTIONS", "6"),
             ]),
         );
-        assert_eq!(fits.unwrap().database.max_connections, 5);
+        assert_eq!(fits.unwrap().database.max_connections, 6);
     }
 
     #[test]

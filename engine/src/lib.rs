@@ -4,6 +4,7 @@
 //! - [`auth`]: who is calling (sessions, API tokens) and what they may do (roles, [`auth::Action`]).
 //! - [`platform`]: projects, environments, services and their spec revisions, releases, deployments.
 //! - [`audit`]: the append-only record of every change and every refusal.
+//! - [`notify`]: the outbox of events and their delivery to Slack, Discord, webhooks and email.
 
 pub mod audit;
 pub mod auth;
@@ -15,8 +16,10 @@ pub mod deploy;
 pub mod events;
 pub mod leases;
 pub mod monitor;
+pub mod notify;
 pub mod pipeline;
 pub mod platform;
+pub mod previews;
 
 pub use config::Settings;
 

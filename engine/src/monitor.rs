@@ -354,15 +354,30 @@ impl reqwest::dns::Resolve for PublicOnly {
 /// address checked must be the one connected to), and resolves through [`PublicOnly`] unless
 /// `status.allow_private_targets`.
 pub fn http_client(settings: &StatusSettings) -> reqwest::Result<reqwest::Client> {
+    outbound_client(
+        settings.allow_private_targets,
+        Duration::from_millis(settings.timeout_ms),
+        "enclii-status/1",
+    )
+    .build()
+}
+
+/// A client for requests to addresses a tenant chose (status targets, notification webhooks): no
+/// redirects, no proxy, and through [`PublicOnly`] unless `allow_private`.
+pub fn outbound_client(
+    allow_private: bool,
+    connect_timeout: Duration,
+    user_agent: &'static str,
+) -> reqwest::ClientBuilder {
     let builder = reqwest::Client::builder()
-        .connect_timeout(Duration::from_millis(settings.timeout_ms))
-        .user_agent("enclii-status/1")
+        .connect_timeout(connect_timeout)
+        .user_agent(user_agent)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy();
-    if settings.allow_private_targets {
-        builder.build()
+    if allow_private {
+        builder
     } else {
-        builder.dns_resolver(Arc::new(PublicOnly)).build()
+        builder.dns_resolver(Arc::new(PublicOnly))
     }
 }
 
@@ -379,7 +394,7 @@ fn refused_by_resolver(e: &reqwest::Error) -> bool {
 }
 
 /// A target URL naming a non-public IP address, which the connector dials without resolving.
-fn literal_non_public(url: &str) -> bool {
+pub(crate) fn literal_non_public(url: &str) -> bool {
     match reqwest::Url::parse(url)
         .ok()
         .and_then(|u| u.host().map(|h| h.to_owned()))
@@ -670,7 +685,15 @@ async fn publish(pool: &PgPool, targets: &[Target]) -> crate::Result<()> {
     Ok(())
 }
 
-async fn record(pool: &PgPool, target: &str, o: &Outcome, at: DateTime<Utc>) -> crate::Result<()> {
+/// Stores a probe, and announces the target unhealthy or recovered when this probe makes it so
+/// (`notify::policy::status_alert`), in the same transaction.
+async fn record(
+    pool: &PgPool,
+    target: &str,
+    o: &Outcome,
+    at: DateTime<Utc>,
+    failures_to_alert: usize,
+) -> crate::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query!(
         "INSERT INTO status_probes (target, checked_at, ok, status_code, latency_ms, detail)
@@ -694,12 +717,54 @@ async fn record(pool: &PgPool, target: &str, o: &Outcome, at: DateTime<Utc>) -> 
     )
     .execute(&mut *tx)
     .await?;
+    let recent: Vec<bool> = sqlx::query_scalar!(
+        "SELECT ok FROM status_probes WHERE target = $1 ORDER BY checked_at DESC, id DESC LIMIT $2",
+        target,
+        failures_to_alert.max(1) as i64
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let open = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM status_alerts WHERE target = $1) AS "open!""#,
+        target
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some(alert) = crate::notify::policy::status_alert(open, &recent, failures_to_alert) {
+        let name = sqlx::query_scalar!("SELECT name FROM status_targets WHERE target = $1", target)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or_else(|| target.to_owned());
+        match alert {
+            crate::notify::policy::Alert::Unhealthy => {
+                sqlx::query!(
+                    "INSERT INTO status_alerts (target, unhealthy_since) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    target,
+                    at
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            crate::notify::policy::Alert::Recovered => {
+                sqlx::query!("DELETE FROM status_alerts WHERE target = $1", target)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        crate::notify::facts::status(&mut tx, target, &name, alert, &o.detail).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
 
 /// Deletes what the page no longer shows.
 async fn expire(pool: &PgPool) -> crate::Result<()> {
+    // An alert of a target the page no longer lists will never see its recovery.
+    sqlx::query!(
+        "DELETE FROM status_alerts WHERE target NOT IN (SELECT target FROM status_targets)"
+    )
+    .execute(pool)
+    .await?;
     let horizon = Utc::now() - chrono::Duration::days(i64::from(DAYS));
     sqlx::query!("DELETE FROM status_probes WHERE checked_at < $1", horizon)
         .execute(pool)
@@ -927,7 +992,8 @@ async fn lead(
             .collect()
             .await;
         for (key, outcome, at) in results {
-            if let Err(error) = record(&engine.pool, &key, &outcome, at).await {
+            let failures = engine.settings.notifications.unhealthy_after_probes;
+            if let Err(error) = record(&engine.pool, &key, &outcome, at, failures).await {
                 tracing::warn!(%error, target = %key, "status prober: could not store a probe");
             }
         }

@@ -56,6 +56,13 @@ pub async fn build_with_pool(settings: Settings, pool: sqlx::PgPool) -> anyhow::
             switchyard_engine::deploy::analysis::Prometheus::new(&url),
         ));
     }
+    if engine.settings.notifications.worker {
+        let replica = format!("{}-{}", hostname(), std::process::id());
+        tokio::spawn(switchyard_engine::notify::deliver::run(
+            engine.clone(),
+            replica,
+        ));
+    }
     if engine.settings.status.prober {
         tokio::spawn(switchyard_engine::monitor::run(engine.clone()));
     }
@@ -89,6 +96,8 @@ async fn start_cluster(engine: &Engine) -> anyhow::Result<()> {
     ));
     // Scheduled jobs' failed runs and missed schedules, recorded without anyone looking.
     tokio::spawn(switchyard_engine::platform::jobs::watch(engine.clone()));
+    // Previews: idle ones slept, expired and closed ones deleted (safe on every replica).
+    tokio::spawn(switchyard_engine::previews::watch(engine.clone()));
     Ok(())
 }
 

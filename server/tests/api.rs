@@ -186,6 +186,32 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             json!({"project": p, "email": "newcomer@example.test"}),
             Needs::RoleOnce("admin", 404),
         ),
+        // The admin adds `ops`; the owner is told it exists. A public literal address: no lookup.
+        (
+            "/api/notifications/add",
+            json!({"project": p, "destination": {"name": "ops", "kind": "webhook", "url": "https://1.1.1.1/hook"}}),
+            Needs::RoleOnce("admin", 409),
+        ),
+        (
+            "/api/notifications/list",
+            json!({"project": p}),
+            Needs::Role("admin"),
+        ),
+        (
+            "/api/notifications/test",
+            json!({"project": p, "name": "ops"}),
+            Needs::Role("admin"),
+        ),
+        (
+            "/api/notifications/log",
+            json!({"project": p, "name": "ops"}),
+            Needs::Role("admin"),
+        ),
+        (
+            "/api/notifications/remove",
+            json!({"project": p, "name": "ops"}),
+            Needs::RoleOnce("admin", 404),
+        ),
         (
             "/api/audit/list",
             json!({"project": p}),
@@ -267,6 +293,22 @@ fn endpoint_table() -> Vec<(&'static str, serde_json::Value, Needs)> {
             "/api/jobs/list",
             json!({"project": p, "service": "docs-site"}),
             Needs::Role("viewer"),
+        ),
+        (
+            "/api/previews/list",
+            json!({"project": p}),
+            Needs::Role("viewer"),
+        ),
+        // No pull request #999 has a preview here: 404 once authorization passed.
+        (
+            "/api/previews/wake",
+            json!({"project": p, "pr": 999}),
+            Needs::RoleThen("developer", 404),
+        ),
+        (
+            "/api/previews/delete",
+            json!({"project": p, "pr": 999}),
+            Needs::RoleThen("developer", 404),
         ),
         (
             "/api/repositories/connect",

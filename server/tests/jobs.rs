@@ -303,6 +303,16 @@ async fn scheduled_jobs_are_applied_as_cron_jobs_and_pruned_when_removed(pool: P
 #[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
 async fn a_failed_run_and_a_missed_schedule_show_and_are_recorded_once(pool: PgPool) {
     let (app, cluster, ns, _cleanup, token) = spawn(&pool).await;
+    // The project's people hear of each finding once (`job.failed`, `job.missed`).
+    let rx = common::receiver::receiver().await;
+    let (status, body) = app
+        .call(
+            "/api/notifications/add",
+            Some(&token),
+            json!({"project": P, "destination": {"name": "jobs", "kind": "webhook", "url": rx.url("/jobs"), "events": ["job.failed", "job.missed"]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let jobs = "  jobs:\n    - name: report\n      schedule: \"0 4 * * *\"\n      command: [sh, -c, \"echo building report; echo 'error: no such table'; exit 4\"]\n    - name: nightly\n      schedule: \"30 1 * * *\"\n      command: [./billing, nightly]\n";
     import(&app, &token, &spec(&format!("{ROLLING}{jobs}"))).await;
     let d = deploy(&app, &token, "registry.local/acme/billing:1").await;
@@ -416,6 +426,32 @@ async fn a_failed_run_and_a_missed_schedule_show_and_are_recorded_once(pool: PgP
     let mut unique = events.clone();
     unique.dedup();
     assert_eq!(unique, events);
+    // Each finding reached the destination once, without the tenant's log.
+    let got = rx.wait_for("/jobs", events.len()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut told: Vec<(String, String)> = rx
+        .at("/jobs")
+        .iter()
+        .map(|c| {
+            let v: serde_json::Value = serde_json::from_str(&c.body).unwrap();
+            (
+                v["data"]["details"]["job"].as_str().unwrap().to_owned(),
+                v["type"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("job.")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    told.sort();
+    assert_eq!(told, events, "{got:?}");
+    assert!(
+        rx.at("/jobs")
+            .iter()
+            .all(|c| !c.body.contains("no such table")),
+        "a failed run's log stays on the Jobs tab"
+    );
 
     // The service page's Jobs tab, rendered on the server, says the same.
     let owner: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users")

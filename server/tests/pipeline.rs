@@ -421,6 +421,15 @@ async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: P
     let (app, cluster) = spawn_app_with_cluster(pool.clone()).await;
     let _cleanup = Cleanup(app.engine.settings.cluster.namespace_prefix.clone());
     let (token, secret) = setup(&app, &pool, &[API]).await;
+    let rx = common::receiver::receiver().await;
+    let (status, body) = app
+        .call(
+            "/api/notifications/add",
+            Some(&token),
+            json!({"project": P, "destination": {"name": "builds", "kind": "webhook", "url": rx.url("/builds"), "events": ["build.failed"]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let commit = "0123456789abcdef0123456789abcdef01234567";
     let (status, body) = deliver(
         &app,
@@ -614,6 +623,20 @@ async fn a_push_builds_in_the_cluster_records_the_release_and_deploys_it(pool: P
         reason.contains("the build failed") && reason.contains("failed to solve"),
         "{reason}"
     );
+    // Its people are told, once, with the commit and the first line of why (not the log).
+    let told = rx.wait_for("/builds", 1).await;
+    let told: serde_json::Value = serde_json::from_str(&told[0].body).unwrap();
+    assert_eq!(told["type"], "build.failed");
+    assert!(
+        told["data"]["title"].as_str().unwrap().contains("build #")
+            && told["data"]["title"]
+                .as_str()
+                .unwrap()
+                .contains("of bad000000000 failed"),
+        "{told}"
+    );
+    assert_eq!(told["data"]["reason"].as_str(), reason.lines().next());
+    assert_eq!(rx.at("/builds").len(), 1, "the good build told nothing");
     let deployments: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM deployments"#)
         .fetch_one(&pool)
         .await

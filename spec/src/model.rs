@@ -75,7 +75,34 @@ pub struct Spec {
     /// Commands run on a schedule, from the same image and configuration as the service.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<ScheduledJob>,
+    /// A running copy per pull request of the service's repository (environment `pr-<number>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previews: Option<Previews>,
 }
+
+/// Preview environments: each pull request of the service's repository gets its own environment
+/// `pr-<number>`, built from the pull request's head commit, deleted when it closes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Previews {
+    pub enabled: bool,
+    /// Only pull requests carrying this label get a preview (removing the label deletes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Hours after its last deploy (or wake) at which a preview is deleted, open or not
+    /// (default: kept while the pull request is open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 8760))]
+    pub ttl_hours: Option<u32>,
+    /// Minutes without requests and without a deploy or wake after which a preview scales to
+    /// zero until woken (default: never sleeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10080))]
+    pub sleep_after_minutes: Option<u32>,
+}
+
+/// GitHub's limit on a label's name.
+pub const MAX_LABEL: usize = 50;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

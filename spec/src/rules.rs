@@ -118,7 +118,46 @@ pub fn check(spec: &ServiceSpec, root: &Node) -> Vec<Diagnostic> {
         release(&mut f, r);
     }
     jobs(&mut f, &m.name, &spec.spec.jobs);
+    if let Some(p) = &spec.spec.previews {
+        previews(&mut f, p);
+    }
     f.out
+}
+
+fn previews(f: &mut Findings, p: &Previews) {
+    if let Some(label) = &p.label {
+        if label.trim().is_empty() {
+            f.error(
+                p!("spec", "previews", "label"),
+                "`spec.previews.label` is empty; name the pull request label that asks for a preview, or leave it out",
+            );
+        } else if label.trim() != label {
+            f.error(
+                p!("spec", "previews", "label"),
+                format!("`{label}` starts or ends with spaces, which GitHub labels never do"),
+            );
+        } else if label.chars().count() > MAX_LABEL || label.chars().any(char::is_control) {
+            f.error(
+                p!("spec", "previews", "label"),
+                format!("`spec.previews.label` is not a GitHub label name (at most {MAX_LABEL} characters, no control characters)"),
+            );
+        }
+    }
+    if let (Some(ttl), Some(sleep)) = (p.ttl_hours, p.sleep_after_minutes)
+        && u64::from(sleep) >= u64::from(ttl) * 60
+    {
+        f.warn(
+            p!("spec", "previews", "sleepAfterMinutes"),
+            format!("a preview is deleted after {ttl}h (ttlHours) before it would sleep after {sleep} minutes"),
+        );
+    }
+    if !p.enabled && (p.label.is_some() || p.ttl_hours.is_some() || p.sleep_after_minutes.is_some())
+    {
+        f.warn(
+            p!("spec", "previews", "enabled"),
+            "previews are not enabled, so their other settings have no effect",
+        );
+    }
 }
 
 fn build(f: &mut Findings, b: &Build) {

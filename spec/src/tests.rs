@@ -642,3 +642,62 @@ fn a_service_account_name_is_a_kubernetes_name() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn previews_are_typed_and_bad_values_are_refused_where_written() {
+    let file = parse(&with(
+        "  previews:\n    enabled: true\n    label: preview\n    ttlHours: 72\n    sleepAfterMinutes: 30\n",
+    ))
+    .unwrap();
+    let p = file.service.spec.previews.as_ref().unwrap();
+    assert!(p.enabled);
+    assert_eq!(p.label.as_deref(), Some("preview"));
+    assert_eq!((p.ttl_hours, p.sleep_after_minutes), (Some(72), Some(30)));
+    assert!(file.warnings.is_empty(), "{:?}", file.warnings);
+
+    let errs = errors(&with(
+        "  previews:\n    enabled: yes please\n    label: \" preview\"\n    ttlHours: 0\n    sleepAfterMinutes: -5\n    branches: [main]\n",
+    ));
+    let want = [
+        "f.yaml:11:14: `spec.previews.enabled`",
+        "f.yaml:13:15: `spec.previews.ttlHours`",
+        "f.yaml:14:24: `spec.previews.sleepAfterMinutes`",
+        "f.yaml:15:5: ",
+    ];
+    assert_eq!(errs.len(), want.len(), "{errs:#?}");
+    for (e, w) in errs.iter().zip(want) {
+        assert!(e.starts_with(w), "{e}\n  does not start with\n{w}");
+    }
+
+    // A label as GitHub never writes one (`enabled` refused above leaves the whole block out).
+    let errs = errors(&with(
+        "  previews:\n    enabled: true\n    label: \" preview\"\n",
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("f.yaml:12:12: ` preview` starts or ends with spaces"),
+        "{errs:?}"
+    );
+
+    // Sleeping after the preview is already deleted says so, as a warning.
+    let file = parse(&with(
+        "  previews:\n    enabled: true\n    ttlHours: 1\n    sleepAfterMinutes: 90\n",
+    ))
+    .unwrap();
+    let w: Vec<String> = file
+        .warnings
+        .iter()
+        .map(|d| d.located("f.yaml").to_string())
+        .collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("f.yaml:13:24: warning: a preview is deleted after 1h"),
+        "{w:?}"
+    );
+    let errs = errors(&with(&format!(
+        "  previews:\n    enabled: true\n    label: \"{}\"\n",
+        "x".repeat(51)
+    )));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("f.yaml:12:12: `spec.previews.label` is not a GitHub label"));
+}

@@ -84,12 +84,19 @@ pub fn ProjectPage() -> impl IntoView {
                 }}
             </section>
         </Suspense>
+        <super::previews::PreviewsPanel project=project() />
         // Members have their own page (`members.rs`): their forms and actions were the largest part
         // of this page's wasm, which every landing here downloaded to look at the services.
         <section aria-label="Members" class="mt-8">
             <h2 class="mb-2 text-base font-semibold">"Members and roles"</h2>
             <a class="text-sm font-medium text-indigo-700 hover:underline dark:text-indigo-300" href=move || format!("/projects/{}/members", project())>
                 "Manage who may deploy, reveal secrets and administer this project →"
+            </a>
+        </section>
+        <section aria-label="Notifications" class="mt-8">
+            <h2 class="mb-2 text-base font-semibold">"Notifications"</h2>
+            <a class="text-sm font-medium text-indigo-700 hover:underline dark:text-indigo-300" href=move || format!("/projects/{}/notifications", project())>
+                "Send deployments, rollbacks, failed builds and outages to Slack, Discord, a webhook or email →"
             </a>
         </section>
         <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading deliveries…"</p> }>

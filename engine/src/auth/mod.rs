@@ -129,10 +129,12 @@ pub enum Action {
     ManageOwnTokens,
     /// List the project's targets on the public status page, or stop listing them.
     PublishStatus,
+    /// Add, remove and test notification destinations, and read their delivery logs.
+    ManageNotifications,
 }
 
 impl Action {
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 16] = [
         Action::WhoAmI,
         Action::ListProjects,
         Action::CreateProject,
@@ -148,6 +150,7 @@ impl Action {
         Action::DeleteProject,
         Action::ManageOwnTokens,
         Action::PublishStatus,
+        Action::ManageNotifications,
     ];
 
     /// The weakest project role allowed to do this; `None` when no project role is involved.
@@ -158,7 +161,7 @@ impl Action {
             ViewProject => Some(Role::Viewer),
             ImportSpec | Deploy | ManageEnv => Some(Role::Developer),
             RevealSecret | ManageDomains | ManageMembers | ManageEnvironments | ViewAudit
-            | PublishStatus => Some(Role::Admin),
+            | PublishStatus | ManageNotifications => Some(Role::Admin),
             DeleteProject => Some(Role::Owner),
         }
     }
@@ -187,6 +190,7 @@ impl Action {
             DeleteProject => "delete this project",
             ManageOwnTokens => "manage API tokens",
             PublishStatus => "publish this project on the status page",
+            ManageNotifications => "manage notifications",
         }
     }
 }

@@ -53,6 +53,11 @@ impl Prometheus {
         })
     }
 
+    /// An instant query's first sample; `None` when the result is empty.
+    pub async fn instant(&self, query: &str) -> Result<Option<f64>, String> {
+        self.scalar(query).await
+    }
+
     /// The first sample of an instant vector (or a scalar); `None` when the result is empty.
     async fn scalar(&self, query: &str) -> Result<Option<f64>, String> {
         let url = format!("{}/api/v1/query", self.base);

@@ -118,7 +118,8 @@ pub async fn drive_one(
     let lease = lease(&engine);
     let token = crate::leases::claim_token(replica);
     // The row lock makes a concurrent claimer wait, then see the state this one wrote.
-    let claimed = sqlx::query_scalar!(
+    let mut tx = engine.pool.begin().await?;
+    let claimed = sqlx::query!(
         r#"UPDATE deployments d SET state = 'in_progress', started_at = COALESCE(started_at, now()),
                   lease_owner = $1, lease_until = now() + make_interval(secs => $2),
                   state_reason = CASE WHEN d.state = 'pending' THEN NULL ELSE d.state_reason END
@@ -128,16 +129,18 @@ pub async fn drive_one(
                      WHERE o.service_id = d.service_id AND o.environment_id = d.environment_id
                        AND o.state = 'in_progress'))
                   OR (d.state = 'in_progress' AND d.lease_until < now()))
-           RETURNING d.id"#,
+           RETURNING d.id, d.started_at = now() AS "first_start!""#,
         token,
         lease.as_secs_f64(),
         id
     )
-    .fetch_optional(&engine.pool)
+    .fetch_optional(&mut *tx)
     .await?;
-    if claimed.is_none() {
+    let Some(claimed) = claimed else {
         return Ok(false);
-    }
+    };
+    announce_start(&mut tx, claimed.id, claimed.first_start).await?;
+    tx.commit().await?;
     let driver = Driver {
         prometheus: prometheus(&engine),
         engine,
@@ -159,7 +162,8 @@ fn lease(engine: &Engine) -> Duration {
 /// (`platform/approvals.rs`), nor one a freeze window holds (`held_until`, `platform/freezes.rs`):
 /// it is taken by the first claim after its hold ends.
 pub async fn claim(pool: &PgPool, replica: &str, lease: Duration) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar!(
+    let mut tx = pool.begin().await?;
+    let claimed = sqlx::query!(
         r#"UPDATE deployments SET state = 'in_progress', started_at = COALESCE(started_at, now()),
                   lease_owner = $1, lease_until = now() + make_interval(secs => $2),
                   state_reason = CASE WHEN state = 'pending' THEN NULL ELSE state_reason END
@@ -170,12 +174,30 @@ pub async fn claim(pool: &PgPool, replica: &str, lease: Duration) -> sqlx::Resul
                                    AND o.state = 'in_progress'))
                           OR (d.state = 'in_progress' AND d.lease_until < now())
                        ORDER BY d.id FOR UPDATE SKIP LOCKED LIMIT 1)
-           RETURNING id"#,
+           RETURNING id, started_at = now() AS "first_start!""#,
         replica,
         lease.as_secs_f64()
     )
-    .fetch_optional(pool)
-    .await
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(c) = &claimed {
+        announce_start(&mut tx, c.id, c.first_start).await?;
+    }
+    tx.commit().await?;
+    Ok(claimed.map(|c| c.id))
+}
+
+/// A deployment's first claim is its start (`started_at` set now, in this transaction); a later
+/// claim after an expired lease is the same deployment resumed, not news.
+async fn announce_start(
+    tx: &mut sqlx::PgConnection,
+    id: i64,
+    first_start: bool,
+) -> sqlx::Result<()> {
+    if first_start {
+        crate::notify::facts::deployment(tx, id, "in_progress", "").await?;
+    }
+    Ok(())
 }
 
 /// Why a driver stops before a terminal state.
@@ -482,7 +504,31 @@ impl Driver {
         )
         .fetch_one(self.pool())
         .await?;
+        let preview = crate::previews::is_preview(self.pool(), row.environment_id).await?;
         let file = match enclii_spec::parse(&row.source) {
+            Ok(mut f) if preview => {
+                // A pull request's copy: the platform's hostname only, one replica.
+                let generated = self
+                    .engine
+                    .settings
+                    .domains
+                    .generated_suffix
+                    .as_deref()
+                    .map(|suffix| {
+                        crate::platform::domains::generated_hostname(
+                            &row.service,
+                            &row.namespace,
+                            suffix,
+                        )
+                    });
+                if generated.is_none() {
+                    let _ = self.notice.set(
+                        "a preview without a hostname: the platform has no domains.generated_suffix".into(),
+                    );
+                }
+                crate::previews::as_preview(&mut f.service.spec, generated.as_deref());
+                f
+            }
             Ok(mut f) => {
                 // A spec may name any hostname; only those this project proved it controls (or
                 // the platform's own for this service) are routed, so no tenant can take another's
@@ -1166,6 +1212,8 @@ impl Driver {
             }
             None => reason,
         };
+        // The state and its notification commit together (`notify`'s outbox).
+        let mut tx = self.pool().begin().await?;
         let r = sqlx::query!(
             "UPDATE deployments SET state = $2, state_reason = $3, finished_at = now(), lease_owner = NULL, lease_until = NULL
              WHERE id = $1 AND state = 'in_progress' AND lease_owner = $4
@@ -1175,9 +1223,11 @@ impl Driver {
             reason,
             self.replica
         )
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
         let Some(r) = r else { return Err(Stop::Lost) };
+        crate::notify::facts::deployment(&mut tx, self.id, state, reason).await?;
+        tx.commit().await?;
         metrics::counter!("enclii_rollouts_total", "strategy" => r.strategy, "state" => state.to_owned()).increment(1);
         // The first line only: a release command's log tail follows it, and a tenant's output (a
         // migration printing its connection string) has no place in the platform's logs.

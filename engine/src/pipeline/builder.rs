@@ -69,14 +69,20 @@ fn lease(engine: &Engine) -> Duration {
 /// each; the limit protects the cluster's capacity, not an invariant.)
 async fn claim(engine: &Engine, replica: &str) -> sqlx::Result<Option<i64>> {
     // A build whose driver stopped on every attempt fails rather than being taken up forever.
-    sqlx::query!(
+    let mut tx = engine.pool.begin().await?;
+    let given_up = sqlx::query!(
         "UPDATE builds SET state = 'failed', finished_at = now(), lease_owner = NULL, lease_until = NULL,
                 state_reason = format('gave up after %s attempts: the build''s driver stopped each time', attempts)
-         WHERE state = 'running' AND lease_until < now() AND attempts >= $1",
+         WHERE state = 'running' AND lease_until < now() AND attempts >= $1
+         RETURNING id, state_reason AS \"reason!\"",
         engine.settings.pipeline.max_attempts
     )
-    .execute(&engine.pool)
+    .fetch_all(&mut *tx)
     .await?;
+    for b in &given_up {
+        crate::notify::facts::build_failed(&mut tx, b.id, &b.reason).await?;
+    }
+    tx.commit().await?;
     sqlx::query_scalar!(
         r#"UPDATE builds SET state = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now()),
                   lease_owner = $1, lease_until = now() + make_interval(secs => $2)
@@ -254,7 +260,10 @@ async fn drive(engine: &Engine, clusters: &Clusters, id: i64, replica: &str) -> 
             )
             .fetch_one(&mut *tx)
             .await?;
+            // A preview goes out in one step: there is no traffic to hold a canary to.
+            let preview = crate::previews::is_preview(&mut *tx, row.environment_id).await?;
             let strategy = match file.service.spec.rollout.as_ref().map(|r| r.strategy) {
+                _ if preview => "rolling",
                 Some(enclii_spec::model::RolloutStrategy::Rolling) => "rolling",
                 _ => "canary",
             };
@@ -545,6 +554,8 @@ async fn finish(
     state: &str,
     reason: &str,
 ) -> crate::Result<()> {
+    // The state and its notification commit together (`notify`'s outbox).
+    let mut tx = pool.begin().await?;
     let r = sqlx::query!(
         "UPDATE builds SET state = $3, state_reason = $4, finished_at = now(), lease_owner = NULL, lease_until = NULL
          WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
@@ -553,8 +564,12 @@ async fn finish(
         state,
         reason
     )
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    if r.rows_affected() == 1 && state == "failed" {
+        crate::notify::facts::build_failed(&mut tx, id, reason).await?;
+    }
+    tx.commit().await?;
     if r.rows_affected() == 1 {
         metrics::counter!("enclii_builds_total", "state" => state.to_owned()).increment(1);
         tracing::info!(build = id, state, reason, "build finished");

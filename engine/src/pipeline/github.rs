@@ -73,6 +73,51 @@ pub struct Payload {
     /// Files added, modified or removed by the pushed commits; `None` when GitHub did not list them
     /// (then every path counts as changed).
     pub changed: Option<Vec<String>>,
+    /// A `pull_request` delivery's pull request.
+    pub pull_request: Option<PullRequest>,
+}
+
+/// What a `pull_request` delivery says (`action` and the pull request's own fields).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PullRequest {
+    pub action: String,
+    pub number: u32,
+    /// The commit at the head of the pull request: the one a preview builds.
+    pub head_sha: String,
+    /// The head branch's name, for people (never used to fetch anything).
+    pub head_ref: String,
+    /// The head lives in another repository than the base (or its repository is gone): a fork.
+    pub from_fork: bool,
+    pub labels: Vec<String>,
+    pub merged: bool,
+}
+
+fn pull_request(v: &serde_json::Value) -> Option<PullRequest> {
+    let pr = v.get("pull_request")?;
+    let repo_id = |side: &str| pr[side]["repo"]["id"].as_u64();
+    let number = v["number"]
+        .as_u64()
+        .or_else(|| pr["number"].as_u64())
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0);
+    Some(PullRequest {
+        action: v["action"].as_str().unwrap_or_default().to_owned(),
+        number,
+        head_sha: pr["head"]["sha"].as_str().unwrap_or_default().to_owned(),
+        head_ref: clip(pr["head"]["ref"].as_str().unwrap_or_default(), 200).to_owned(),
+        // Unknown is a fork: only a head GitHub says is the base repository itself is trusted.
+        from_fork: match (repo_id("head"), repo_id("base")) {
+            (Some(head), Some(base)) => head != base,
+            _ => true,
+        },
+        labels: pr["labels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["name"].as_str().map(str::to_owned))
+            .collect(),
+        merged: pr["merged"].as_bool().unwrap_or(false),
+    })
 }
 
 pub fn parse(body: &[u8]) -> Result<Payload, String> {
@@ -108,6 +153,7 @@ pub fn parse(body: &[u8]) -> Result<Payload, String> {
         deleted: v["deleted"].as_bool().unwrap_or(false),
         // An empty commit list (a force-push of known commits) says nothing about paths.
         changed: changed.filter(|c: &Vec<String>| !c.is_empty()),
+        pull_request: pull_request(&v),
     })
 }
 
@@ -202,6 +248,54 @@ mod tests {
         // `é` is two bytes: cutting inside it keeps the character before.
         assert_eq!(clip("aé", 2), "a");
         assert_eq!(clip(&"x".repeat(1 << 20), 200).len(), 200);
+    }
+
+    #[test]
+    fn a_pull_request_payload_names_its_head_labels_and_whether_it_is_a_fork() {
+        let body = serde_json::json!({
+            "action": "labeled", "number": 42,
+            "label": {"name": "preview"},
+            "pull_request": {
+                "number": 42, "merged": false,
+                "labels": [{"name": "preview"}, {"name": "bug"}],
+                "head": {"sha": "ab".repeat(20), "ref": "feature/x", "repo": {"id": 7}},
+                "base": {"sha": "cd".repeat(20), "ref": "main", "repo": {"id": 7}}
+            },
+            "repository": {"html_url": "https://github.com/madfam-io/enclii"}
+        });
+        let p = parse(body.to_string().as_bytes()).unwrap();
+        let pr = p.pull_request.unwrap();
+        assert_eq!(pr.action, "labeled");
+        assert_eq!(pr.number, 42);
+        assert_eq!(pr.head_sha, "ab".repeat(20));
+        assert_eq!(pr.head_ref, "feature/x");
+        assert!(!pr.from_fork);
+        assert_eq!(pr.labels, ["preview", "bug"]);
+
+        let mut fork = body.clone();
+        fork["pull_request"]["head"]["repo"]["id"] = 8.into();
+        let pr = parse(fork.to_string().as_bytes())
+            .unwrap()
+            .pull_request
+            .unwrap();
+        assert!(pr.from_fork, "another repository");
+        let mut gone = body.clone();
+        gone["pull_request"]["head"]["repo"] = serde_json::Value::Null;
+        let pr = parse(gone.to_string().as_bytes())
+            .unwrap()
+            .pull_request
+            .unwrap();
+        assert!(
+            pr.from_fork,
+            "a deleted fork's head has no repository: not trusted"
+        );
+        // A push is not a pull request.
+        assert!(
+            parse(b"{\"ref\": \"refs/heads/main\"}")
+                .unwrap()
+                .pull_request
+                .is_none()
+        );
     }
 
     #[test]

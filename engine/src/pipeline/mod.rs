@@ -114,7 +114,12 @@ async fn record_rejected(engine: &Engine, r: Record<'_>) -> sqlx::Result<()> {
     )
     .execute(&mut *tx)
     .await?;
+    let (delivery, repository, reason) = (r.delivery, r.repository.unwrap_or_default(), r.reason);
     record(&mut *tx, r).await?;
+    if let Some(project) = project {
+        crate::notify::facts::webhook_rejected(&mut tx, project, delivery, repository, reason)
+            .await?;
+    }
     sqlx::query!(
         "DELETE FROM webhook_deliveries WHERE delivery_id IN (
              SELECT delivery_id FROM webhook_deliveries
@@ -290,6 +295,8 @@ pub async fn receive(engine: &Engine, d: Incoming<'_>) -> crate::Result<Answer> 
         reason: "",
         payload_sha256: Some(&digest),
     };
+    // Previews a closed pull request marked for deletion: deleted once the record is committed.
+    let mut deleting = Vec::new();
     let outcome = match event {
         "ping" => {
             ok.reason = "ping: the webhook is connected";
@@ -320,24 +327,64 @@ pub async fn receive(engine: &Engine, d: Incoming<'_>) -> crate::Result<Answer> 
                 }
             }
         }
+        "pull_request" => {
+            let Some(pr) = payload.pull_request.as_ref() else {
+                const NONE: &str = "a pull_request delivery without a pull request";
+                ok.reason = NONE;
+                record(&mut *tx, ok).await?;
+                tx.commit().await?;
+                return Ok(answer(400, "ignored", NONE));
+            };
+            let handled = crate::previews::pull_request(
+                &mut tx,
+                &engine.settings.cluster.namespace_prefix,
+                engine.secrets.as_deref(),
+                &verified,
+                &url,
+                pr,
+            )
+            .await?;
+            ok.commit = Some(pr.head_sha.as_str());
+            let pr_ref = format!("pull/{}", pr.number);
+            ok.git_ref = Some(&pr_ref);
+            ok.outcome = handled.outcome;
+            ok.reason = &handled.reason;
+            record(&mut *tx, ok).await?;
+            let mut ids = Vec::new();
+            for s in &handled.builds {
+                ids.push(enqueue(&mut tx, s, Some(delivery), None).await?);
+            }
+            let status = if handled.outcome == "accepted" {
+                202
+            } else {
+                200
+            };
+            deleting = handled.deleting.clone();
+            Answer {
+                status,
+                body: json!({ "outcome": handled.outcome, "message": handled.reason, "builds": ids, "deleting": handled.deleting }),
+            }
+        }
         other => {
-            let reason = format!("`{other}` events are not used; only push (and ping)");
+            let reason =
+                format!("`{other}` events are not used; only push and pull_request (and ping)");
             ok.reason = &reason;
             record(&mut *tx, ok).await?;
             answer(200, "ignored", reason)
         }
     };
     tx.commit().await?;
+    crate::previews::delete_soon(engine, deleting);
     Ok(outcome)
 }
 
 /// A build to queue: which service, where it deploys, what to build.
-struct Start {
-    service_id: uuid::Uuid,
-    environment_id: uuid::Uuid,
-    spec_revision: i32,
-    repository: String,
-    git_ref: String,
+pub(crate) struct Start {
+    pub(crate) service_id: uuid::Uuid,
+    pub(crate) environment_id: uuid::Uuid,
+    pub(crate) spec_revision: i32,
+    pub(crate) repository: String,
+    pub(crate) git_ref: String,
 }
 
 /// The services a push concerns, or why it concerns none.
@@ -411,7 +458,7 @@ async fn push(
 
 /// Queues a build; a queued, not yet started build of the same service and environment is
 /// superseded by it (only the newest commit is worth building).
-async fn enqueue(
+pub(crate) async fn enqueue(
     tx: &mut sqlx::PgConnection,
     s: &Start,
     delivery: Option<&str>,

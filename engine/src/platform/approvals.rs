@@ -136,7 +136,7 @@ pub(crate) async fn enter(
     policy: Policy,
 ) -> sqlx::Result<String> {
     let reason = waiting_reason(policy, 0);
-    sqlx::query!(
+    let waiting = sqlx::query!(
         "UPDATE deployments SET state = 'awaiting_approval', approvals_required = $2, approver_role = $3, state_reason = $4
          WHERE id = $1 AND state = 'pending'",
         id,
@@ -146,6 +146,9 @@ pub(crate) async fn enter(
     )
     .execute(&mut *tx)
     .await?;
+    if waiting.rows_affected() == 1 {
+        crate::notify::facts::deployment(tx, id, "awaiting_approval", &reason).await?;
+    }
     Ok(reason)
 }
 
@@ -192,7 +195,7 @@ pub(crate) async fn leave(
             } else {
                 format!("rejected by {by}: {reason}")
             };
-            sqlx::query!(
+            let rejected = sqlx::query!(
                 "UPDATE deployments SET state = 'rejected', state_reason = $2, finished_at = now()
                  WHERE id = $1 AND state = 'awaiting_approval'",
                 id,
@@ -200,6 +203,9 @@ pub(crate) async fn leave(
             )
             .execute(&mut *tx)
             .await?;
+            if rejected.rows_affected() == 1 {
+                crate::notify::facts::deployment(tx, id, "rejected", &said).await?;
+            }
         }
         Exit::Superseded => {
             sqlx::query!(

@@ -338,3 +338,97 @@ pub(crate) async fn for_pods(
     }
     Ok(out)
 }
+
+/// What [`copy_between`] copied and what it left out (by name, never by value).
+#[derive(Debug, Default)]
+pub(crate) struct Copied {
+    pub copied: usize,
+    pub left_out: Vec<String>,
+}
+
+/// Copies a service's variables from one environment of its project to another (a new preview
+/// from `staging`), unless the target already has some for the service (a preview's own
+/// overrides are never replaced). Plain values as they are; secrets opened and sealed again for
+/// their new row (a ciphertext is bound to its row); references to Kubernetes Secrets are left
+/// out: they name Secrets of the source's namespace, which the target's namespace does not have.
+pub(crate) async fn copy_between(
+    secrets: Option<&crate::crypto::SecretBox>,
+    tx: &mut sqlx::PgConnection,
+    service: Uuid,
+    from: Uuid,
+    to: Uuid,
+) -> sqlx::Result<Copied> {
+    let mut out = Copied::default();
+    let existing: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM env_vars WHERE service_id = $1 AND environment_id = $2"#,
+        service,
+        to
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if existing > 0 {
+        return Ok(out);
+    }
+    let rows = sqlx::query_as!(
+        EnvRow,
+        "SELECT name, kind, value, ciphertext, nonce, ref_name, ref_key FROM env_vars
+         WHERE service_id = $1 AND environment_id = $2 ORDER BY name",
+        service,
+        from
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let source = Ids {
+        project: Uuid::nil(),
+        service,
+        environment: from,
+    };
+    let target = Ids {
+        project: Uuid::nil(),
+        service,
+        environment: to,
+    };
+    for r in rows {
+        let (value, ciphertext, nonce) = match r.kind.as_str() {
+            "plain" => (r.value, None, None),
+            "secret" => {
+                let resealed = secrets.and_then(|s| {
+                    let plain = s
+                        .open(
+                            r.nonce.as_deref().unwrap_or_default(),
+                            r.ciphertext.as_deref().unwrap_or_default(),
+                            &aad(&source, &r.name),
+                        )
+                        .ok()?;
+                    Some(s.seal(plain.expose_secret(), &aad(&target, &r.name)))
+                });
+                match resealed {
+                    Some((nonce, ct)) => (None, Some(ct), Some(nonce)),
+                    None => {
+                        out.left_out.push(r.name);
+                        continue;
+                    }
+                }
+            }
+            _ => {
+                out.left_out.push(r.name);
+                continue;
+            }
+        };
+        sqlx::query!(
+            "INSERT INTO env_vars (service_id, environment_id, name, kind, value, ciphertext, nonce)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            service,
+            to,
+            r.name,
+            r.kind,
+            value,
+            ciphertext,
+            nonce
+        )
+        .execute(&mut *tx)
+        .await?;
+        out.copied += 1;
+    }
+    Ok(out)
+}

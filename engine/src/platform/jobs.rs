@@ -720,6 +720,8 @@ async fn record_event(
     run_key: &str,
     detail: &str,
 ) -> crate::Result<()> {
+    // The finding and its notification commit together (`notify`'s outbox), once per finding.
+    let mut tx = engine.pool.begin().await?;
     let inserted = sqlx::query!(
         "INSERT INTO job_events (service_id, environment_id, job_name, kind, run_key, detail)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
@@ -730,8 +732,26 @@ async fn record_event(
         run_key,
         detail
     )
-    .execute(&engine.pool)
+    .execute(&mut *tx)
     .await?;
+    if inserted.rows_affected() == 1 {
+        // Not a failed run's detail: it quotes the tenant's log, which stays on the Jobs tab.
+        let reason = if kind == "missed" {
+            detail.to_owned()
+        } else {
+            format!("run {run_key} of `{job}` failed; its log is on the Jobs tab")
+        };
+        crate::notify::facts::job(
+            &mut tx,
+            running.service_id,
+            running.environment_id,
+            job,
+            kind == "missed",
+            &reason,
+        )
+        .await?;
+    }
+    tx.commit().await?;
     if inserted.rows_affected() == 1 {
         metrics::counter!("enclii_scheduled_job_problems_total", "kind" => kind.to_owned())
             .increment(1);

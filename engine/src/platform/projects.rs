@@ -268,6 +268,12 @@ pub async fn create_environment(
     let project = super::project_access(pool, caller, project, Action::ManageEnvironments).await?;
     let namespace = namespace_for(namespace_prefix, &project.slug, name);
     validate_environment(&namespace, name)?;
+    if crate::previews::is_preview_name(name) {
+        return Err(ApiError::invalid(format!(
+            "`{name}` is reserved for the preview of a pull request; choose another name"
+        ))
+        .into());
+    }
     if let Some(b) = deploy_branch {
         if b.is_empty() || b.len() > 200 || b.contains(|c: char| c.is_whitespace()) {
             return Err(ApiError::invalid(format!("`{b}` is not a branch name")).into());

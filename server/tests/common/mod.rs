@@ -2,6 +2,8 @@
 //! Test fixtures: a real server on an ephemeral loopback port, on the fresh database `#[sqlx::test]`
 //! made for the test.
 
+pub mod receiver;
+
 use std::net::SocketAddr;
 
 use leptos::prelude::LeptosOptions;
@@ -34,6 +36,9 @@ pub fn settings() -> Settings {
     settings.database.migrate = false; // sqlx::test already applied the migrations
     settings.cluster.worker = false; // tests that deploy start a sandbox and turn it on
     // A fixed test key (32 bytes of 0x2a, base64): secrets in tests are encrypted for real.
+    // Notification receivers are local listeners (tests/common/receiver.rs); the refusal of
+    // private destinations is tested with this turned off (tests/notifications.rs).
+    settings.notifications.allow_private_destinations = true;
     settings.secrets.key = Some(secrecy::SecretString::from(
         "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".to_owned(),
     ));
