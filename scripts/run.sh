@@ -27,8 +27,10 @@ export ENCLII_CLUSTER__KUBECONFIG="$STATE/kubeconfig"
 export ENCLII_CLUSTER__LABEL="Local cluster (simulated nodes)"
 export ENCLII_CANARY__PROMETHEUS_URL="$PROMETHEUS_URL"
 export ENCLII_HTTP__METRICS_TOKEN="$SWITCHYARD_METRICS_TOKEN"
-# Status targets here are on this machine (127.0.0.1); a shared platform keeps them refused.
+# Status targets and notification receivers here are on this machine (127.0.0.1); a shared
+# platform keeps them refused.
 export ENCLII_STATUS__ALLOW_PRIVATE_TARGETS=true
+export ENCLII_NOTIFICATIONS__ALLOW_PRIVATE_DESTINATIONS=true
 dev_secrets_key
 dev_registry_key
 standin_start 4444 "http://127.0.0.1:3000"
