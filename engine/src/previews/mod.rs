@@ -1135,7 +1135,7 @@ mod tests {
     #[test]
     fn a_preview_routes_only_the_platforms_hostname_with_one_replica() {
         let mut file = enclii_spec::parse(
-            "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  build:\n    type: dockerfile\n  runtime:\n    port: 8080\n    replicas: 3\n  domains:\n    - domain: app.example.com\n  autoscaling:\n    enabled: true\n    minReplicas: 3\n    maxReplicas: 9\n",
+            "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  build:\n    type: dockerfile\n  runtime:\n    port: 8080\n    replicas: 3\n  domains:\n    - domain: app.example.com\n  autoscaling:\n    enabled: true\n    minReplicas: 3\n    maxReplicas: 9\n    targetCPUUtilizationPercentage: 70\n",
         )
         .unwrap();
         as_preview(
