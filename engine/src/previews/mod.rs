@@ -548,6 +548,22 @@ pub async fn finish_deleting(engine: &Engine, preview: i64) -> Result<bool, Clus
     if !claim(engine, preview, PreviewState::Deleting).await? {
         return Ok(false);
     }
+    match delete_claimed(engine, preview).await {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            // Let the next scan (on any replica) try again at once rather than after the hold.
+            sqlx::query!(
+                "UPDATE previews SET busy_until = NULL WHERE id = $1",
+                preview
+            )
+            .execute(&engine.pool)
+            .await?;
+            Err(e)
+        }
+    }
+}
+
+async fn delete_claimed(engine: &Engine, preview: i64) -> Result<(), ClusterError> {
     let t = target(engine, preview).await?;
     let client = engine
         .cluster(&t.environment)
@@ -627,7 +643,7 @@ pub async fn finish_deleting(engine: &Engine, preview: i64) -> Result<bool, Clus
     tx.commit().await?;
     metrics::counter!("enclii_previews_deleted_total").increment(1);
     tracing::info!(preview, namespace = %t.namespace, "preview deleted");
-    Ok(true)
+    Ok(())
 }
 
 /// Sets every Deployment of the preview's namespace (Enclii's) to `replicas`.
@@ -1060,10 +1076,13 @@ pub(crate) async fn is_preview(
 
 /// The spec of a release as a preview deploys it: one replica, no autoscaler, and only the
 /// platform's own hostname for it (none when the platform has no `domains.generated_suffix`):
-/// the spec's domains are production's, and a pull request must never route them.
+/// the spec's domains are production's, and a pull request must never route them. Scheduled jobs
+/// are left out: with staging's variables, a preview's copy would run staging's work a second
+/// time (its release command still runs: the pull request's code may need it to start).
 pub fn as_preview(spec: &mut enclii_spec::model::Spec, generated: Option<&str>) {
     spec.runtime.replicas = REPLICAS;
     spec.autoscaling = None;
+    spec.jobs.clear();
     spec.domains = generated
         .map(|h| {
             vec![enclii_spec::model::Domain {
@@ -1135,7 +1154,7 @@ mod tests {
     #[test]
     fn a_preview_routes_only_the_platforms_hostname_with_one_replica() {
         let mut file = enclii_spec::parse(
-            "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  build:\n    type: dockerfile\n  runtime:\n    port: 8080\n    replicas: 3\n  domains:\n    - domain: app.example.com\n  autoscaling:\n    enabled: true\n    minReplicas: 3\n    maxReplicas: 9\n    targetCPUUtilizationPercentage: 70\n",
+            "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  build:\n    type: dockerfile\n  runtime:\n    port: 8080\n    replicas: 3\n  domains:\n    - domain: app.example.com\n  autoscaling:\n    enabled: true\n    minReplicas: 3\n    maxReplicas: 9\n    targetCPUUtilizationPercentage: 70\n  jobs:\n    - name: nightly\n      schedule: \"@daily\"\n      command: [./report]\n",
         )
         .unwrap();
         as_preview(
@@ -1145,6 +1164,7 @@ mod tests {
         let spec = &file.service.spec;
         assert_eq!(spec.runtime.replicas, 1);
         assert!(spec.autoscaling.is_none());
+        assert!(spec.jobs.is_empty(), "no scheduled jobs in a preview");
         let hosts: Vec<&str> = spec.domains.iter().map(|d| d.domain.as_str()).collect();
         assert_eq!(hosts, ["web.shop--pr-4.preview.example.net"]);
         as_preview(&mut file.service.spec, None);
