@@ -671,7 +671,7 @@ pub fn repos(ctx: &Context, command: ReposCommand) -> Result<(), Failure> {
                     println!("  Payload URL:  {}", r.webhook_url);
                     println!("  Content type: application/json");
                     println!("  Secret:       {}", r.secret.unwrap_or_default());
-                    println!("  Events:       Just the push event");
+                    println!("  Events:       Pushes, and Pull requests (for previews)");
                     println!(
                         "The secret is shown this once; `enclii repos connect` again makes a new one."
                     );

@@ -464,3 +464,89 @@ async fn enclii_run_prints_the_commands_log_and_exits_with_its_code(pool: PgPool
     .await
     .unwrap();
 }
+
+/// `enclii previews list|wake|delete` against a preview a signed `pull_request` delivery made
+/// (no cluster: the build stays queued, and the delete is left for a connected replica to finish).
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn previews_are_listed_woken_and_deleted_from_the_cli(pool: PgPool) {
+    let sh = start(pool).await;
+    let spec = "apiVersion: enclii.dev/v1
+kind: Service
+metadata:
+  name: web
+  project: shop
+spec:
+  build:
+    type: dockerfile
+    source:
+      git:
+        repository: https://github.com/madfam-io/enclii
+  runtime:
+    port: 8080
+  previews:
+    enabled: true
+";
+    let dir = sh.home.join("previews");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("web.yaml"), spec).unwrap();
+    let file = dir.join("web.yaml");
+    let out = tokio::task::spawn_blocking(move || {
+        ok(&sh.run("./bin/enclii project create shop"));
+        ok(&sh.run(&format!(
+            "./bin/enclii service create --file {}",
+            file.display()
+        )));
+        let repo: serde_json::Value = serde_json::from_str(&ok(
+            &sh.run("./bin/enclii repos connect https://github.com/madfam-io/enclii -o json")
+        ))
+        .unwrap();
+        let body = serde_json::json!({
+            "action": "opened", "number": 5,
+            "pull_request": {"number": 5, "labels": [],
+                "head": {"sha": "a".repeat(40), "ref": "feature", "repo": {"id": 1}},
+                "base": {"sha": "b".repeat(40), "ref": "main", "repo": {"id": 1}}},
+            "repository": {"id": 1, "html_url": "https://github.com/madfam-io/enclii"}
+        })
+        .to_string();
+        let signature = switchyard_engine::pipeline::github::sign(
+            repo["secret"].as_str().unwrap().as_bytes(),
+            body.as_bytes(),
+        );
+        let status = reqwest::blocking::Client::new()
+            .post(format!("{}/webhooks/github", sh.server))
+            .header("x-github-event", "pull_request")
+            .header("x-github-delivery", "cli-pr-5")
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 202);
+        let list = ok(&sh.run("./bin/enclii previews list"));
+        let woken = ok(&sh.run("./bin/enclii previews wake 5"));
+        let deleted = ok(&sh.run("./bin/enclii previews delete 5 -o json"));
+        let missing = sh.run("./bin/enclii previews wake 99");
+        (list, woken, deleted, missing)
+    })
+    .await
+    .unwrap();
+    let (list, woken, deleted, missing) = out;
+    assert!(
+        list.contains("#5") && list.contains("awake") && list.contains("aaaaaaaaaaaa"),
+        "{list}"
+    );
+    assert!(
+        list.contains("created for aaaaaaaaaaaa (opened): building web"),
+        "{list}"
+    );
+    assert!(
+        woken.contains("awake"),
+        "an awake preview is answered as it is: {woken}"
+    );
+    let deleted: Vec<serde_json::Value> = serde_json::from_str(&deleted).unwrap();
+    assert_eq!(
+        deleted[0]["state"], "deleting",
+        "no cluster here to finish it"
+    );
+    assert_eq!(missing.status.code(), Some(5), "not found");
+}
