@@ -346,13 +346,17 @@ async fn for_project(
         .min();
     let names: Vec<String> = eligible.iter().map(|(r, _)| r.name.clone()).collect();
     let (preview, environment, previous_services, created) = match alive {
-        Some(l) => (
-            l.id,
-            l.environment_id
-                .expect("a live preview has its environment"),
-            l.services.clone(),
-            false,
-        ),
+        Some(l) => {
+            let Some(environment) = l.environment_id else {
+                // Its environment was removed under it: finish the preview; the next event of
+                // the pull request makes a new one.
+                let why = format!("pull request #{n}'s environment is gone: deleting the preview");
+                mark_deleting(tx, l.id, None, &why).await?;
+                handled.deleting.push(l.id);
+                return Ok(format!("{slug}: {why}"));
+            };
+            (l.id, environment, l.services.clone(), false)
+        }
         None => {
             let namespace = namespace_for(namespace_prefix, &slug, &env_name);
             if let Err(e) = validate_environment(&namespace, &env_name) {
@@ -647,6 +651,7 @@ async fn delete_claimed(engine: &Engine, preview: i64) -> Result<(), ClusterErro
 }
 
 /// Sets every Deployment of the preview's namespace (Enclii's) to `replicas`.
+#[tracing::instrument(skip(client))]
 async fn scale(
     client: &kube::Client,
     namespace: &str,
@@ -660,9 +665,8 @@ async fn scale(
     );
     let list = api.list(&ListParams::default().labels(&managed)).await?;
     let patch = serde_json::json!({ "spec": { "replicas": replicas } });
-    let params = PatchParams::apply(FIELD_MANAGER);
     let params = PatchParams {
-        field_manager: params.field_manager,
+        field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
     let mut n = 0;
@@ -744,6 +748,7 @@ pub struct Scanned {
 }
 
 /// One pass: every live preview judged at `now` (tests pass a later one instead of waiting).
+#[tracing::instrument(skip(engine))]
 pub async fn scan(engine: &Engine, now: DateTime<Utc>) -> Result<Scanned, ClusterError> {
     let rows = sqlx::query!(
         "SELECT id, state, namespace, touched_at, ttl_hours, sleep_after_minutes FROM previews
@@ -868,6 +873,7 @@ fn cluster_failure(e: ClusterError) -> crate::Error {
 
 /// Wakes a sleeping preview (developer): its Deployments back to one replica, its idle and TTL
 /// clocks restarted.
+#[tracing::instrument(skip(engine, caller))]
 pub async fn wake(
     engine: &Engine,
     caller: Option<&Caller>,
@@ -933,6 +939,7 @@ pub async fn wake(
 }
 
 /// Deletes a preview now (developer), as closing its pull request would.
+#[tracing::instrument(skip(engine, caller))]
 pub async fn delete(
     engine: &Engine,
     caller: Option<&Caller>,
