@@ -684,7 +684,7 @@ pub fn repos(ctx: &Context, command: ReposCommand) -> Result<(), Failure> {
                     println!("  Payload URL:  {}", r.webhook_url);
                     println!("  Content type: application/json");
                     println!("  Secret:       {}", r.secret.unwrap_or_default());
-                    println!("  Events:       Just the push event");
+                    println!("  Events:       Pushes, and Pull requests (for previews)");
                     println!(
                         "The secret is shown this once; `enclii repos connect` again makes a new one."
                     );
@@ -1619,6 +1619,9 @@ pub enum PreviewsCommand {
     Wake {
         /// The pull request's number.
         pr: u32,
+        /// Wait until each of its services has a ready replica again (exit 1 after two minutes).
+        #[arg(long)]
+        wait: bool,
     },
     /// Delete a preview now (namespace, deployments, environment), as closing its pull request would.
     Delete { pr: u32 },
@@ -1673,10 +1676,41 @@ pub fn previews(ctx: &Context, command: PreviewsCommand) -> Result<(), Failure> 
                 client.call(paths::PREVIEWS_LIST, &json!({"project": project}))?;
             show(list);
         }
-        PreviewsCommand::Wake { pr } => {
+        PreviewsCommand::Wake { pr, wait } => {
             let preview: enclii_api::Preview =
                 client.call(paths::PREVIEWS_WAKE, &json!({"project": project, "pr": pr}))?;
+            let environment = preview.environment.clone();
+            let services: Vec<String> = preview.services.iter().map(|s| s.name.clone()).collect();
             show(vec![preview]);
+            if wait {
+                // The live status the Overview tab shows, per service, until each is serving.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+                for service in services {
+                    loop {
+                        let status: Vec<enclii_api::ServiceStatus> = client.call(
+                            paths::STATUS,
+                            &json!({"project": project, "service": service}),
+                        )?;
+                        let ready = status
+                            .iter()
+                            .find(|s| s.environment == environment)
+                            .map_or(0, |s| s.ready);
+                        if ready > 0 {
+                            eprintln!("{service}: {ready} ready");
+                            break;
+                        }
+                        if std::time::Instant::now() > deadline {
+                            return Err(Failure::new(
+                                1,
+                                format!(
+                                    "{service} in {environment} has no ready replica after two minutes"
+                                ),
+                            ));
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(500));
+                    }
+                }
+            }
         }
         PreviewsCommand::Delete { pr } => {
             let preview: enclii_api::Preview = client.call(

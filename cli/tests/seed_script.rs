@@ -18,6 +18,7 @@ const SERVICES: [&str; 6] = [
 ];
 
 struct Shell {
+    engine: switchyard_engine::Engine,
     server: String,
     token: String,
     home: PathBuf,
@@ -98,6 +99,7 @@ HQ04r/84C5gTVLPs2zV486wM95LAgYw/4ptz2JWwWhqq4kNcNaZ3d/qP
     let app = switchyard_server::build_with_pool(settings, pool)
         .await
         .unwrap();
+    let engine = app.engine.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app.router).await.unwrap() });
@@ -109,6 +111,7 @@ HQ04r/84C5gTVLPs2zV486wM95LAgYw/4ptz2JWwWhqq4kNcNaZ3d/qP
     let fixtures =
         Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../spec/fixtures");
     Shell {
+        engine,
         server,
         token,
         home,
@@ -463,4 +466,173 @@ async fn enclii_run_prints_the_commands_log_and_exits_with_its_code(pool: PgPool
     })
     .await
     .unwrap();
+}
+
+/// `enclii previews list|wake|delete` against a preview a signed `pull_request` delivery made
+/// (no cluster: the build stays queued, and the delete is left for a connected replica to finish).
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn previews_are_listed_woken_and_deleted_from_the_cli(pool: PgPool) {
+    let sh = start(pool).await;
+    let spec = "apiVersion: enclii.dev/v1
+kind: Service
+metadata:
+  name: web
+  project: shop
+spec:
+  build:
+    type: dockerfile
+    source:
+      git:
+        repository: https://github.com/madfam-io/enclii
+  runtime:
+    port: 8080
+  previews:
+    enabled: true
+";
+    let dir = sh.home.join("previews");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("web.yaml"), spec).unwrap();
+    let file = dir.join("web.yaml");
+    let out = tokio::task::spawn_blocking(move || {
+        ok(&sh.run("./bin/enclii project create shop"));
+        ok(&sh.run(&format!(
+            "./bin/enclii service create --file {}",
+            file.display()
+        )));
+        let repo: serde_json::Value = serde_json::from_str(&ok(
+            &sh.run("./bin/enclii repos connect https://github.com/madfam-io/enclii -o json")
+        ))
+        .unwrap();
+        open_pull_request(&sh, repo["secret"].as_str().unwrap(), 5, &"a".repeat(40));
+        let list = ok(&sh.run("./bin/enclii previews list"));
+        let woken = ok(&sh.run("./bin/enclii previews wake 5"));
+        let deleted = ok(&sh.run("./bin/enclii previews delete 5 -o json"));
+        let missing = sh.run("./bin/enclii previews wake 99");
+        (list, woken, deleted, missing)
+    })
+    .await
+    .unwrap();
+    let (list, woken, deleted, missing) = out;
+    assert!(
+        list.contains("#5") && list.contains("awake") && list.contains("aaaaaaaaaaaa"),
+        "{list}"
+    );
+    assert!(
+        list.contains("created for aaaaaaaaaaaa (opened): building web"),
+        "{list}"
+    );
+    assert!(
+        woken.contains("awake"),
+        "an awake preview is answered as it is: {woken}"
+    );
+    let deleted: Vec<serde_json::Value> = serde_json::from_str(&deleted).unwrap();
+    assert_eq!(
+        deleted[0]["state"], "deleting",
+        "no cluster here to finish it"
+    );
+    assert_eq!(missing.status.code(), Some(5), "not found");
+}
+
+/// Sends GitHub's `pull_request` `opened` delivery, signed with the repository's secret.
+fn open_pull_request(sh: &Shell, secret: &str, number: u32, sha: &str) {
+    let body = serde_json::json!({
+        "action": "opened", "number": number,
+        "pull_request": {"number": number, "labels": [],
+            "head": {"sha": sha, "ref": "feature", "repo": {"id": 1}},
+            "base": {"sha": "b".repeat(40), "ref": "main", "repo": {"id": 1}}},
+        "repository": {"id": 1, "html_url": "https://github.com/madfam-io/enclii"}
+    })
+    .to_string();
+    let signature = switchyard_engine::pipeline::github::sign(secret.as_bytes(), body.as_bytes());
+    let status = reqwest::blocking::Client::new()
+        .post(format!("{}/webhooks/github", sh.server))
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", format!("cli-pr-{number}"))
+        .header("x-hub-signature-256", signature)
+        .body(body)
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 202);
+}
+
+/// `enclii previews wake N --wait` on the local cluster: returns once the slept preview serves.
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn previews_wake_wait_returns_once_the_preview_serves_again(pool: PgPool) {
+    let cluster = LocalCluster::from_env().await;
+    let settings = cluster_settings(&cluster);
+    let _cleanup = Cleanup(settings.cluster.namespace_prefix.clone());
+    let sh = std::sync::Arc::new(start_with(pool.clone(), settings).await);
+    // `no-traffic`: Prometheus counts no request to it, so the scan may put it to sleep.
+    let spec = "apiVersion: enclii.dev/v1
+kind: Service
+metadata:
+  name: web-no-traffic
+  project: shop
+spec:
+  build:
+    type: dockerfile
+    source:
+      git:
+        repository: https://github.com/madfam-io/enclii
+  runtime:
+    port: 8080
+  previews:
+    enabled: true
+    sleepAfterMinutes: 30
+";
+    let dir = sh.home.join("wake");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("web.yaml"), spec).unwrap();
+    let file = dir.join("web.yaml");
+    let script = sh.clone();
+    tokio::task::spawn_blocking(move || {
+        let sh = script;
+        ok(&sh.run("./bin/enclii project create shop"));
+        ok(&sh.run(&format!(
+            "./bin/enclii service create --file {}",
+            file.display()
+        )));
+        let repo: serde_json::Value = serde_json::from_str(&ok(
+            &sh.run("./bin/enclii repos connect https://github.com/madfam-io/enclii -o json")
+        ))
+        .unwrap();
+        open_pull_request(&sh, repo["secret"].as_str().unwrap(), 6, &"c".repeat(40));
+    })
+    .await
+    .unwrap();
+    // Built and deployed by the server's workers.
+    let mut state = String::new();
+    for _ in 0..600 {
+        state = sqlx::query_scalar::<_, String>(
+            "SELECT state FROM deployments ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+        .unwrap_or_default();
+        if !matches!(state.as_str(), "" | "pending" | "in_progress") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, "succeeded");
+    let slept = switchyard_engine::previews::scan(
+        &sh.engine,
+        chrono::Utc::now() + chrono::Duration::minutes(31),
+    )
+    .await
+    .unwrap();
+    assert_eq!(slept.slept, 1);
+    let script = sh.clone();
+    let out =
+        tokio::task::spawn_blocking(move || script.run("./bin/enclii previews wake 6 --wait"))
+            .await
+            .unwrap();
+    let stdout = ok(&out);
+    assert!(stdout.contains("awake"), "{stdout}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("web-no-traffic: 1 ready"),
+        "{out:?}"
+    );
 }

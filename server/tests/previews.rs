@@ -732,4 +732,94 @@ async fn previews_stay_inside_the_project_whose_repository_signed_the_delivery(p
         .await
         .unwrap();
     assert_eq!(previews, 2);
+
+    // The project page's Previews panel, rendered on the server: state, commit, last event.
+    let page = app
+        .client
+        .get(app.url("/projects/shop"))
+        .bearer_auth(&a_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Pull request previews"), "{page}");
+    assert!(
+        page.contains("#3 · pr-3") && page.contains("555555555555"),
+        "{page}"
+    );
+    assert!(
+        page.contains("created for 555555555555 (opened): building web"),
+        "{page}"
+    );
+}
+
+#[sqlx::test(migrator = "switchyard_engine::db::MIGRATOR")]
+async fn a_preview_that_serves_requests_stays_awake(pool: PgPool) {
+    let (app, cluster) = spawn(pool.clone()).await;
+    let _cleanup = Cleanup(app.engine.settings.cluster.namespace_prefix.clone());
+    let p = "shop";
+    // The simulated pods of this image receive requests; Prometheus scrapes their counters.
+    let (token, secret) = setup(
+        &app,
+        &pool,
+        "owner",
+        p,
+        REPO,
+        &[spec(
+            p,
+            "web",
+            REPO,
+            "    enabled: true\n    sleepAfterMinutes: 30\n",
+        )],
+    )
+    .await;
+    let sha = "6".repeat(40);
+    let (status, body) = deliver(
+        &app,
+        "b-opened",
+        &pr("opened", 10, &sha, &[], false),
+        &secret,
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    wait_deployed(&app, &pool, &token, p, 10, &sha).await;
+    let ns = switchyard_engine::platform::projects::namespace_for(
+        &app.engine.settings.cluster.namespace_prefix,
+        p,
+        "pr-10",
+    );
+    // Wait until Prometheus has counted some of them (two scrapes at least).
+    let prometheus = switchyard_engine::deploy::analysis::Prometheus::new(&cluster.prometheus_url);
+    let query = app
+        .engine
+        .settings
+        .previews
+        .request_count_query
+        .replace("{namespace}", &ns)
+        .replace("{window}", "30m");
+    let mut seen = 0.0;
+    for _ in 0..300 {
+        seen = prometheus.instant(&query).await.unwrap().unwrap_or(0.0);
+        if seen > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen > 0.0,
+        "Prometheus never counted the preview's requests"
+    );
+    // Untouched for longer than sleepAfterMinutes, but serving: not idle.
+    let done =
+        switchyard_engine::previews::scan(&app.engine, Utc::now() + chrono::Duration::minutes(31))
+            .await
+            .unwrap();
+    assert_eq!(done, Default::default());
+    assert_eq!(preview(&app, &token, p, 10).await["state"], "awake");
+    let d = cluster
+        .object("apps/v1", "Deployment", Some(&ns), "web")
+        .await
+        .unwrap();
+    assert_eq!(d["spec"]["replicas"], 1);
 }

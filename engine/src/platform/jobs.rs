@@ -447,6 +447,10 @@ async fn statuses(
     service: &str,
     env: &str,
 ) -> crate::Result<Vec<ScheduledJobStatus>> {
+    // Previews run no scheduled jobs (`previews::as_preview`): nothing to judge or report missed.
+    if crate::previews::is_preview_name(env) {
+        return Ok(Vec::new());
+    }
     let Some(running) = running(engine, project, service, env).await? else {
         return Ok(Vec::new());
     };

@@ -346,13 +346,17 @@ async fn for_project(
         .min();
     let names: Vec<String> = eligible.iter().map(|(r, _)| r.name.clone()).collect();
     let (preview, environment, previous_services, created) = match alive {
-        Some(l) => (
-            l.id,
-            l.environment_id
-                .expect("a live preview has its environment"),
-            l.services.clone(),
-            false,
-        ),
+        Some(l) => {
+            let Some(environment) = l.environment_id else {
+                // Its environment was removed under it: finish the preview; the next event of
+                // the pull request makes a new one.
+                let why = format!("pull request #{n}'s environment is gone: deleting the preview");
+                mark_deleting(tx, l.id, None, &why).await?;
+                handled.deleting.push(l.id);
+                return Ok(format!("{slug}: {why}"));
+            };
+            (l.id, environment, l.services.clone(), false)
+        }
         None => {
             let namespace = namespace_for(namespace_prefix, &slug, &env_name);
             if let Err(e) = validate_environment(&namespace, &env_name) {
@@ -548,6 +552,22 @@ pub async fn finish_deleting(engine: &Engine, preview: i64) -> Result<bool, Clus
     if !claim(engine, preview, PreviewState::Deleting).await? {
         return Ok(false);
     }
+    match delete_claimed(engine, preview).await {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            // Let the next scan (on any replica) try again at once rather than after the hold.
+            sqlx::query!(
+                "UPDATE previews SET busy_until = NULL WHERE id = $1",
+                preview
+            )
+            .execute(&engine.pool)
+            .await?;
+            Err(e)
+        }
+    }
+}
+
+async fn delete_claimed(engine: &Engine, preview: i64) -> Result<(), ClusterError> {
     let t = target(engine, preview).await?;
     let client = engine
         .cluster(&t.environment)
@@ -627,10 +647,11 @@ pub async fn finish_deleting(engine: &Engine, preview: i64) -> Result<bool, Clus
     tx.commit().await?;
     metrics::counter!("enclii_previews_deleted_total").increment(1);
     tracing::info!(preview, namespace = %t.namespace, "preview deleted");
-    Ok(true)
+    Ok(())
 }
 
 /// Sets every Deployment of the preview's namespace (Enclii's) to `replicas`.
+#[tracing::instrument(skip(client))]
 async fn scale(
     client: &kube::Client,
     namespace: &str,
@@ -644,9 +665,8 @@ async fn scale(
     );
     let list = api.list(&ListParams::default().labels(&managed)).await?;
     let patch = serde_json::json!({ "spec": { "replicas": replicas } });
-    let params = PatchParams::apply(FIELD_MANAGER);
     let params = PatchParams {
-        field_manager: params.field_manager,
+        field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
     let mut n = 0;
@@ -728,6 +748,7 @@ pub struct Scanned {
 }
 
 /// One pass: every live preview judged at `now` (tests pass a later one instead of waiting).
+#[tracing::instrument(skip(engine))]
 pub async fn scan(engine: &Engine, now: DateTime<Utc>) -> Result<Scanned, ClusterError> {
     let rows = sqlx::query!(
         "SELECT id, state, namespace, touched_at, ttl_hours, sleep_after_minutes FROM previews
@@ -852,6 +873,7 @@ fn cluster_failure(e: ClusterError) -> crate::Error {
 
 /// Wakes a sleeping preview (developer): its Deployments back to one replica, its idle and TTL
 /// clocks restarted.
+#[tracing::instrument(skip(engine, caller))]
 pub async fn wake(
     engine: &Engine,
     caller: Option<&Caller>,
@@ -917,6 +939,7 @@ pub async fn wake(
 }
 
 /// Deletes a preview now (developer), as closing its pull request would.
+#[tracing::instrument(skip(engine, caller))]
 pub async fn delete(
     engine: &Engine,
     caller: Option<&Caller>,
@@ -1060,10 +1083,13 @@ pub(crate) async fn is_preview(
 
 /// The spec of a release as a preview deploys it: one replica, no autoscaler, and only the
 /// platform's own hostname for it (none when the platform has no `domains.generated_suffix`):
-/// the spec's domains are production's, and a pull request must never route them.
+/// the spec's domains are production's, and a pull request must never route them. Scheduled jobs
+/// are left out: with staging's variables, a preview's copy would run staging's work a second
+/// time (its release command still runs: the pull request's code may need it to start).
 pub fn as_preview(spec: &mut enclii_spec::model::Spec, generated: Option<&str>) {
     spec.runtime.replicas = REPLICAS;
     spec.autoscaling = None;
+    spec.jobs.clear();
     spec.domains = generated
         .map(|h| {
             vec![enclii_spec::model::Domain {
@@ -1135,7 +1161,7 @@ mod tests {
     #[test]
     fn a_preview_routes_only_the_platforms_hostname_with_one_replica() {
         let mut file = enclii_spec::parse(
-            "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  build:\n    type: dockerfile\n  runtime:\n    port: 8080\n    replicas: 3\n  domains:\n    - domain: app.example.com\n  autoscaling:\n    enabled: true\n    minReplicas: 3\n    maxReplicas: 9\n",
+            "apiVersion: enclii.dev/v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  build:\n    type: dockerfile\n  runtime:\n    port: 8080\n    replicas: 3\n  domains:\n    - domain: app.example.com\n  autoscaling:\n    enabled: true\n    minReplicas: 3\n    maxReplicas: 9\n    targetCPUUtilizationPercentage: 70\n  jobs:\n    - name: nightly\n      schedule: \"@daily\"\n      command: [./report]\n",
         )
         .unwrap();
         as_preview(
@@ -1145,6 +1171,7 @@ mod tests {
         let spec = &file.service.spec;
         assert_eq!(spec.runtime.replicas, 1);
         assert!(spec.autoscaling.is_none());
+        assert!(spec.jobs.is_empty(), "no scheduled jobs in a preview");
         let hosts: Vec<&str> = spec.domains.iter().map(|d| d.domain.as_str()).collect();
         assert_eq!(hosts, ["web.shop--pr-4.preview.example.net"]);
         as_preview(&mut file.service.spec, None);
