@@ -197,7 +197,11 @@ async fn main() -> anyhow::Result<()> {
     let committed = committed.lock().unwrap().clone();
     let mut latencies: Vec<Duration> = committed
         .iter()
-        .filter_map(|(id, at)| arrivals.get(id).map(|(got, _)| got.saturating_duration_since(*at)))
+        .filter_map(|(id, at)| {
+            arrivals
+                .get(id)
+                .map(|(got, _)| got.saturating_duration_since(*at))
+        })
         .collect();
     latencies.sort();
     let twice = arrivals.values().filter(|(_, n)| *n > 1).count();
