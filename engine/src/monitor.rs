@@ -735,23 +735,27 @@ async fn record(
             .fetch_optional(&mut *tx)
             .await?
             .unwrap_or_else(|| target.to_owned());
-        match alert {
-            crate::notify::policy::Alert::Unhealthy => {
-                sqlx::query!(
-                    "INSERT INTO status_alerts (target, unhealthy_since) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                    target,
-                    at
-                )
-                .execute(&mut *tx)
-                .await?;
-            }
+        // Announced by whoever changes the alert's row: a second prober (during a handover of
+        // the lock) finds it changed and says nothing.
+        let changed = match alert {
+            crate::notify::policy::Alert::Unhealthy => sqlx::query!(
+                "INSERT INTO status_alerts (target, unhealthy_since) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                target,
+                at
+            )
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
             crate::notify::policy::Alert::Recovered => {
                 sqlx::query!("DELETE FROM status_alerts WHERE target = $1", target)
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected()
             }
+        };
+        if changed == 1 {
+            crate::notify::facts::status(&mut tx, target, &name, alert, &o.detail).await?;
         }
-        crate::notify::facts::status(&mut tx, target, &name, alert, &o.detail).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -145,11 +145,16 @@ pub fn assess(
     let desired = desired(deploy);
     let ready = new_pods.iter().filter(|p| is_ready(p)).count() as i32;
     let all = |v: Option<i32>| v.unwrap_or(0) >= desired;
+    // Old pods still counted (`replicas` above `updatedReplicas`) are still in the Service's
+    // endpoints: the new release does not serve all the traffic yet (`kubectl rollout status`'s
+    // "old replicas are pending termination").
+    let old_pods_gone = status.replicas.unwrap_or(0) <= status.updated_replicas.unwrap_or(0);
     if desired > 0
         && ready >= desired
         && all(status.updated_replicas)
         && all(status.ready_replicas)
         && all(status.available_replicas)
+        && old_pods_gone
     {
         Progress::Succeeded { ready }
     } else {
@@ -307,6 +312,26 @@ mod tests {
                 ready: 0,
                 desired: 1
             }
+        );
+    }
+
+    #[test]
+    fn success_waits_for_the_old_pods_to_be_gone() {
+        let mut d = deploy(2, 2, 2, 2, ("True", "ReplicaSetUpdated"));
+        // Two new pods ready, one old one still counted: it still gets traffic.
+        d.status.as_mut().unwrap().replicas = Some(3);
+        let pods = [pod("r2", true, None), pod("r2", true, None)];
+        assert_eq!(
+            assess(&d, &pods, "r2", now()),
+            Progress::Waiting {
+                ready: 2,
+                desired: 2
+            }
+        );
+        d.status.as_mut().unwrap().replicas = Some(2);
+        assert_eq!(
+            assess(&d, &pods, "r2", now()),
+            Progress::Succeeded { ready: 2 }
         );
     }
 

@@ -139,7 +139,10 @@ pub async fn drive_one(
     let Some(claimed) = claimed else {
         return Ok(false);
     };
-    announce_start(&mut tx, claimed.id, claimed.first_start).await?;
+    if !starts(&mut tx, claimed.id, claimed.first_start).await? {
+        tx.commit().await?;
+        return Ok(false);
+    }
     tx.commit().await?;
     let driver = Driver {
         prometheus: prometheus(&engine),
@@ -180,24 +183,47 @@ pub async fn claim(pool: &PgPool, replica: &str, lease: Duration) -> sqlx::Resul
     )
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(c) = &claimed {
-        announce_start(&mut tx, c.id, c.first_start).await?;
-    }
+    let claimed = match claimed {
+        Some(c) if starts(&mut tx, c.id, c.first_start).await? => Some(c.id),
+        _ => None,
+    };
     tx.commit().await?;
-    Ok(claimed.map(|c| c.id))
+    Ok(claimed)
 }
 
-/// A deployment's first claim is its start (`started_at` set now, in this transaction); a later
-/// claim after an expired lease is the same deployment resumed, not news.
-async fn announce_start(
-    tx: &mut sqlx::PgConnection,
-    id: i64,
-    first_start: bool,
-) -> sqlx::Result<()> {
-    if first_start {
-        crate::notify::facts::deployment(tx, id, "in_progress", "").await?;
+/// In the claim's transaction, whether a claimed deployment starts. Its first claim is its start:
+/// unless a freeze window began after it was requested (it waited behind another deployment, or
+/// for a worker) — then it goes back to waiting, held until the window ends, as a request made now
+/// would be (`platform/freezes.rs`; rollbacks and forced deployments are never held). The start is
+/// announced (`notify`) with the change. A later claim after an expired lease is the same
+/// deployment resumed: it goes on, and is not news.
+async fn starts(tx: &mut sqlx::PgConnection, id: i64, first_start: bool) -> sqlx::Result<bool> {
+    if !first_start {
+        return Ok(true);
     }
-    Ok(())
+    let d = sqlx::query!(
+        r#"SELECT environment_id, strategy, forced_by IS NOT NULL AS "forced!" FROM deployments WHERE id = $1"#,
+        id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if d.strategy != "rollback" && !d.forced {
+        if let Some(freeze) = crate::platform::freezes::active(&mut *tx, d.environment_id).await? {
+            sqlx::query!(
+                "UPDATE deployments SET state = 'pending', started_at = NULL, lease_owner = NULL,
+                        lease_until = NULL, held_until = $2, state_reason = $3
+                 WHERE id = $1",
+                id,
+                freeze.until,
+                crate::platform::freezes::held_reason(&freeze)
+            )
+            .execute(&mut *tx)
+            .await?;
+            return Ok(false);
+        }
+    }
+    crate::notify::facts::deployment(tx, id, "in_progress", "").await?;
+    Ok(true)
 }
 
 /// Why a driver stops before a terminal state.

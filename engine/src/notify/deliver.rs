@@ -32,8 +32,11 @@ use super::{CHANNEL, DestinationKind, EventKind, Facts, facts, render};
 use crate::Engine;
 use crate::config::{NotificationSettings, SmtpSecurity, SmtpSettings};
 
-/// Deliveries claimed at once, and sent concurrently.
-const BATCH: i64 = 16;
+/// Deliveries claimed at once.
+const BATCH: i64 = 8;
+/// Sent at once: each may hold a pooled connection (its destination's row lock), and the pool is
+/// shared with the deploy driver, which must never wait for notifications.
+const CONCURRENT: usize = 4;
 
 /// Claims and sends deliveries until the replica stops.
 pub async fn run(engine: Engine, replica: String) {
@@ -69,7 +72,7 @@ pub async fn run(engine: Engine, replica: String) {
             Ok(batch) if !batch.is_empty() => {
                 let full = batch.len() as i64 == BATCH;
                 futures::stream::iter(batch)
-                    .for_each_concurrent(BATCH as usize, |claimed| {
+                    .for_each_concurrent(CONCURRENT, |claimed| {
                         let (engine, http, token) = (&engine, &http, token.as_str());
                         async move {
                             if let Err(error) = process(engine, http, token, claimed).await {
@@ -125,6 +128,7 @@ struct Claimed {
     destination_id: Uuid,
     state: String,
     attempts: i32,
+    kind: String,
 }
 
 async fn claim(
@@ -140,7 +144,8 @@ async fn claim(
                           AND (lease_until IS NULL OR lease_until < now())
                         ORDER BY next_attempt_at, id
                         FOR UPDATE SKIP LOCKED LIMIT $3)
-           RETURNING id, event_id, destination_id, state, attempts"#,
+           RETURNING id, event_id, destination_id, state, attempts,
+                     (SELECT kind FROM notification_events e WHERE e.id = event_id) AS "kind!""#,
         token,
         settings.lease_secs.max(5) as f64,
         BATCH
@@ -166,7 +171,9 @@ async fn process(
     claimed: Claimed,
 ) -> sqlx::Result<()> {
     let settings = &engine.settings.notifications;
-    let outgoing = if claimed.attempts == 0 {
+    // A digest was admitted when it was made (a crash before its first attempt must not fold it
+    // into another digest); every other first attempt asks the rate limit.
+    let outgoing = if claimed.attempts == 0 && claimed.kind != EventKind::Digest.as_str() {
         match admit(engine, token, &claimed).await? {
             Some(o) => o,
             None => return Ok(()),
@@ -205,8 +212,9 @@ async fn admit(engine: &Engine, token: &str, claimed: &Claimed) -> sqlx::Result<
     let settings = &engine.settings.notifications;
     let mut tx = engine.pool.begin().await?;
     let Some(dest) = sqlx::query!(
-        "SELECT d.window_started_at, d.window_sent, p.slug FROM notification_destinations d
-         JOIN projects p ON p.id = d.project_id WHERE d.id = $1 FOR UPDATE OF d",
+        r#"SELECT d.window_started_at, d.window_sent, p.slug, now() AS "now!"
+           FROM notification_destinations d
+           JOIN projects p ON p.id = d.project_id WHERE d.id = $1 FOR UPDATE OF d"#,
         claimed.destination_id
     )
     .fetch_optional(&mut *tx)
@@ -233,7 +241,8 @@ async fn admit(engine: &Engine, token: &str, claimed: &Claimed) -> sqlx::Result<
         started_at: dest.window_started_at,
         sent: dest.window_sent.max(0) as u32,
     };
-    match policy::admit(current, limit, Utc::now()) {
+    // The database's clock, the one the claim compares `next_attempt_at` with.
+    match policy::admit(current, limit, dest.now) {
         Admission::Hold { until } => {
             sqlx::query!(
                 "UPDATE notification_deliveries SET state = 'held', next_attempt_at = $3,
@@ -506,7 +515,7 @@ async fn send(
                     if status.is_success() {
                         return (Attempt::Delivered, code, None);
                     }
-                    let text = response.text().await.unwrap_or_default();
+                    let text = first_bytes(response, 1024).await;
                     let said: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
                     let error = Some(format!("HTTP {status}: {said}").trim_end().to_owned());
                     let transient =
@@ -529,6 +538,19 @@ async fn send(
             destination,
         } => send_email(engine, recipients, *destination, out).await,
     }
+}
+
+/// The start of a response's body: a receiver may answer with an endless one.
+async fn first_bytes(mut response: reqwest::Response, limit: usize) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(limit);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// An error and its causes in one line ("error sending request: client error (Connect): tcp

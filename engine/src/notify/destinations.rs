@@ -21,6 +21,9 @@ use crate::audit;
 use crate::auth::{Action, Caller};
 use crate::platform::project_access;
 
+/// Destinations a project may have.
+pub const MAX_PER_PROJECT: i64 = 20;
+
 /// Associated data of a destination's sealed URL and signing secret: a ciphertext copied onto
 /// another row (or from one field to the other) does not open.
 pub fn url_aad(id: Uuid) -> String {
@@ -242,6 +245,21 @@ pub async fn add(
     let event_names: Vec<String> = events.iter().map(|e| e.as_str().to_owned()).collect();
     let environments = (!environments.is_empty()).then_some(environments);
     let mut tx = engine.pool.begin().await?;
+    // Bounded: a destination's rate limit is its own, so many destinations would multiply what a
+    // project can send through the platform (its SMTP server above all).
+    let count: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM notification_destinations WHERE project_id = $1"#,
+        project.id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if count >= MAX_PER_PROJECT {
+        return Err(ApiError::conflict(format!(
+            "project {} has {MAX_PER_PROJECT} destinations, the most a project may have: remove one first",
+            project.slug
+        ))
+        .into());
+    }
     let row = sqlx::query_as!(
         DestinationRow,
         r#"INSERT INTO notification_destinations

@@ -247,8 +247,9 @@ async fn drive(engine: &Engine, clusters: &Clusters, id: i64, replica: &str) -> 
             };
             let mut tx = pool.begin().await?;
             let release = sqlx::query!(
-                r#"INSERT INTO releases (service_id, spec_revision, image_ref, image_digest, git_repository, git_commit, sbom_ref, provenance_ref)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"#,
+                r#"INSERT INTO releases (service_id, spec_revision, image_ref, image_digest, git_repository, git_commit, sbom_ref, provenance_ref, built_for_preview)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                           EXISTS (SELECT 1 FROM previews WHERE environment_id = $9)) RETURNING id"#,
                 row.service_id,
                 row.spec_revision,
                 image,
@@ -256,7 +257,8 @@ async fn drive(engine: &Engine, clusters: &Clusters, id: i64, replica: &str) -> 
                 row.git_repository,
                 row.git_ref,
                 outcome.sbom_ref,
-                outcome.provenance_ref
+                outcome.provenance_ref,
+                row.environment_id
             )
             .fetch_one(&mut *tx)
             .await?;

@@ -182,9 +182,14 @@ pub(crate) async fn leave(
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = row else { return Ok(()) };
-            super::deployments::make_way(&mut *tx, row.service_id, row.environment_id, caller)
-                .await?;
-            super::freezes::hold(&mut *tx, id, row.environment_id).await?;
+            // Held by a freeze, it does not withdraw what runs now (as a new request would not).
+            if super::freezes::hold(&mut *tx, id, row.environment_id)
+                .await?
+                .is_none()
+            {
+                super::deployments::make_way(&mut *tx, row.service_id, row.environment_id, caller)
+                    .await?;
+            }
             sqlx::query!("SELECT pg_notify('enclii_deployments', $1)", id.to_string())
                 .execute(&mut *tx)
                 .await?;

@@ -84,7 +84,9 @@ pub async fn create(
             .map(|r| (r.id, r.image_ref, r.spec_revision))?
         }
         None => sqlx::query!(
-            "SELECT id, image_ref, spec_revision FROM releases WHERE service_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+            // Never a pull request's preview build: that is unmerged code.
+            "SELECT id, image_ref, spec_revision FROM releases WHERE service_id = $1 AND NOT built_for_preview
+             ORDER BY created_at DESC, id DESC LIMIT 1",
             service.id
         )
         .fetch_optional(&mut *tx)
@@ -278,12 +280,16 @@ async fn insert(
         let reason = super::approvals::enter(&mut *tx, row.id, policy).await?;
         (DeploymentState::AwaitingApproval, Some(reason))
     } else {
-        make_way(&mut *tx, t.service_id, t.environment_id, caller).await?;
         let held = if rollback {
             None
         } else {
             super::freezes::hold(&mut *tx, row.id, t.environment_id).await?
         };
+        // A held deployment does not withdraw what runs now: it would leave the stable release
+        // serving for the whole freeze for nothing. It takes its turn when the freeze ends.
+        if held.is_none() {
+            make_way(&mut *tx, t.service_id, t.environment_id, caller).await?;
+        }
         (
             DeploymentState::Pending,
             held.as_ref().map(super::freezes::held_reason),
@@ -464,11 +470,27 @@ pub async fn rollback(
         Some(id) => {
             let id =
                 uuid::Uuid::parse_str(id).map_err(|_| ApiError::invalid("not a release id"))?;
-            sqlx::query!("SELECT id, image_ref, spec_revision FROM releases WHERE id = $1 AND service_id = $2", id, ids.service_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| (r.id, r.image_ref, r.spec_revision))
-                .ok_or_else(|| ApiError::not_found("no such release of this service"))?
+            // Only back to a release this environment ran: a rollback skips approvals and
+            // freezes, so it must not carry a release that never passed them here.
+            let found = sqlx::query!(
+                r#"SELECT r.id, r.image_ref, r.spec_revision,
+                          EXISTS (SELECT 1 FROM deployments d WHERE d.release_id = r.id
+                                  AND d.environment_id = $3 AND d.state = 'succeeded') AS "ran_here!"
+                   FROM releases r WHERE r.id = $1 AND r.service_id = $2"#,
+                id,
+                ids.service_id,
+                ids.environment_id
+            )
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such release of this service"))?;
+            if !found.ran_here {
+                return Err(ApiError::conflict(format!(
+                    "release {id} never ran successfully in {environment}: a rollback returns to a release that did; deploy this one instead (its approvals and freeze windows apply)"
+                ))
+                .into());
+            }
+            (found.id, found.image_ref, found.spec_revision)
         }
         None => {
             let ran: Vec<(uuid::Uuid, String, i32)> = sqlx::query!(

@@ -208,6 +208,13 @@ async fn mark_deleting(
         .execute(&mut *tx)
         .await?;
         sqlx::query!(
+            "UPDATE deployments SET requested_action = 'abort'
+             WHERE environment_id = $1 AND state = 'in_progress'",
+            env
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
             "UPDATE deployments SET state = 'superseded', state_reason = 'the preview is being deleted', finished_at = now()
              WHERE environment_id = $1 AND state = 'pending'",
             env
@@ -509,6 +516,10 @@ pub enum ClusterError {
     Db(#[from] sqlx::Error),
     #[error("this server is not connected to a cluster")]
     NotConnected,
+    /// A deployment of the preview is still being driven: deleting now would let its driver
+    /// recreate what was deleted. It was asked to stop; the next scan deletes.
+    #[error("a deployment of the preview is still in progress; deleting once it has stopped")]
+    Busy,
 }
 
 /// Takes the preview for this replica if it is in `state` and no other replica holds it.
@@ -578,6 +589,15 @@ async fn delete_claimed(engine: &Engine, preview: i64) -> Result<(), ClusterErro
     };
     let mut said = Vec::new();
     if let Some(env) = t.environment_id {
+        let driven = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM deployments WHERE environment_id = $1 AND state = 'in_progress') AS "driven!""#,
+            env
+        )
+        .fetch_one(&engine.pool)
+        .await?;
+        if driven {
+            return Err(ClusterError::Busy);
+        }
         // Builds still running: their Jobs go now (their rows go with the environment).
         let jobs = sqlx::query_scalar!(
             r#"SELECT job_name AS "job_name!" FROM builds WHERE environment_id = $1 AND state = 'running' AND job_name IS NOT NULL"#,
@@ -860,6 +880,10 @@ fn cluster_failure(e: ClusterError) -> crate::Error {
         ClusterError::NotConnected => ApiError::Unavailable {
             message: "this server is not connected to a cluster".into(),
         }
+        .into(),
+        ClusterError::Busy => ApiError::conflict(
+            "a deployment of the preview is still in progress: it was asked to stop, and the preview is deleted once it has",
+        )
         .into(),
         ClusterError::Kube(e) => {
             tracing::warn!(error = %e, "the cluster refused a preview action");
