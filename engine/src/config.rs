@@ -906,23 +906,23 @@ mod tests {
             None,
             env(&[
                 ("DATABASE__URL", "postgres://x"),
-                ("DATABASE__MAX_CONNECTIONS", "5"),
+                ("DATABASE__MAX_CONNECTIONS", "4"),
             ]),
         )
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("database.max_connections must be at least 6") && err.contains("got 5"),
+            err.contains("database.max_connections must be at least 5") && err.contains("got 4"),
             "{err}"
         );
         let fits = Settings::load_from(
             None,
             env(&[
                 ("DATABASE__URL", "postgres://x"),
-                ("DATABASE__MAX_CONNECTIONS", "6"),
+                ("DATABASE__MAX_CONNECTIONS", "5"),
             ]),
         );
-        assert_eq!(fits.unwrap().database.max_connections, 6);
+        assert_eq!(fits.unwrap().database.max_connections, 5);
     }
 
     #[test]

@@ -21,11 +21,11 @@ pub enum DbError {
 }
 
 /// Connections that stay checked out of the pool for as long as the process runs: one `LISTEN`
-/// each for deployment events (`events::run`), the deploy worker (`deploy::worker::run`), the
-/// builder (`pipeline::builder::run`) and the notifications' delivery worker (`notify::deliver`). A pool no larger than this starves every request (found
+/// each for deployment events (`events::run`, which also wakes the notifications' delivery
+/// worker), the deploy worker (`deploy::worker::run`) and the builder (`pipeline::builder::run`). A pool no larger than this starves every request (found
 /// with `max_connections = 2`: each page waited 5 s for a connection, then failed), so the
 /// configuration must leave room above it.
-pub const LISTENER_CONNECTIONS: u32 = 4;
+pub const LISTENER_CONNECTIONS: u32 = 3;
 
 /// How long a pooled connection may sit unused before it is checked again when handed out.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(30);

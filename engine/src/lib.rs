@@ -42,6 +42,8 @@ pub struct Engine {
     pub kube: Arc<std::sync::OnceLock<deploy::Clusters>>,
     /// Ids of deployments that changed (see [`events`]).
     pub deployment_events: tokio::sync::broadcast::Sender<i64>,
+    /// Woken when the notifications outbox has something new (see [`events`], [`notify::deliver`]).
+    pub outbox_wake: Arc<tokio::sync::Notify>,
     /// Prometheus for the charts: `canary.prometheus_url`, or the sandbox's once it has started.
     pub prometheus: Arc<std::sync::OnceLock<Arc<deploy::analysis::Prometheus>>>,
     /// The charts of the current minute (see [`platform::metrics::ChartCache`]).
@@ -90,6 +92,7 @@ impl Engine {
             secrets,
             kube: Arc::new(std::sync::OnceLock::new()),
             deployment_events: events::channel(),
+            outbox_wake: Arc::default(),
             prometheus: Arc::new(std::sync::OnceLock::new()),
             charts: Arc::default(),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),

@@ -49,6 +49,7 @@ pub async fn build_with_pool(settings: Settings, pool: sqlx::PgPool) -> anyhow::
     tokio::spawn(switchyard_engine::events::run(
         engine.pool.clone(),
         engine.deployment_events.clone(),
+        engine.outbox_wake.clone(),
     ));
     start_cluster(&engine).await?;
     if let Some(url) = engine.settings.canary.prometheus_url.clone() {

@@ -24,11 +24,10 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
 use super::policy::{self, Admission, Attempt, Next, RateLimit, Retries, Window};
-use super::{CHANNEL, DestinationKind, EventKind, Facts, facts, render};
+use super::{DestinationKind, EventKind, Facts, facts, render};
 use crate::Engine;
 use crate::config::{NotificationSettings, SmtpSecurity, SmtpSettings};
 
@@ -47,13 +46,6 @@ pub async fn run(engine: Engine, replica: String) {
             tracing::error!(%error, "notifications: could not build the HTTP client; not delivering");
             return;
         }
-    };
-    let mut listener = match PgListener::connect_with(&engine.pool).await {
-        Ok(mut l) => match l.listen(CHANNEL).await {
-            Ok(()) => Some(l),
-            Err(_) => None,
-        },
-        Err(_) => None,
     };
     let mut stopping = engine.stopping.subscribe();
     let mut swept_at: Option<std::time::Instant> = None;
@@ -92,19 +84,11 @@ pub async fn run(engine: Engine, replica: String) {
                 continue;
             }
         }
-        // New events notify at once; the timeout catches retries and held deliveries coming due.
-        let woke = tokio::select! {
-            woke = async {
-                match listener.as_mut() {
-                    Some(l) => tokio::time::timeout(Duration::from_secs(1), l.recv()).await,
-                    None => Ok(Err(sqlx::Error::PoolClosed)),
-                }
-            } => woke,
-            _ = stopping.changed() => continue,
-        };
-        if let Ok(Err(_)) = woke {
-            listener = None;
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        // New events wake it at once (`events::run` hears the outbox's channel); the timeout
+        // catches retries and held deliveries coming due, and a lost wake-up.
+        tokio::select! {
+            _ = tokio::time::timeout(Duration::from_secs(1), engine.outbox_wake.notified()) => {}
+            _ = stopping.changed() => {}
         }
     }
 }
