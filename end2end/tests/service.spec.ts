@@ -14,7 +14,7 @@ test("a service's status goes live from not deployed to ready, and its logs stre
   expect((await page.request.post("/api/services/import", { data: { spec }, headers })).status()).toBe(200);
 
   await page.goto(`/projects/${project}`);
-  await page.getByRole("link", { name: "web" }).click();
+  await page.getByRole("link", { name: "web", exact: true }).click();
   await expect(page).toHaveURL(new RegExp(`/projects/${project}/services/web$`));
   await expect(page.locator("#app")).toHaveAttribute("data-hydrated", "true");
   await expect(page.getByTestId("status-production").getByTestId("replicas")).toHaveText("not deployed");
